@@ -1,0 +1,41 @@
+# QuickSketch: `make demo` runs the main job, `make test` runs every test.
+# Both create .venv and install what they need on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# The README's test command: unit tests, the browser test and the notebooks.
+PYTEST_ARGS := tests notebooks --nbval --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
+
+.PHONY: demo test install lab bench clean help
+
+help:
+	@echo "make demo    set up .venv, then data -> train (short) -> evaluate -> export ONNX -> predict"
+	@echo "make test    set up .venv, then run all tests (pytest $(PYTEST_ARGS))"
+	@echo "make lab     open the notebooks in JupyterLab"
+	@echo "make bench   benchmark training and inference speed"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/quicksketch demo
+
+# pytest exits 5 when it collected no tests: that is a failure here.
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+bench: $(STAMP)
+	$(BIN)/quicksketch bench --quick
+
+clean:
+	rm -rf $(VENV) .pytest_cache artifacts

@@ -1,0 +1,263 @@
+"""The ``quicksketch`` command line (also ``python -m quicksketch_lib``).
+
+Each subcommand is a thin layer over the library: parse, call, print. Errors a
+user can fix end in one line ``error: ...`` and an exit code:
+
+    0 success    2 bad usage (argparse)    3 bad input: data, checkpoint or file
+    4 download failed (offline, unknown class, server error)    1 anything unexpected
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from .errors import DataError, DownloadError, QuickSketchError
+
+EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_DOWNLOAD = 0, 1, 2, 3, 4
+DEFAULT_OUT = "models/sketchcnn.pt"
+
+
+# --------------------------------------------------------------------------- subcommands
+def cmd_doctor(args) -> int:
+    from .device import doctor_report, format_report
+
+    report = doctor_report()
+    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    return EXIT_OK
+
+
+def cmd_subset(args) -> int:
+    from .data import make_subset
+
+    written = make_subset(args.src, args.dst, args.per_class, args.classes, args.seed)
+    print(f"wrote {sum(written.values()):,} drawings in {len(written)} classes to {args.dst}")
+    return EXIT_OK
+
+
+def cmd_train(args) -> int:
+    from .data import find_data, load_folder
+    from .model import ModelConfig, SketchCNN
+    from .recipes import recipe_config
+    from .training import fit, history_path
+
+    config = recipe_config(
+        args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        device=args.device, precision=args.precision, compile=args.compile or None,
+        channels_last=False if args.no_channels_last else None, num_threads=args.threads,
+        max_batches=args.max_batches)
+    source = find_data(args.data)
+    print(source.describe())
+    data = load_folder(source.path, classes=args.classes, per_class=args.per_class)
+    print(data.describe())
+    model = SketchCNN(ModelConfig(num_classes=len(data.classes)))
+    result = fit(model, data, config, out=args.out, resume=args.resume, progress=not args.quiet)
+    print(f"held-out accuracy {result.val_accuracy:.2%} after {len(result.history)} epochs")
+    print(f"saved {args.out} (history: {history_path(args.out)})")
+    return EXIT_OK
+
+
+def cmd_evaluate(args) -> int:
+    from .checkpoint import load_checkpoint
+    from .data import load_folder
+    from .evaluation import evaluate, save_confusion_png
+
+    ckpt = load_checkpoint(args.checkpoint)
+    same_root = Path(ckpt.data.get("root") or "\0").resolve() == Path(args.data).resolve()
+    per_class = args.per_class or (ckpt.data.get("per_class") if same_root else None)
+    data = load_folder(args.data, classes=ckpt.classes, per_class=per_class)
+    report = evaluate(ckpt, data, tta_flip=args.tta_flip)
+    print(report.format_text())
+    if args.json:
+        print(f"wrote {report.save_json(args.json)}")
+    if args.png:
+        print(f"wrote {save_confusion_png(report, args.png)}")
+    return EXIT_OK
+
+
+def cmd_predict(args) -> int:
+    from .inference import Predictor, load_inputs
+
+    predictor = Predictor.from_checkpoint(args.checkpoint, backend=args.backend)
+    names, drawings = load_inputs(args.inputs)
+    results = predictor.predict(drawings, top_k=args.top_k)
+    if args.json:
+        print(json.dumps([{"input": n, "top_k": [{"class": c, "probability": p} for c, p in r]}
+                          for n, r in zip(names, results)], indent=1))
+        return EXIT_OK
+    for name, guesses in zip(names, results):
+        print(f"{name}: " + ", ".join(f"{c} {p:.1%}" for c, p in guesses))
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from .export import export_onnx
+
+    print(export_onnx(args.checkpoint, args.out, opset=args.opset).describe())
+    return EXIT_OK
+
+
+def cmd_download(args) -> int:
+    from .download import download_classes
+
+    from .demo import THE_TEN
+
+    paths = download_classes(args.classes or THE_TEN, args.out, per_class=args.per_class, source=args.source,
+                             fmt=args.format, progress=not args.quiet)
+    print(f"wrote {len(paths)} file(s) to {args.out}")
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(epochs=args.epochs, per_class=args.per_class, out=args.out, offline=args.offline)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="quicksketch",
+        description="QuickSketch: classify 28x28 Quick, Draw! sketches with SketchCNN.",
+        epilog="Exit codes: 0 ok, 2 bad usage, 3 bad data/checkpoint/input, 4 download failed, 1 unexpected.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("doctor", help="check torch, CUDA/MPS/CPU and what the trainer will use",
+                       description="Report torch version, CUDA/MPS/CPU, GPU name and memory, bf16 support, "
+                                   "thread count, and the device and precision the trainer will pick.")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.set_defaults(func=cmd_doctor)
+
+    s = sub.add_parser("subset", help="make a deterministic per-class subset of a data folder",
+                       description="Copy a seeded random sample of N drawings per class from SRC to DST. "
+                                   "Files are memory-mapped: full-size class files are never read whole.")
+    s.add_argument("src", help="data folder with one <class>.npy per class")
+    s.add_argument("dst", help="folder to write the subset to")
+    s.add_argument("--per-class", type=int, required=True, metavar="N", help="drawings per class")
+    s.add_argument("--classes", nargs="+", metavar="NAME", help="only these classes (default: all)")
+    s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    s.set_defaults(func=cmd_subset)
+
+    s = sub.add_parser("train", help="train SketchCNN on a data folder",
+                       description="Train SketchCNN. Defaults are the original recipe (Adam 1e-3, wd 1e-4, "
+                                   "StepLR(10, 0.5), 20 epochs, batch 256, 90/10 split), on the fast path "
+                                   "(bf16 autocast + channels_last where the hardware has it). A checkpoint "
+                                   "is saved after every epoch; --resume continues an interrupted run.")
+    s.add_argument("--data", help="data folder (default: $QUICKSKETCH_DATA, data/quickdraw, "
+                                  "else the offline default of synthetic doodles)")
+    s.add_argument("--recipe", default="original", help="named recipe: original (default) or quicksketch")
+    s.add_argument("--epochs", type=int, help="epochs (recipe default: 20)")
+    s.add_argument("--batch-size", type=int, help="batch size (default 256)")
+    s.add_argument("--lr", type=float, help="learning rate (recipe default)")
+    s.add_argument("--seed", type=int, help="seed for split, init and batch order (default 0)")
+    s.add_argument("--out", default=DEFAULT_OUT, help=f"checkpoint path (default {DEFAULT_OUT})")
+    s.add_argument("--resume", action="store_true", help="continue the run saved at --out")
+    s.add_argument("--classes", nargs="+", metavar="NAME", help="train on these classes only")
+    s.add_argument("--per-class", type=int, metavar="N", help="use at most N drawings per class")
+    s.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
+    s.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="autocast precision (default auto: bf16 where fast, else fp32)")
+    s.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory format")
+    s.add_argument("--compile", action="store_true", help="torch.compile the model")
+    s.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    s.add_argument("--max-batches", type=int, metavar="N", help="cap batches per epoch (quick runs)")
+    s.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="accuracy, top-3, per-class precision/recall, confusion, ECE",
+                       description="Evaluate a checkpoint. On the folder it was trained on, only its "
+                                   "recorded held-out split is used; on any other folder, every drawing.")
+    s.add_argument("checkpoint", help="checkpoint .pt")
+    s.add_argument("--data", required=True, help="data folder")
+    s.add_argument("--per-class", type=int, metavar="N", help="at most N drawings per class "
+                                                              "(default: as in training, same folder)")
+    s.add_argument("--json", metavar="OUT.json", help="write all metrics as JSON")
+    s.add_argument("--png", metavar="OUT.png", help="write the confusion matrix as a PNG")
+    s.add_argument("--tta-flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="average with mirrored drawings (default: as the recipe says)")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("predict", help="top-k guesses for .npy rows or PNG/JPEG drawings",
+                       description="Print the top-k classes for each drawing: rows of a .npy file "
+                                   "((N, 784) or (N, 28, 28) uint8) or images of any size, dark on light "
+                                   "or light on dark.")
+    s.add_argument("checkpoint", help="checkpoint .pt (or an exported .onnx)")
+    s.add_argument("inputs", nargs="+", metavar="INPUT", help=".npy, .png, .jpg ...")
+    s.add_argument("--top-k", type=int, default=5, help="how many guesses (default 5)")
+    s.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
+                   help="auto: the exported .onnx beside the checkpoint if present, else PyTorch")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("export", help="export a checkpoint to ONNX, verified against PyTorch",
+                       description="Write one self-contained .onnx (dynamic batch axis, class names and "
+                                   "normalisation in its metadata) and check onnxruntime against PyTorch.")
+    s.add_argument("checkpoint", help="checkpoint .pt")
+    s.add_argument("--out", help="output .onnx (default: beside the checkpoint)")
+    s.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("download", help="download real Quick Draw data (only the rows needed)",
+                       description="Fetch Google's numpy_bitmap files (or raw/simplified .ndjson strokes) "
+                                   "and write per-class subsets in the project's data format.")
+    s.add_argument("--classes", nargs="+", default=None, metavar="NAME",
+                   help="official class names, spaces kept (default: the ten)")
+    s.add_argument("--per-class", type=int, default=5000, metavar="N", help="drawings per class (default 5000)")
+    s.add_argument("--out", default="data/quickdraw", help="output folder (default data/quickdraw)")
+    s.add_argument("--source", help="another base URL or a local folder")
+    s.add_argument("--format", default="npy", help="npy (default), ndjson-raw or ndjson-simplified")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_download)
+
+    s = sub.add_parser("demo", help="the main job: data, a short training run, evaluate, export, predict",
+                       description="Use data/quickdraw if present, else download the ten classes when "
+                                   "online, else generate the offline default (synthetic doodles); train "
+                                   "a short run, evaluate, export to ONNX and predict a few drawings.")
+    s.add_argument("--epochs", type=int, default=3, help="epochs of the short run (default 3)")
+    s.add_argument("--per-class", type=int, default=1500, help="drawings per class used (default 1500)")
+    s.add_argument("--out", default="models/demo.pt", help="checkpoint path (default models/demo.pt)")
+    s.add_argument("--offline", action="store_true", help="never try to download")
+    s.set_defaults(func=cmd_demo)
+
+    _add_optional(sub, "bench", "quicksketch_lib.bench")
+    return p
+
+
+def _add_optional(sub, name: str, module: str) -> None:
+    """Subcommands whose module adds its own parser (``add_parser(sub)``), when present."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return
+    mod.add_parser(sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+            return args.func(args)
+    except DownloadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DOWNLOAD
+    except (QuickSketchError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted; a checkpoint saved after the last full epoch can be resumed with --resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

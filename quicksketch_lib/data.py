@@ -1,0 +1,390 @@
+"""The data layer: folders of ``<class>.npy`` files, splits and batches.
+
+A data folder holds one ``<class>.npy`` per class, each ``(N, 784)`` uint8
+(Google's ``numpy_bitmap`` format: 0 = background, 255 = ink). Files are read
+memory-mapped, labels come from the sorted file names, and drawings stay uint8
+until a batch is built.
+
+Two ways to read drawings:
+
+* :class:`QuickDrawNPY` -- a per-sample ``torch.utils.data.Dataset`` (the
+  original project's class), returning ``(1, 28, 28)`` normalised tensors.
+* :class:`BatchLoader` -- the fast path used by the trainer: whole uint8
+  arrays sliced per batch, normalised in one vectorised step (on the GPU when
+  training there), no per-sample Python.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .errors import DataError
+
+IMAGE_SIZE = 28
+PIXELS = IMAGE_SIZE * IMAGE_SIZE
+NORM_MEAN = 0.5
+NORM_STD = 0.5
+DATA_FORMAT_HINT = "expected (N, 784) uint8, one <class>.npy per class -- see README 'Data format'"
+ENV_DATA = "QUICKSKETCH_DATA"
+
+
+# --------------------------------------------------------------------------- files
+def list_class_files(root: str | os.PathLike) -> dict[str, Path]:
+    """Map class name -> ``.npy`` path for a data folder, sorted by name.
+
+    Hidden files (``.foo.npy``) and non-``.npy`` files are skipped with a
+    warning that counts them; class names that differ only in case are an error.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: data folder not found; {DATA_FORMAT_HINT}")
+    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix == ".npy")
+    hidden = [p for p in files if p.name.startswith(".")]
+    if hidden:
+        warnings.warn(f"{root}: skipped {len(hidden)} hidden file(s): {', '.join(p.name for p in hidden)}")
+    files = [p for p in files if not p.name.startswith(".")]
+    if not files:
+        raise DataError(f"{root}: no .npy class files found; {DATA_FORMAT_HINT}")
+    seen: dict[str, Path] = {}
+    for p in files:
+        twin = seen.get(p.stem.lower())
+        if twin is not None:
+            raise DataError(f"{root}: '{twin.name}' and '{p.name}' differ only in case; "
+                            "rename or remove one so each class has one file")
+        seen[p.stem.lower()] = p
+    return {p.stem: p for p in files}
+
+
+def open_class_file(path: str | os.PathLike) -> np.ndarray:
+    """Memory-map one class file and check it is ``(N, 784)`` uint8 with N > 0."""
+    path = Path(path)
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npy file ({_short(exc)}); "
+                        f"it may be truncated or not numpy -- re-download or regenerate it") from None
+    if not isinstance(arr, np.ndarray):
+        raise DataError(f"{path}: not a single numpy array; {DATA_FORMAT_HINT}")
+    if arr.ndim != 2 or arr.shape[1] != PIXELS:
+        raise DataError(f"{path}: has shape {arr.shape}; {DATA_FORMAT_HINT}")
+    if arr.dtype != np.uint8:
+        raise DataError(f"{path}: {_describe_bad_dtype(arr)}; {DATA_FORMAT_HINT} "
+                        "(convert with np.clip(a, 0, 255).astype(np.uint8) after checking the values)")
+    if arr.shape[0] == 0:
+        raise DataError(f"{path}: holds 0 drawings; remove the file or add drawings")
+    return arr
+
+
+def _describe_bad_dtype(arr: np.ndarray) -> str:
+    desc = f"has dtype {arr.dtype}"
+    if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
+        desc += f" with {int(np.isnan(arr).sum())} NaN value(s)"
+    elif np.issubdtype(arr.dtype, np.number) and arr.size:
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        desc += f" with values {lo:g}..{hi:g}" + (" (outside 0..255)" if lo < 0 or hi > 255 else "")
+    return desc
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+
+
+# --------------------------------------------------------------------------- folders
+@dataclass
+class SketchData:
+    """Drawings of a data folder: uint8 images ``(N, 784)``, int64 labels, class names."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+    root: Path | None = None
+    synthetic: bool = False
+    per_class: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def counts(self) -> list[int]:
+        return np.bincount(self.labels, minlength=len(self.classes)).tolist()
+
+    def describe(self) -> str:
+        kind = "SYNTHETIC doodles (not Quick Draw)" if self.synthetic else "Quick Draw drawings"
+        return f"{len(self):,} {kind} in {len(self.classes)} classes from {self.root}"
+
+    def fingerprint(self) -> dict:
+        """What identifies this data for a checkpoint's recorded split."""
+        return {"classes": list(self.classes), "counts": self.counts, "per_class": self.per_class}
+
+    def subset(self, indices: np.ndarray) -> "SketchData":
+        idx = np.asarray(indices)
+        return SketchData(self.images[idx], self.labels[idx], self.classes, self.root,
+                          self.synthetic, self.per_class)
+
+
+def load_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
+                per_class: int | None = None, max_bytes: int | None = None) -> SketchData:
+    """Load a data folder into memory, reading at most ``per_class`` rows per class.
+
+    Files are memory-mapped, so with ``per_class`` only those rows are read, even
+    from full-size Quick Draw files of 100k+ drawings. ``classes`` picks a subset
+    (names as in the file names). ``max_bytes`` (default: 60% of RAM) guards
+    against reading a huge folder whole; pass ``per_class`` to stay under it.
+    """
+    root = Path(root)
+    files = list_class_files(root)
+    if classes is not None:
+        missing = [c for c in classes if c not in files]
+        if missing:
+            raise DataError(f"{root}: no file for class(es) {', '.join(map(repr, missing))}; "
+                            f"available: {', '.join(files)}")
+        files = {c: files[c] for c in sorted(classes)}
+    if len(files) < 2:
+        raise DataError(f"{root}: found only {len(files)} class ({', '.join(files)}); "
+                        "a classifier needs at least 2 class files")
+    if per_class is not None and per_class < 1:
+        raise DataError(f"per_class must be at least 1, got {per_class}")
+    arrays = {name: open_class_file(path) for name, path in files.items()}
+    rows = {n: len(a) if per_class is None else min(per_class, len(a)) for n, a in arrays.items()}
+    total = sum(rows.values()) * PIXELS
+    limit = max_bytes if max_bytes is not None else int(0.6 * _total_memory())
+    if total > limit:
+        raise DataError(f"{root}: {sum(rows.values()):,} drawings need {total / 2**30:.1f} GiB, "
+                        f"more than {limit / 2**30:.1f} GiB allowed; pass --per-class N to cap each class")
+    images = np.empty((sum(rows.values()), PIXELS), dtype=np.uint8)
+    labels = np.empty(len(images), dtype=np.int64)
+    start = 0
+    for label, (name, arr) in enumerate(arrays.items()):
+        n = rows[name]
+        images[start:start + n] = arr[:n]
+        labels[start:start + n] = label
+        start += n
+    return SketchData(images, labels, list(arrays), root, is_synthetic(root), per_class)
+
+
+def is_synthetic(root: str | os.PathLike) -> bool:
+    """True for folders made by the procedural doodle generator (offline default)."""
+    return (Path(root) / "SYNTHETIC.txt").exists()
+
+
+def _total_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+# --------------------------------------------------------------------------- where data comes from
+def project_root() -> Path:
+    """The QuickSketch checkout (folder with pyproject.toml) or the current directory."""
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+@dataclass
+class DataSource:
+    path: Path
+    kind: str  # "env", "downloaded", "offline-default" or "given"
+
+    def describe(self) -> str:
+        words = {"env": f"${ENV_DATA}", "downloaded": "downloaded Quick Draw data",
+                 "offline-default": "the OFFLINE DEFAULT: synthetic doodles, not Quick Draw",
+                 "given": "the folder given"}
+        return f"Using data from {self.path} ({words[self.kind]})"
+
+
+def find_data(explicit: str | os.PathLike | None = None, *, generate: bool = True,
+              per_class: int = 2000) -> DataSource:
+    """Pick the data folder: ``explicit``, then ``$QUICKSKETCH_DATA``, then
+    ``data/quickdraw`` (what ``quicksketch download`` writes), then the offline
+    default ``data/synthetic`` (generated on first use when ``generate``)."""
+    if explicit:
+        return DataSource(Path(explicit), "given")
+    if os.environ.get(ENV_DATA):
+        return DataSource(Path(os.environ[ENV_DATA]), "env")
+    data_dir = project_root() / "data"
+    downloaded = data_dir / "quickdraw"
+    if downloaded.is_dir() and any(downloaded.glob("*.npy")):
+        return DataSource(downloaded, "downloaded")
+    synthetic = data_dir / "synthetic"
+    if generate and not (synthetic / "SYNTHETIC.txt").exists():
+        from .doodles import generate_doodles
+        generate_doodles(synthetic, per_class=per_class, seed=0)
+    return DataSource(synthetic, "offline-default")
+
+
+# --------------------------------------------------------------------------- splits
+def stratified_split(labels: np.ndarray, val_fraction: float = 0.1,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded, per-class split: ``val_fraction`` of every class is held out.
+
+    Returns sorted ``(train_idx, val_idx)``; the same labels and seed always give
+    the same split.
+    """
+    if not 0 < val_fraction < 1:
+        raise DataError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    val = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        n_val = max(1, int(round(len(idx) * val_fraction))) if len(idx) > 1 else 0
+        val.append(rng.permutation(idx)[:n_val])
+    val_idx = np.sort(np.concatenate(val))
+    mask = np.ones(len(labels), dtype=bool)
+    mask[val_idx] = False
+    return np.flatnonzero(mask), val_idx
+
+
+# --------------------------------------------------------------------------- samples and batches
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """Normalize(mean=0.5, std=0.5) of images already scaled to [0, 1]."""
+    return (x - NORM_MEAN) / NORM_STD
+
+
+def to_tensor(rows: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 ``(..., 784)`` or ``(..., 28, 28)`` -> float ``(..., 1, 28, 28)`` in [0, 1]."""
+    t = torch.as_tensor(rows)
+    square = t.ndim >= 2 and tuple(t.shape[-2:]) == (IMAGE_SIZE, IMAGE_SIZE)
+    lead = t.shape[:-2] if square else t.shape[:-1]
+    return t.reshape(*lead, 1, IMAGE_SIZE, IMAGE_SIZE).to(torch.float32) / 255.0
+
+
+def normalize_batch(images_u8: torch.Tensor) -> torch.Tensor:
+    """uint8 ``(B, 784)`` -> normalised float ``(B, 1, 28, 28)``: ``x / 127.5 - 1``."""
+    return normalize(to_tensor(images_u8))
+
+
+class QuickDrawNPY(torch.utils.data.Dataset):
+    """Per-sample Dataset over a data folder (the original project's interface).
+
+    ``dataset[i]`` is ``(image, label)`` with ``image`` a ``(1, 28, 28)`` float
+    tensor: pixels scaled to [0, 1] then ``transform`` (default: Normalize(0.5, 0.5)).
+    """
+
+    def __init__(self, root: str | os.PathLike, transform: Callable | None = normalize,
+                 classes: Sequence[str] | None = None, per_class: int | None = None):
+        self.data = load_folder(root, classes=classes, per_class=per_class)
+        self.classes = self.data.classes
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        x = torch.from_numpy(self.data.images[i].reshape(1, IMAGE_SIZE, IMAGE_SIZE).astype(np.float32) / 255.0)
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, int(self.data.labels[i])
+
+
+@dataclass
+class BatchLoader:
+    """The fast batch path: uint8 drawings sliced per batch, normalised in one step.
+
+    The uint8 tensor lives on ``storage`` (the training device when it fits, e.g.
+    the whole dataset on a GPU; otherwise pinned CPU memory with non-blocking
+    copies). Each epoch's order comes from ``seed`` and the epoch number, so a
+    resumed run sees exactly the batches an uninterrupted one would.
+    """
+
+    images: np.ndarray | torch.Tensor
+    labels: np.ndarray | torch.Tensor
+    batch_size: int = 256
+    shuffle: bool = False
+    seed: int = 0
+    device: torch.device | str = "cpu"
+    drop_last: bool = False
+    channels_last: bool = False
+    max_batches: int | None = None
+    epoch: int = field(default=0, init=False)
+
+    def __post_init__(self):
+        self.device = torch.device(self.device)
+        self.images = torch.as_tensor(self.images)
+        self.labels = torch.as_tensor(self.labels, dtype=torch.int64)
+        if self.device.type == "cuda" and _fits_on(self.device, self.images.numel()):
+            self.images, self.labels = self.images.to(self.device), self.labels.to(self.device)
+        elif self.device.type == "cuda":
+            self.images, self.labels = self.images.pin_memory(), self.labels.pin_memory()
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = len(self.labels)
+        batches = n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return batches if self.max_batches is None else min(batches, self.max_batches)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.labels)
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(n, generator=g).to(self.images.device)
+        else:
+            order = None
+        for b in range(len(self)):
+            sl = slice(b * self.batch_size, min((b + 1) * self.batch_size, n))
+            idx = order[sl] if order is not None else sl
+            x = self.images[idx].to(self.device, non_blocking=True)
+            y = self.labels[idx].to(self.device, non_blocking=True)
+            x = normalize_batch(x)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, y
+
+
+def _fits_on(device: torch.device, nbytes: int, share: float = 0.5) -> bool:
+    try:
+        free, _ = torch.cuda.mem_get_info(device)
+    except Exception:  # pragma: no cover - only on odd CUDA setups
+        return False
+    return nbytes < share * free
+
+
+# --------------------------------------------------------------------------- subsets
+def make_subset(src: str | os.PathLike, dst: str | os.PathLike, per_class: int,
+                classes: Sequence[str] | None = None, seed: int = 0) -> dict[str, int]:
+    """Write a per-class subset of ``src`` to ``dst``: ``per_class`` drawings per class.
+
+    Rows are a seeded random sample (sorted, so reads are sequential) taken from
+    memory-mapped files: a 100k-drawing class file is never read whole. Each
+    output file is written atomically. Returns class -> rows written.
+    """
+    files = list_class_files(src)
+    if classes is not None:
+        missing = [c for c in classes if c not in files]
+        if missing:
+            raise DataError(f"{src}: no file for class(es) {', '.join(map(repr, missing))}; "
+                            f"available: {', '.join(files)}")
+        files = {c: files[c] for c in sorted(classes)}
+    if per_class < 1:
+        raise DataError(f"--per-class must be at least 1, got {per_class}")
+    dst = Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for i, (name, path) in enumerate(files.items()):
+        arr = open_class_file(path)
+        n = min(per_class, len(arr))
+        rng = np.random.default_rng([seed, i])
+        rows = np.sort(rng.choice(len(arr), size=n, replace=False))
+        save_npy_atomic(dst / f"{name}.npy", np.ascontiguousarray(arr[rows]))
+        written[name] = n
+    return written
+
+
+def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """``np.save`` to a temporary file beside ``path``, then rename: never half-written."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array, allow_pickle=False)
+    os.replace(tmp, path)
+    return path

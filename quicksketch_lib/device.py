@@ -1,0 +1,122 @@
+"""One place for device choice, seeding, precision and the ``doctor`` report."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    """``auto``: CUDA if available, else Apple MPS, else CPU. Or an explicit name."""
+    if preference != "auto":
+        return torch.device(preference)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU has native bfloat16 instructions (AVX-512 BF16 or AMX)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (None = plain fp32).
+
+    ``auto`` picks bf16 on GPUs that support it (fp16 on older ones) and on CPUs
+    with native bf16; fp32 elsewhere.
+    """
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        return torch.float16
+    if precision != "auto":
+        raise ValueError(f"precision must be auto, fp32, bf16 or fp16; got {precision!r}")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_fast_bf16():
+        return torch.bfloat16
+    return None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """An autocast context for ``dtype``, or a no-op for fp32."""
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def configure_threads(num_threads: int = 0) -> int:
+    """Set torch's intra-op threads (0 = keep torch's choice); return the count in use."""
+    if num_threads > 0:
+        torch.set_num_threads(num_threads)
+    return torch.get_num_threads()
+
+
+def doctor_report() -> dict:
+    """What this machine offers QuickSketch, and what the trainer will pick."""
+    device = pick_device()
+    report = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "cuda_available": torch.cuda.is_available(),
+        "cuda_version": torch.version.cuda,
+        "mps_available": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
+        "gpus": [],
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_bf16": cpu_has_fast_bf16(),
+        "trainer_device": str(device),
+    }
+    for i in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(i)
+        report["gpus"].append({"name": props.name, "memory_gib": round(props.total_memory / 2**30, 1),
+                               "capability": f"{props.major}.{props.minor}",
+                               "bf16": torch.cuda.is_bf16_supported()})
+    dtype = resolve_precision("auto", device)
+    report["trainer_precision"] = "fp32" if dtype is None else str(dtype).replace("torch.", "")
+    return report
+
+
+def format_report(report: dict) -> str:
+    lines = [
+        f"Python        {report['python']}",
+        f"torch         {report['torch']} (CUDA build: {report['cuda_version'] or 'no, CPU-only'})",
+        f"numpy         {report['numpy']}",
+        f"CUDA          {'available' if report['cuda_available'] else 'not available'}",
+    ]
+    lines += [f"  GPU {i}       {g['name']}, {g['memory_gib']} GiB, compute {g['capability']}, "
+              f"bf16 {'yes' if g['bf16'] else 'no'}" for i, g in enumerate(report["gpus"])]
+    lines += [
+        f"Apple MPS     {'available' if report['mps_available'] else 'not available'}",
+        f"CPU           {report['cpu']}, {report['cpu_count']} cores, torch uses {report['torch_threads']} threads",
+        f"CPU bf16      {'yes (AVX-512 BF16/AMX): fast CPU path on' if report['cpu_bf16'] else 'no: CPU trains in fp32'}",
+        f"Trainer picks {report['trainer_device']} with {report['trainer_precision']} autocast",
+    ]
+    if not report["cuda_available"] and "+cpu" in report["torch"]:
+        lines.append("Hint          this is a CPU-only torch; see README 'GPU install' for a CUDA build")
+    return "\n".join(lines)

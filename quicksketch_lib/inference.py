@@ -1,0 +1,207 @@
+"""Inference: top-k class guesses for drawings, arrays, ``.npy`` files and images.
+
+``Predictor`` wraps a checkpoint (PyTorch) or its exported ONNX file
+(onnxruntime) behind one call::
+
+    predictor = Predictor.from_checkpoint("models/sketchcnn.pt")
+    predictor.predict(drawing_28x28_uint8, top_k=5)   # [("cat", 0.91), ("dog", 0.05), ...]
+
+Images of drawings (PNG/JPEG of any size, dark-on-light or light-on-dark) are
+converted the Quick Draw way by :func:`preprocess_image`: white ink on black,
+cropped to the drawing, centred with a margin, reduced to 28x28.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .checkpoint import load_checkpoint
+from .data import IMAGE_SIZE, PIXELS, normalize_batch
+from .errors import InputError
+
+Prediction = list[tuple[str, float]]
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+# A Quick Draw bitmap's drawing spans about 24 of 28 pixels: 256 px frame, 16 px padding per side.
+CONTENT_FRACTION = 224 / 256
+
+
+# --------------------------------------------------------------------------- pure preprocessing
+def as_drawings(x: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Any of (28,28), (N,28,28), (784,), (N,784) -> uint8 (N, 784), 0 = background."""
+    a = np.asarray(x)
+    if a.ndim >= 2 and a.shape[-2:] == (IMAGE_SIZE, IMAGE_SIZE):
+        a = a.reshape(-1, PIXELS)
+    elif a.shape[-1:] == (PIXELS,) and a.ndim <= 2:
+        a = a.reshape(-1, PIXELS)
+    else:
+        raise InputError(f"drawing array has shape {a.shape}; expected (28, 28), (N, 28, 28), (784,) or (N, 784)")
+    if a.dtype != np.uint8:
+        if not np.issubdtype(a.dtype, np.number) or np.isnan(a).any():
+            raise InputError(f"drawing array of dtype {a.dtype} has non-numeric or NaN values")
+        scale = 255.0 if a.max(initial=0) <= 1.0 else 1.0  # floats in [0, 1] are scaled up
+        a = np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
+    return a
+
+
+def preprocess_image(pixels: np.ndarray, content_fraction: float = CONTENT_FRACTION) -> np.ndarray:
+    """A grayscale picture of a drawing -> 28x28 uint8 the Quick Draw way.
+
+    Dark-on-light pictures are inverted (decided by the border, which is
+    background), faint noise is dropped, the drawing is cropped to its bounding
+    box, centred in a square frame so it spans ``content_fraction`` of it, and
+    area-averaged down to 28x28 with its brightest pixel at 255.
+    """
+    from PIL import Image
+
+    g = np.asarray(pixels, dtype=np.float32)
+    if g.ndim != 2 or min(g.shape) < 2:
+        raise InputError(f"picture has shape {g.shape}; expected a 2-D grayscale image")
+    g = g / max(float(g.max()), 1.0) * 255.0 if g.max() > 255 else g
+    border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
+    ink = 255.0 - g if np.median(border) > 127 else g
+    ink = np.where(ink > 0.1 * max(float(ink.max()), 1.0), ink, 0.0)
+    ys, xs = np.nonzero(ink)
+    if len(xs) == 0:
+        return np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    crop = ink[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    side = int(np.ceil(max(crop.shape) / content_fraction))
+    frame = np.zeros((side, side), dtype=np.float32)
+    top, left = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
+    frame[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
+    small = np.asarray(Image.fromarray(frame, mode="F").resize((IMAGE_SIZE, IMAGE_SIZE), Image.BOX))
+    small = small / max(float(small.max()), 1e-6) * 255.0
+    return np.clip(np.rint(small), 0, 255).astype(np.uint8)
+
+
+def top_k_classes(proba: np.ndarray, classes: Sequence[str], k: int = 5) -> list[Prediction]:
+    """Per row, the ``k`` most probable classes with their probabilities."""
+    k = min(k, len(classes))
+    order = np.argsort(-proba, axis=1)[:, :k]
+    return [[(classes[j], float(p[j])) for j in row] for p, row in zip(proba, order)]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+# --------------------------------------------------------------------------- reading inputs
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read a PNG/JPEG/... drawing and preprocess it to 28x28 uint8."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            if im.mode in ("RGBA", "LA", "P"):
+                im = im.convert("RGBA")
+                background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(background, im)  # transparent = white paper
+            gray = np.asarray(im.convert("L"))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"{path}: not a readable image ({type(exc).__name__}); "
+                         "expected a PNG/JPEG drawing or a .npy of (N, 784) uint8 rows") from None
+    return preprocess_image(gray)
+
+
+def load_inputs(paths: Sequence[str | os.PathLike]) -> tuple[list[str], np.ndarray]:
+    """Names and uint8 ``(N, 784)`` drawings from ``.npy`` files and images."""
+    names, rows = [], []
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise InputError(f"{path}: file not found")
+        if path.suffix.lower() == ".npy":
+            try:
+                arr = np.load(path, allow_pickle=False)
+            except (ValueError, OSError, EOFError):
+                raise InputError(f"{path}: not a readable .npy file; expected (N, 784) uint8 rows") from None
+            try:
+                drawings = as_drawings(arr)
+            except InputError as exc:
+                raise InputError(f"{path}: {exc}") from None
+            names += [f"{path.name}[{i}]" for i in range(len(drawings))]
+            rows.append(drawings)
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            names.append(path.name)
+            rows.append(load_image(path).reshape(1, PIXELS))
+        else:
+            raise InputError(f"{path}: unsupported input '{path.suffix}'; "
+                             "give .npy rows or a PNG/JPEG drawing")
+    return names, np.concatenate(rows) if rows else np.zeros((0, PIXELS), np.uint8)
+
+
+# --------------------------------------------------------------------------- the predictor
+class Predictor:
+    """Top-k guesses from a checkpoint (PyTorch) or its ONNX export (onnxruntime)."""
+
+    def __init__(self, classes: Sequence[str], logits_fn: Callable[[np.ndarray], np.ndarray],
+                 backend: str):
+        self.classes = list(classes)
+        self._logits = logits_fn
+        self.backend = backend
+
+    @classmethod
+    def from_model(cls, model: torch.nn.Module, classes: Sequence[str]) -> "Predictor":
+        model = model.eval().cpu()
+
+        @torch.no_grad()
+        def logits(x: np.ndarray) -> np.ndarray:
+            return model(torch.from_numpy(x)).float().numpy()
+        return cls(classes, logits, "torch")
+
+    @classmethod
+    def from_onnx(cls, path: str | os.PathLike) -> "Predictor":
+        from .export import OnnxModel
+
+        onnx_model = OnnxModel(path)
+        return cls(onnx_model.classes, onnx_model.logits, "onnxruntime")
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, backend: str = "auto") -> "Predictor":
+        """``backend``: ``torch``, ``onnx``, or ``auto`` (the ``.onnx`` next to the
+        checkpoint when it exists, is newer and onnxruntime is installed; else torch)."""
+        path = Path(path)
+        onnx_path = path.with_suffix(".onnx")
+        if backend == "onnx" or (backend == "auto" and _usable_onnx(path, onnx_path)):
+            return cls.from_onnx(onnx_path if path.suffix != ".onnx" else path)
+        ckpt = load_checkpoint(path)
+        return cls.from_model(ckpt.build_model("cpu"), ckpt.classes)
+
+    def predict_proba(self, drawings) -> np.ndarray:
+        """Probabilities ``(N, C)`` for uint8 drawings in any shape ``as_drawings`` takes."""
+        rows = as_drawings(drawings)
+        x = normalize_batch(torch.from_numpy(rows)).numpy()
+        return softmax(self._logits(x).astype(np.float64))
+
+    def predict(self, drawings, top_k: int = 5) -> list[Prediction] | Prediction:
+        """Top-k ``(class, probability)``; one list for one drawing, a list per drawing otherwise."""
+        single = np.asarray(drawings).shape in ((IMAGE_SIZE, IMAGE_SIZE), (PIXELS,))
+        result = top_k_classes(self.predict_proba(drawings), self.classes, top_k)
+        return result[0] if single else result
+
+
+def _usable_onnx(ckpt_path: Path, onnx_path: Path) -> bool:
+    if ckpt_path.suffix == ".onnx":
+        return True
+    if not onnx_path.exists() or (ckpt_path.exists() and onnx_path.stat().st_mtime < ckpt_path.stat().st_mtime):
+        return False
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def predict(checkpoint: str | os.PathLike, inputs, top_k: int = 5, backend: str = "auto"):
+    """Top-k guesses for ``inputs``: paths (.npy / images) or a drawing array."""
+    predictor = Predictor.from_checkpoint(checkpoint, backend)
+    if isinstance(inputs, (str, os.PathLike)) or (isinstance(inputs, (list, tuple)) and inputs
+                                                   and isinstance(inputs[0], (str, os.PathLike))):
+        names, rows = load_inputs([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
+        return list(zip(names, predictor.predict(rows, top_k)))
+    return predictor.predict(inputs, top_k)

@@ -1,0 +1,126 @@
+"""SketchCNN: the compact CNN that classifies 28x28 Quick Draw sketches.
+
+Three conv blocks (64 -> 128 -> 256 channels), each a repeat of
+Conv3x3-BatchNorm-LeakyReLU; MaxPool after blocks 1 and 2; adaptive average
+pooling to 4x4; then Flatten -> Linear(4096 -> 256) -> LeakyReLU -> Dropout ->
+Linear(num_classes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of a SketchCNN; the defaults are the original model's."""
+
+    num_classes: int = 10
+    in_channels: int = 1
+    channels: tuple[int, ...] = (64, 128, 256)
+    convs_per_block: int = 2
+    pool_after: tuple[int, ...] = (0, 1)  # MaxPool after blocks 1 and 2
+    pooled_size: int = 4  # adaptive AvgPool output side
+    hidden: int = 256
+    dropout: float = 0.5
+    negative_slope: float = 0.01  # LeakyReLU slope (PyTorch default)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        d["pool_after"] = list(self.pool_after)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        d = dict(d)
+        d["channels"] = tuple(d.get("channels", cls.channels))
+        d["pool_after"] = tuple(d.get("pool_after", cls.pool_after))
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def conv_block(in_ch: int, out_ch: int, n_convs: int, slope: float) -> nn.Sequential:
+    """``n_convs`` repeats of Conv3x3 (no bias) -> BatchNorm -> LeakyReLU."""
+    layers: list[nn.Module] = []
+    for i in range(n_convs):
+        layers += [
+            nn.Conv2d(in_ch if i == 0 else out_ch, out_ch, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_ch),
+            nn.LeakyReLU(slope, inplace=True),
+        ]
+    return nn.Sequential(*layers)
+
+
+class SketchCNN(nn.Module):
+    """The QuickSketch classifier. Input ``(B, 1, 28, 28)`` normalised, output logits."""
+
+    def __init__(self, config: ModelConfig | None = None, **overrides):
+        super().__init__()
+        config = config or ModelConfig()
+        if overrides:
+            config = ModelConfig.from_dict({**config.to_dict(), **overrides})
+        if config.num_classes < 2:
+            raise ValueError(f"SketchCNN needs at least 2 classes, got {config.num_classes}")
+        self.config = config
+        blocks: list[nn.Module] = []
+        in_ch = config.in_channels
+        for i, out_ch in enumerate(config.channels):
+            blocks.append(conv_block(in_ch, out_ch, config.convs_per_block, config.negative_slope))
+            if i in config.pool_after:
+                blocks.append(nn.MaxPool2d(2))
+            in_ch = out_ch
+        blocks.append(nn.AdaptiveAvgPool2d(config.pooled_size))
+        self.features = nn.Sequential(*blocks)
+        flat = in_ch * config.pooled_size**2
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(flat, config.hidden),
+            nn.LeakyReLU(config.negative_slope, inplace=True),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.hidden, config.num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def summary(self, input_size: tuple[int, int, int] = (1, 28, 28)) -> str:
+        """A table of every stage with its output shape and parameter count."""
+        return model_summary(self, input_size)
+
+
+def model_summary(model: SketchCNN, input_size: tuple[int, int, int] = (1, 28, 28)) -> str:
+    """Run one dummy forward pass and tabulate each stage's output shape and parameters."""
+    rows = [("input", tuple(input_size), 0)]
+    x = torch.zeros(1, *input_size)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for name, stage in _stages(model):
+            x = stage(x)
+            rows.append((name, tuple(x.shape[1:]), sum(p.numel() for p in stage.parameters())))
+    model.train(was_training)
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{'stage':<{width}}  {'output shape':<16}{'params':>10}"]
+    lines += [f"{n:<{width}}  {str(s):<16}{p:>10,}" for n, s, p in rows]
+    lines.append(f"{'total':<{width}}  {'':<16}{model.num_parameters():>10,}")
+    return "\n".join(lines)
+
+
+def _stages(model: SketchCNN):
+    """Named top-level stages: conv blocks, pools, then classifier layers."""
+    block = 0
+    for module in model.features:
+        if isinstance(module, nn.Sequential):
+            block += 1
+            yield f"block{block} ({len(module) // 3}x conv-bn-lrelu)", module
+        else:
+            yield type(module).__name__, module
+    for module in model.classifier:
+        yield type(module).__name__, module
