@@ -1,0 +1,62 @@
+"""Shared fixtures: real drawings from ../shared/data when present, small made-up data otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+QUICKDRAW = SHARED_DATA / "quickdraw"
+STROKES = SHARED_DATA / "strokes"
+THE_TEN = ["airplane", "banana", "bicycle", "bird", "book", "cat", "clock", "dog", "flower", "house"]
+
+needs_shared_data = pytest.mark.skipif(
+    not QUICKDRAW.is_dir(), reason=f"real Quick Draw drawings not found at {QUICKDRAW} (../shared/data)")
+
+
+@pytest.fixture(scope="session")
+def quickdraw_dir() -> Path:
+    """The real bitmaps folder (54 classes); skips the test when ../shared/data is absent."""
+    if not QUICKDRAW.is_dir():
+        pytest.skip(f"real Quick Draw drawings not found at {QUICKDRAW} (../shared/data)")
+    return QUICKDRAW
+
+
+@pytest.fixture(scope="session")
+def strokes_dir() -> Path:
+    if not STROKES.is_dir():
+        pytest.skip(f"real stroke drawings not found at {STROKES} (../shared/data)")
+    return STROKES
+
+
+def make_shapes(n_per_class: int = 60, seed: int = 0) -> dict[str, np.ndarray]:
+    """Three easy classes of 28x28 uint8 drawings (box, cross, ring) with jitter: learnable in seconds."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:28, :28]
+    out = {}
+    for name in ("box", "cross", "ring"):
+        imgs = np.zeros((n_per_class, 28, 28), np.uint8)
+        for i in range(n_per_class):
+            cx, cy, r = rng.uniform(11, 17), rng.uniform(11, 17), rng.uniform(6, 10)
+            if name == "box":
+                m = (np.maximum(abs(xx - cx), abs(yy - cy)) - r) ** 2 < 2
+            elif name == "cross":
+                m = ((abs(xx - cx) < 1.5) | (abs(yy - cy) < 1.5)) & (np.hypot(xx - cx, yy - cy) < r)
+            else:
+                m = (np.hypot(xx - cx, yy - cy) - r) ** 2 < 2
+            imgs[i][m] = rng.integers(180, 256)
+        out[name] = imgs.reshape(n_per_class, 784)
+    return out
+
+
+@pytest.fixture
+def shapes_dir(tmp_path) -> Path:
+    """A data folder of three made-up classes (box, cross, ring), 60 drawings each."""
+    folder = tmp_path / "shapes"
+    folder.mkdir()
+    for name, arr in make_shapes().items():
+        np.save(folder / f"{name}.npy", arr)
+    return folder
