@@ -1,0 +1,153 @@
+import numpy as np
+import pytest
+import torch
+
+from quicksketch_lib.data import (BatchLoader, QuickDrawNPY, find_data, load_folder, make_subset,
+                                  normalize_batch, stratified_split)
+from quicksketch_lib.errors import DataError
+
+
+def test_load_folder_labels_from_sorted_file_names(shapes_dir):
+    data = load_folder(shapes_dir)
+    assert data.classes == ["box", "cross", "ring"]
+    assert data.images.dtype == np.uint8 and data.images.shape == (180, 784)
+    assert data.counts == [60, 60, 60]
+    assert np.array_equal(data.images[60], np.load(shapes_dir / "cross.npy")[0])
+
+
+def test_per_class_cap_and_class_subset(shapes_dir):
+    data = load_folder(shapes_dir, classes=["ring", "box"], per_class=10)
+    assert data.classes == ["box", "ring"] and data.counts == [10, 10]
+
+
+def test_dataset_sample_is_normalised_1x28x28(shapes_dir):
+    ds = QuickDrawNPY(shapes_dir)
+    x, y = ds[0]
+    assert x.shape == (1, 28, 28) and x.dtype == torch.float32 and y == 0
+    raw = np.load(shapes_dir / "box.npy")[0].reshape(28, 28) / 255.0
+    assert torch.allclose(x[0], torch.from_numpy((raw - 0.5) / 0.5).float())
+    assert x.min() >= -1 and x.max() <= 1
+
+
+def test_dataset_transform_replaces_normalisation(shapes_dir):
+    x, _ = QuickDrawNPY(shapes_dir, transform=None)[0]
+    assert 0 <= x.min() and x.max() <= 1
+
+
+def test_batch_loader_matches_the_per_sample_dataset(shapes_dir):
+    ds = QuickDrawNPY(shapes_dir)
+    loader = BatchLoader(ds.data.images, ds.data.labels, batch_size=64)
+    x, y = next(iter(loader))
+    assert x.shape == (64, 1, 28, 28)
+    assert torch.allclose(x[5], ds[5][0]) and y[5] == ds[5][1]
+    assert len(loader) == 3 and sum(len(b[1]) for b in loader) == 180
+
+
+def test_batch_loader_shuffles_reproducibly_per_epoch(shapes_dir):
+    data = load_folder(shapes_dir)
+    a = BatchLoader(data.images, data.labels, 32, shuffle=True, seed=1)
+    b = BatchLoader(data.images, data.labels, 32, shuffle=True, seed=1)
+    first = [y for _, y in a]
+    assert all(torch.equal(p, q) for p, q in zip(first, [y for _, y in b]))
+    a.set_epoch(1)
+    assert not torch.equal(torch.cat(first), torch.cat([y for _, y in a]))
+    assert sorted(torch.cat([y for _, y in a]).tolist()) == sorted(data.labels.tolist())
+
+
+def test_normalize_batch_maps_0_255_to_minus1_1():
+    x = normalize_batch(torch.tensor([[0] * 783 + [255]], dtype=torch.uint8))
+    assert x.shape == (1, 1, 28, 28) and x.min() == -1 and x.max() == 1
+
+
+def test_stratified_split_is_seeded_disjoint_and_per_class():
+    labels = np.repeat(np.arange(4), [100, 50, 30, 20])
+    tr, va = stratified_split(labels, 0.1, seed=3)
+    tr2, va2 = stratified_split(labels, 0.1, seed=3)
+    assert np.array_equal(va, va2) and np.array_equal(tr, tr2)
+    assert not set(tr) & set(va) and len(tr) + len(va) == len(labels)
+    assert np.bincount(labels[va]).tolist() == [10, 5, 3, 2]
+    assert not np.array_equal(va, stratified_split(labels, 0.1, seed=4)[1])
+
+
+def test_make_subset_is_deterministic(shapes_dir, tmp_path):
+    make_subset(shapes_dir, tmp_path / "a", per_class=7, seed=2)
+    make_subset(shapes_dir, tmp_path / "b", per_class=7, seed=2)
+    for name in ("box", "cross", "ring"):
+        a, b = np.load(tmp_path / "a" / f"{name}.npy"), np.load(tmp_path / "b" / f"{name}.npy")
+        assert a.shape == (7, 784) and np.array_equal(a, b)
+    assert not list((tmp_path / "a").glob(".*"))  # no temporary files left
+
+
+def test_find_data_prefers_the_environment_variable(monkeypatch, shapes_dir):
+    monkeypatch.setenv("QUICKSKETCH_DATA", str(shapes_dir))
+    source = find_data(generate=False)
+    assert source.path == shapes_dir and source.kind == "env"
+    assert "QUICKSKETCH_DATA" in source.describe()
+
+
+# ---------------------------------------------------------------- bad data: one clear line each
+def _folder(tmp_path, **arrays):
+    for name, arr in arrays.items():
+        np.save(tmp_path / f"{name}.npy", arr)
+    return tmp_path
+
+
+def _error(path, **kw) -> str:
+    with pytest.raises(DataError) as info:
+        load_folder(path, **kw)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_missing_and_empty_folders(tmp_path):
+    assert "not found" in _error(tmp_path / "nope")
+    assert "no .npy class files" in _error(tmp_path)
+
+
+def test_wrong_shape_names_file_and_expectation(tmp_path):
+    ok = np.zeros((3, 784), np.uint8)
+    msg = _error(_folder(tmp_path, a=ok, b=np.zeros((3, 28, 28), np.uint8)))
+    assert "b.npy" in msg and "(3, 28, 28)" in msg and "(N, 784) uint8" in msg
+
+
+def test_wrong_dtype_nan_and_out_of_range(tmp_path):
+    ok = np.zeros((3, 784), np.uint8)
+    floats = np.zeros((3, 784), np.float32)
+    floats[0, 0] = np.nan
+    assert "NaN" in _error(_folder(tmp_path, a=ok, b=floats))
+    (tmp_path / "b.npy").unlink()
+    msg = _error(_folder(tmp_path, a=ok, c=np.full((3, 784), 300, np.int32)))
+    assert "c.npy" in msg and "int32" in msg and "outside 0..255" in msg
+
+
+def test_truncated_and_non_numpy_files(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((10, 784), np.uint8))
+    full = (tmp_path / "a.npy").read_bytes()
+    (tmp_path / "b.npy").write_bytes(full[: len(full) // 2])
+    assert "b.npy" in _error(tmp_path) and "truncated" in _error(tmp_path)
+    (tmp_path / "b.npy").write_text("hello, not numpy")
+    assert "b.npy" in _error(tmp_path)
+
+
+def test_single_class_zero_drawings_and_case_duplicates(tmp_path):
+    ok = np.zeros((3, 784), np.uint8)
+    assert "at least 2 class" in _error(_folder(tmp_path, cat=ok))
+    _folder(tmp_path, dog=np.zeros((0, 784), np.uint8))
+    assert "0 drawings" in _error(tmp_path)
+    (tmp_path / "dog.npy").unlink()
+    _folder(tmp_path, Cat=ok)
+    assert "differ only in case" in _error(tmp_path)
+
+
+def test_hidden_files_are_skipped_with_a_warning(tmp_path):
+    ok = np.zeros((3, 784), np.uint8)
+    _folder(tmp_path, a=ok, b=ok)
+    np.save(tmp_path / ".c.npy", ok)
+    with pytest.warns(UserWarning, match="skipped 1 hidden file"):
+        assert load_folder(tmp_path).classes == ["a", "b"]
+
+
+def test_unknown_class_and_memory_guard(shapes_dir):
+    assert "'zebra'" in _error(shapes_dir, classes=["box", "zebra"])
+    assert "--per-class" in _error(shapes_dir, max_bytes=1000)
