@@ -40,6 +40,7 @@ def cmd_subset(args) -> int:
 
 def cmd_train(args) -> int:
     from .data import find_data, load_folder
+    from .device import set_seed
     from .model import ModelConfig, SketchCNN
     from .recipes import recipe_config
     from .training import fit, history_path
@@ -53,6 +54,7 @@ def cmd_train(args) -> int:
     print(source.describe())
     data = load_folder(source.path, classes=args.classes, per_class=args.per_class)
     print(data.describe())
+    set_seed(config.seed)  # the initial weights too come from --seed
     model = SketchCNN(ModelConfig(num_classes=len(data.classes)))
     result = fit(model, data, config, out=args.out, resume=args.resume, progress=not args.quiet)
     print(f"held-out accuracy {result.val_accuracy:.2%} after {len(result.history)} epochs")

@@ -40,6 +40,7 @@ def run_demo(epochs: int = 3, per_class: int = 1500, out: str = "models/demo.pt"
     from .evaluation import evaluate, save_confusion_png
     from .export import export_onnx
     from .inference import Predictor
+    from .device import set_seed
     from .model import ModelConfig, SketchCNN
     from .training import TrainConfig, fit, history_path
 
@@ -47,6 +48,7 @@ def run_demo(epochs: int = 3, per_class: int = 1500, out: str = "models/demo.pt"
     print(source.describe())
     data = load_folder(source.path, per_class=per_class)
     print(data.describe())
+    set_seed(0)
     model = SketchCNN(ModelConfig(num_classes=len(data.classes)))
     print(f"\n1/4 training SketchCNN ({model.num_parameters():,} parameters) for {epochs} epochs ...")
     result = fit(model, data, TrainConfig(epochs=epochs), out=out)

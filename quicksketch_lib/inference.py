@@ -23,11 +23,13 @@ import torch
 from .checkpoint import load_checkpoint
 from .data import IMAGE_SIZE, PIXELS, normalize_batch
 from .errors import InputError
+from .rasterize import FRAME, LINE_DIAMETER, PADDING, rasterize_strokes
 
 Prediction = list[tuple[str, float]]
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
-# A Quick Draw bitmap's drawing spans about 24 of 28 pixels: 256 px frame, 16 px padding per side.
-CONTENT_FRACTION = 224 / 256
+# In a Quick Draw bitmap the ink (a 255-unit drawing plus the 16-unit line) spans 271 of the
+# 304-unit frame that is reduced to 28x28 (see rasterize.py): about 25 of 28 pixels.
+CONTENT_FRACTION = (FRAME - 1 + LINE_DIAMETER) / (FRAME + 2 * PADDING + LINE_DIAMETER)
 
 
 # --------------------------------------------------------------------------- pure preprocessing
@@ -68,12 +70,13 @@ def preprocess_image(pixels: np.ndarray, content_fraction: float = CONTENT_FRACT
     ys, xs = np.nonzero(ink)
     if len(xs) == 0:
         return np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
-    crop = ink[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-    side = int(np.ceil(max(crop.shape) / content_fraction))
-    frame = np.zeros((side, side), dtype=np.float32)
-    top, left = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
-    frame[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
-    small = np.asarray(Image.fromarray(frame, mode="F").resize((IMAGE_SIZE, IMAGE_SIZE), Image.BOX))
+    # a square window around the ink's bounding box, centred on it, the ink spanning content_fraction
+    side = max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1) / content_fraction
+    cy, cx = (ys.min() + ys.max() + 1) / 2, (xs.min() + xs.max() + 1) / 2
+    pad = int(np.ceil(side))
+    padded = np.pad(ink, pad).astype(np.float32)
+    box = (cx + pad - side / 2, cy + pad - side / 2, cx + pad + side / 2, cy + pad + side / 2)
+    small = np.asarray(Image.fromarray(padded, mode="F").resize((IMAGE_SIZE, IMAGE_SIZE), Image.BOX, box=box))
     small = small / max(float(small.max()), 1e-6) * 255.0
     return np.clip(np.rint(small), 0, 255).astype(np.uint8)
 
@@ -177,6 +180,10 @@ class Predictor:
         rows = as_drawings(drawings)
         x = normalize_batch(torch.from_numpy(rows)).numpy()
         return softmax(self._logits(x).astype(np.float64))
+
+    def predict_strokes(self, strokes, top_k: int = 5) -> Prediction:
+        """Top-k for a drawing given as strokes (``[xs, ys]`` per stroke, screen coordinates)."""
+        return self.predict(rasterize_strokes(strokes), top_k)
 
     def predict(self, drawings, top_k: int = 5) -> list[Prediction] | Prediction:
         """Top-k ``(class, probability)``; one list for one drawing, a list per drawing otherwise."""

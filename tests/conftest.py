@@ -60,3 +60,42 @@ def shapes_dir(tmp_path) -> Path:
     for name, arr in make_shapes().items():
         np.save(folder / f"{name}.npy", arr)
     return folder
+
+
+@pytest.fixture(scope="session")
+def ten_class_model(tmp_path_factory):
+    """A SketchCNN trained briefly on real bitmaps of the ten classes (500 per class, 3 epochs).
+
+    Shared by tests that need a model which knows real drawings; about 30 s on 2 cores.
+    """
+    if not QUICKDRAW.is_dir():
+        pytest.skip(f"real Quick Draw drawings not found at {QUICKDRAW} (../shared/data)")
+    from quicksketch_lib.data import load_folder
+    from quicksketch_lib.model import ModelConfig, SketchCNN
+    from quicksketch_lib.training import TrainConfig, fit
+
+    data = load_folder(QUICKDRAW, classes=THE_TEN, per_class=500)
+    path = tmp_path_factory.mktemp("ten") / "ten.pt"
+    result = fit(SketchCNN(ModelConfig(num_classes=10)), data, TrainConfig(epochs=3), out=path,
+                 progress=False)
+    return path, result, data
+
+
+@pytest.fixture(scope="session")
+def shapes_checkpoint(tmp_path_factory) -> Path:
+    """A checkpoint trained for a few epochs on the made-up shapes (box, cross, ring)."""
+    import torch
+
+    from quicksketch_lib.data import load_folder
+    from quicksketch_lib.model import ModelConfig, SketchCNN
+    from quicksketch_lib.training import TrainConfig, fit
+
+    folder = tmp_path_factory.mktemp("shapes_ckpt")
+    data_dir = folder / "shapes"
+    data_dir.mkdir()
+    for name, arr in make_shapes().items():
+        np.save(data_dir / f"{name}.npy", arr)
+    torch.manual_seed(0)
+    fit(SketchCNN(ModelConfig(num_classes=3)), load_folder(data_dir), TrainConfig(epochs=6, batch_size=32),
+        out=folder / "shapes.pt", progress=False)
+    return folder / "shapes.pt"

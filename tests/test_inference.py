@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from quicksketch_lib.data import load_folder
+from quicksketch_lib.errors import InputError
+from quicksketch_lib.inference import (Predictor, as_drawings, load_image, load_inputs, predict,
+                                       preprocess_image, top_k_classes)
+from quicksketch_lib.rasterize import rasterize_strokes
+
+
+def test_as_drawings_accepts_every_documented_shape():
+    img = np.zeros((28, 28), np.uint8)
+    assert as_drawings(img).shape == (1, 784)
+    assert as_drawings(np.zeros((5, 28, 28), np.uint8)).shape == (5, 784)
+    assert as_drawings(np.zeros(784, np.uint8)).shape == (1, 784)
+    assert as_drawings(np.ones((2, 784), np.float32)).max() == 255  # floats in [0, 1] scaled
+    with pytest.raises(InputError, match="shape"):
+        as_drawings(np.zeros((3, 3)))
+
+
+def test_top_k_orders_by_probability():
+    assert top_k_classes(np.array([[0.1, 0.7, 0.2]]), ["a", "b", "c"], 2) == [[("b", 0.7), ("c", 0.2)]]
+
+
+def _zigzag_and_circle():
+    t = np.linspace(0, 2 * np.pi, 40)
+    return [[[0, 50, 100, 150], [0, 80, 0, 80]],
+            [list(75 + 30 * np.cos(t)), list(140 + 30 * np.sin(t))]]
+
+
+def test_preprocess_image_matches_the_rasteriser_on_a_rendered_drawing():
+    reference = rasterize_strokes(_zigzag_and_circle())
+    big = np.asarray(Image.fromarray(reference).resize((280, 280), Image.BILINEAR))
+    for picture in (big, 255 - big):  # light on dark and dark on light
+        got = preprocess_image(picture)
+        assert got.shape == (28, 28) and got.dtype == np.uint8
+        assert np.corrcoef(got.ravel().astype(float), reference.ravel().astype(float))[0, 1] > 0.85
+
+
+def test_blank_picture_gives_a_blank_drawing():
+    assert preprocess_image(np.full((50, 80), 255, np.uint8)).max() == 0
+
+
+def test_load_inputs_reads_npy_rows_and_images(tmp_path):
+    rows = np.zeros((3, 784), np.uint8)
+    np.save(tmp_path / "x.npy", rows)
+    Image.fromarray(np.full((64, 64), 255, np.uint8)).save(tmp_path / "blank.png")
+    names, drawings = load_inputs([tmp_path / "x.npy", tmp_path / "blank.png"])
+    assert names == ["x.npy[0]", "x.npy[1]", "x.npy[2]", "blank.png"] and drawings.shape == (4, 784)
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path):
+    (tmp_path / "fake.png").write_text("not an image")
+    (tmp_path / "notes.txt").write_text("hello")
+    np.save(tmp_path / "bad.npy", np.zeros((3, 5)))
+    for path, match in [("fake.png", "not a readable image"), ("notes.txt", "unsupported input"),
+                        ("bad.npy", "shape"), ("missing.npy", "not found")]:
+        with pytest.raises(InputError, match=match) as info:
+            load_inputs([tmp_path / path])
+        assert "\n" not in str(info.value) and path in str(info.value)
+
+
+def test_predictor_guesses_the_right_shapes(shapes_checkpoint):
+    predictor = Predictor.from_checkpoint(shapes_checkpoint, backend="torch")
+    data = load_folder(predictor_data_root(shapes_checkpoint))
+    guesses = predictor.predict(data.images[::20], top_k=3)
+    assert all(len(g) == 3 and abs(sum(p for _, p in g) - 1) < 1e-5 for g in guesses)
+    truth = [data.classes[i] for i in data.labels[::20]]
+    assert np.mean([g[0][0] == t for g, t in zip(guesses, truth)]) >= 0.8
+    single = predictor.predict(data.images[0].reshape(28, 28), top_k=1)  # one drawing: one list
+    assert single[0][0] == guesses[0][0][0] and single[0][1] == pytest.approx(guesses[0][0][1], abs=1e-6)
+
+
+def test_predict_function_on_an_image_file(shapes_checkpoint, tmp_path):
+    data = load_folder(predictor_data_root(shapes_checkpoint))
+    ring = data.images[data.labels == 2][0].reshape(28, 28)
+    Image.fromarray(255 - ring).resize((200, 200)).save(tmp_path / "ring.png")  # dark on light
+    [(name, guesses)] = predict(shapes_checkpoint, [tmp_path / "ring.png"], top_k=1, backend="torch")
+    assert name == "ring.png" and guesses[0][0] == "ring"
+
+
+def test_real_strokes_are_recognised_about_as_well_as_held_out_bitmaps(ten_class_model, strokes_dir):
+    """The data issue's check: strokes rasterised by QuickSketch reach the model like training drawings."""
+    from quicksketch_lib.evaluation import evaluate
+    from quicksketch_lib.checkpoint import load_checkpoint
+    from quicksketch_lib.rasterize import read_ndjson
+
+    path, _, data = ten_class_model
+    predictor = Predictor.from_checkpoint(path, backend="torch")
+    images, labels = [], []
+    for label, name in enumerate(data.classes):
+        for record in read_ndjson(strokes_dir / f"{name}.ndjson"):
+            images.append(rasterize_strokes(record["drawing"]))
+            labels.append(label)
+    stroke_acc = np.mean(predictor.predict_proba(np.stack(images)).argmax(1) == np.array(labels))
+    bitmap_acc = evaluate(load_checkpoint(path), data).accuracy
+    assert stroke_acc >= bitmap_acc - 0.15, (stroke_acc, bitmap_acc)
+
+
+def predictor_data_root(checkpoint):
+    from quicksketch_lib.checkpoint import load_checkpoint
+    return load_checkpoint(checkpoint).data["root"]

@@ -1,0 +1,50 @@
+"""The two install paths (pip via pyproject.toml, conda via environment.yml) agree, and
+nothing runs at import time."""
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pyproject_pins() -> dict[str, str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = project["dependencies"] + project["optional-dependencies"]["test"]
+    return dict(r.split("==") for r in reqs)
+
+
+def _conda_pins() -> dict[str, str]:
+    pins = re.findall(r"^\s+- ([A-Za-z0-9_.\-]+)==([^\s]+)$", (ROOT / "environment.yml").read_text(), re.M)
+    return dict(pins)
+
+
+def test_every_dependency_is_pinned_and_torch_is_2_13():
+    pins = _pyproject_pins()
+    assert pins["torch"] == "2.13.0"
+    assert {"numpy", "onnx", "onnxruntime", "jupyterlab", "matplotlib", "ipywidgets", "nbval"} <= set(pins)
+
+
+def test_environment_yml_lists_the_same_pins():
+    assert _conda_pins() == _pyproject_pins()
+    assert "python=3.11" in (ROOT / "environment.yml").read_text()
+
+
+def test_importing_the_library_does_no_work():
+    code = ("import sys, quicksketch_lib, quicksketch_lib.cli; "
+            "assert 'torch' not in sys.modules, 'torch imported at package import'; print('ok')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_ci_runs_the_readme_test_command():
+    readme, ci = (ROOT / "README.md").read_text(), (ROOT / ".ci" / "run").read_text()
+    assert "make test" in readme and "make test" in ci
+
+
+def test_gitignore_keeps_out_venv_data_weights_and_caches():
+    ignored = (ROOT / ".gitignore").read_text()
+    for pattern in (".venv/", "data/*", "models/*", "__pycache__/", ".ipynb_checkpoints/"):
+        assert pattern in ignored
