@@ -163,10 +163,24 @@ def load_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
     start = 0
     for label, (name, arr) in enumerate(arrays.items()):
         n = rows[name]
-        images[start:start + n] = arr[:n]
+        read_rows(arr, images[start:start + n])
         labels[start:start + n] = label
         start += n
     return SketchData(images, labels, list(arrays), root, is_synthetic(root), per_class)
+
+
+def read_rows(arr: np.ndarray, out: np.ndarray) -> None:
+    """Copy the first ``len(out)`` rows of a memory-mapped class file into ``out``.
+
+    A plain sequential file read for C-ordered files: unlike copying from the
+    memory map, it leaves no mapped pages counted in the process's memory.
+    """
+    if isinstance(arr, np.memmap) and arr.filename and arr.flags.c_contiguous:
+        with open(arr.filename, "rb") as f:
+            f.seek(arr.offset)
+            if f.readinto(memoryview(out).cast("B")) == out.nbytes:
+                return
+    out[:] = arr[:len(out)]
 
 
 def is_synthetic(root: str | os.PathLike) -> bool:
@@ -289,9 +303,9 @@ class QuickDrawNPY(torch.utils.data.Dataset):
 class BatchLoader:
     """The fast batch path: uint8 drawings sliced per batch, normalised in one step.
 
-    The uint8 tensor lives on ``storage`` (the training device when it fits, e.g.
-    the whole dataset on a GPU; otherwise pinned CPU memory with non-blocking
-    copies). Each epoch's order comes from ``seed`` and the epoch number, so a
+    The uint8 tensor lives on the training device when it fits (e.g. the whole
+    dataset on a GPU); otherwise in CPU memory, each batch gathered into pinned
+    memory and copied without blocking. Each epoch's order comes from ``seed`` and the epoch number, so a
     resumed run sees exactly the batches an uninterrupted one would.
     """
 
@@ -312,8 +326,8 @@ class BatchLoader:
         self.labels = torch.as_tensor(self.labels, dtype=torch.int64)
         if self.device.type == "cuda" and _fits_on(self.device, self.images.numel()):
             self.images, self.labels = self.images.to(self.device), self.labels.to(self.device)
-        elif self.device.type == "cuda":
-            self.images, self.labels = self.images.pin_memory(), self.labels.pin_memory()
+        # otherwise each batch is gathered into pinned memory in __iter__: pinning the whole
+        # array would copy it (twice the RAM), and a gathered slice of it is not pinned anyway
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -333,8 +347,11 @@ class BatchLoader:
         for b in range(len(self)):
             sl = slice(b * self.batch_size, min((b + 1) * self.batch_size, n))
             idx = order[sl] if order is not None else sl
-            x = self.images[idx].to(self.device, non_blocking=True)
-            y = self.labels[idx].to(self.device, non_blocking=True)
+            x, y = self.images[idx], self.labels[idx]
+            if x.device != self.device and self.device.type == "cuda":
+                x, y = x.pin_memory(), y.pin_memory()  # so the copies below do not block
+            x = x.to(self.device, non_blocking=True)
+            y = y.to(self.device, non_blocking=True)
             x = normalize_batch(x)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -388,3 +405,49 @@ def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> Path:
         np.save(f, array, allow_pickle=False)
     os.replace(tmp, path)
     return path
+
+
+# --------------------------------------------------------------------------- the walkthrough's choices
+THE_TEN = ("airplane", "banana", "bicycle", "bird", "book", "cat", "clock", "dog", "flower", "house")
+
+
+def walkthrough_classes(root: str | os.PathLike, preferred: Sequence[str] = THE_TEN) -> list[str] | None:
+    """The classes the notebooks use: ``preferred`` (the ten) when the folder has all of
+    them, else ``None`` (every class in the folder, e.g. the offline default's doodles)."""
+    files = list_class_files(root)
+    return list(preferred) if all(c in files for c in preferred) else None
+
+
+# --------------------------------------------------------------------------- pixel and ink statistics
+def pixel_statistics(data: SketchData) -> list[dict]:
+    """Per-class pixel and ink statistics of uint8 drawings.
+
+    For every class: drawings, mean ink (sum of pixel values / 255, i.e. "full
+    pixels" of ink), the share of pixels that are background (0), full ink (255)
+    and in between (antialiased edges), and the mean ink bounding box in pixels.
+    """
+    from .rasterize import bbox_size
+
+    rows = []
+    for c, name in enumerate(data.classes):
+        imgs = np.asarray(data.images[data.labels == c])
+        box = bbox_size(imgs).mean(axis=0) if len(imgs) else (0.0, 0.0)
+        rows.append({
+            "class": name, "drawings": len(imgs),
+            "ink": float(imgs.sum(axis=1, dtype=np.int64).mean() / 255) if len(imgs) else 0.0,
+            "background": float((imgs == 0).mean()) if len(imgs) else 0.0,
+            "full_ink": float((imgs == 255).mean()) if len(imgs) else 0.0,
+            "edge": float(((imgs > 0) & (imgs < 255)).mean()) if len(imgs) else 0.0,
+            "bbox_h": float(box[0]), "bbox_w": float(box[1]),
+        })
+    return rows
+
+
+def format_statistics(rows: list[dict]) -> str:
+    """``pixel_statistics`` as a text table."""
+    width = max(8, *(len(r["class"]) for r in rows))
+    lines = [f"{'class':<{width}}  {'drawings':>8}  {'ink px':>6}  {'backgr.':>7}  {'full ink':>8}  "
+             f"{'edges':>6}  {'box h x w':>9}"]
+    lines += [f"{r['class']:<{width}}  {r['drawings']:>8,}  {r['ink']:>6.1f}  {r['background']:>7.1%}  "
+              f"{r['full_ink']:>8.1%}  {r['edge']:>6.1%}  {r['bbox_h']:>4.1f}x{r['bbox_w']:<4.1f}" for r in rows]
+    return "\n".join(lines)
