@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .errors import DataError
+from .files import save_npy_atomic
 
 IMAGE_SIZE = 28
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
@@ -395,59 +396,3 @@ def make_subset(src: str | os.PathLike, dst: str | os.PathLike, per_class: int,
         save_npy_atomic(dst / f"{name}.npy", np.ascontiguousarray(arr[rows]))
         written[name] = n
     return written
-
-
-def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> Path:
-    """``np.save`` to a temporary file beside ``path``, then rename: never half-written."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array, allow_pickle=False)
-    os.replace(tmp, path)
-    return path
-
-
-# --------------------------------------------------------------------------- the walkthrough's choices
-THE_TEN = ("airplane", "banana", "bicycle", "bird", "book", "cat", "clock", "dog", "flower", "house")
-
-
-def walkthrough_classes(root: str | os.PathLike, preferred: Sequence[str] = THE_TEN) -> list[str] | None:
-    """The classes the notebooks use: ``preferred`` (the ten) when the folder has all of
-    them, else ``None`` (every class in the folder, e.g. the offline default's doodles)."""
-    files = list_class_files(root)
-    return list(preferred) if all(c in files for c in preferred) else None
-
-
-# --------------------------------------------------------------------------- pixel and ink statistics
-def pixel_statistics(data: SketchData) -> list[dict]:
-    """Per-class pixel and ink statistics of uint8 drawings.
-
-    For every class: drawings, mean ink (sum of pixel values / 255, i.e. "full
-    pixels" of ink), the share of pixels that are background (0), full ink (255)
-    and in between (antialiased edges), and the mean ink bounding box in pixels.
-    """
-    from .rasterize import bbox_size
-
-    rows = []
-    for c, name in enumerate(data.classes):
-        imgs = np.asarray(data.images[data.labels == c])
-        box = bbox_size(imgs).mean(axis=0) if len(imgs) else (0.0, 0.0)
-        rows.append({
-            "class": name, "drawings": len(imgs),
-            "ink": float(imgs.sum(axis=1, dtype=np.int64).mean() / 255) if len(imgs) else 0.0,
-            "background": float((imgs == 0).mean()) if len(imgs) else 0.0,
-            "full_ink": float((imgs == 255).mean()) if len(imgs) else 0.0,
-            "edge": float(((imgs > 0) & (imgs < 255)).mean()) if len(imgs) else 0.0,
-            "bbox_h": float(box[0]), "bbox_w": float(box[1]),
-        })
-    return rows
-
-
-def format_statistics(rows: list[dict]) -> str:
-    """``pixel_statistics`` as a text table."""
-    width = max(8, *(len(r["class"]) for r in rows))
-    lines = [f"{'class':<{width}}  {'drawings':>8}  {'ink px':>6}  {'backgr.':>7}  {'full ink':>8}  "
-             f"{'edges':>6}  {'box h x w':>9}"]
-    lines += [f"{r['class']:<{width}}  {r['drawings']:>8,}  {r['ink']:>6.1f}  {r['background']:>7.1%}  "
-              f"{r['full_ink']:>8.1%}  {r['edge']:>6.1%}  {r['bbox_h']:>4.1f}x{r['bbox_w']:<4.1f}" for r in rows]
-    return "\n".join(lines)

@@ -16,13 +16,12 @@ Google's ``numpy_bitmap`` files.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_write, save_npy_atomic
 from .rasterize import rasterize_strokes
 
 MARKER_FILE = "SYNTHETIC.txt"
@@ -279,23 +278,6 @@ def doodle_bitmaps(name: str, count: int, rng: np.random.Generator) -> np.ndarra
 
 
 # --------------------------------------------------------------------------- writing
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write to a temporary file beside ``path`` and rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _save_npy(path: Path, data: np.ndarray) -> None:
-    with open(path, "wb") as f:  # a file object, so numpy does not append ".npy"
-        np.save(f, data, allow_pickle=False)
-
-
 def generate_doodles(out_dir, per_class: int = 2000, seed: int = 0, progress: bool = True, *,
                      classes: tuple[str, ...] = DOODLE_CLASSES) -> Path:
     """Write the SYNTHETIC doodle data set: ``<class>.npy`` (per_class, 784) uint8 and a marker.
@@ -315,7 +297,8 @@ def generate_doodles(out_dir, per_class: int = 2000, seed: int = 0, progress: bo
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     text = MARKER_TEXT.format(seed=seed, per_class=per_class, classes=", ".join(classes))
-    _write_atomic(out / MARKER_FILE, lambda p: p.write_text(text, encoding="utf-8"))
+    with atomic_write(out / MARKER_FILE, "w") as f:
+        f.write(text)
     with tqdm(total=per_class * len(classes), desc="synthetic doodles", unit="drawing",
               disable=not progress) as bar:
         for name in classes:
@@ -324,5 +307,5 @@ def generate_doodles(out_dir, per_class: int = 2000, seed: int = 0, progress: bo
             for i in range(per_class):
                 data[i] = rasterize_strokes(draw_doodle(name, rng)).reshape(-1)
                 bar.update(1)
-            _write_atomic(out / f"{name}.npy", lambda p: _save_npy(p, data))
+            save_npy_atomic(out / f"{name}.npy", data)
     return out

@@ -31,7 +31,6 @@ import io
 import os
 import socket
 import struct
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -42,6 +41,7 @@ import numpy as np
 
 from .categories import CATEGORIES, closest_categories
 from .errors import DownloadError
+from .files import atomic_write, save_npy_atomic
 
 DEFAULT_SOURCE = "https://storage.googleapis.com/quickdraw_dataset/full/numpy_bitmap"
 NDJSON_SOURCES = {
@@ -222,18 +222,6 @@ def _remote_header(url: str, part: Path, timeout: float, progress: bool, desc: s
         need = parsed
 
 
-def _write_atomic_npy(dest: Path, rows: np.ndarray) -> None:
-    """Save ``rows`` as ``dest`` via a temporary file and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, rows, allow_pickle=False)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _download_npy(url: str, dest: Path, per_class: int | None, timeout: float,
                   progress: bool) -> Path:
     part = dest.with_name(dest.name + ".part")
@@ -247,7 +235,7 @@ def _download_npy(url: str, dest: Path, per_class: int | None, timeout: float,
         raise DownloadError(f"{url} ended after {got} bytes; its header promises {end} for "
                             f"{rows} rows; run again to resume, or check --source")
     data = np.memmap(part, dtype=np.uint8, mode="r", offset=offset, shape=(rows, ROW_BYTES))
-    _write_atomic_npy(dest, data)
+    save_npy_atomic(dest, data)
     del data
     part.unlink()
     return dest
@@ -266,7 +254,7 @@ def _copy_local_npy(folder: Path, name: str, dest: Path, per_class: int | None) 
     _check_bitmap_header(str(src), arr.shape, arr.dtype, np.isfortran(arr) and arr.ndim > 1)
     if dest.exists() and dest.resolve() == src.resolve() and per_class is None:
         return dest
-    _write_atomic_npy(dest, np.array(arr[: per_class if per_class is not None else len(arr)]))
+    save_npy_atomic(dest, np.array(arr[: per_class if per_class is not None else len(arr)]))
     return dest
 
 
@@ -285,17 +273,11 @@ def _download_ndjson(url: str, dest: Path, per_class: int | None, timeout: float
 
 def _copy_lines_atomic(src: Path, dest: Path, limit: int | None) -> None:
     """Copy the first ``limit`` lines (all when None) of ``src`` to ``dest`` via a rename."""
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
-            for i, line in enumerate(fin):
-                if limit is not None and i >= limit:
-                    break
-                fout.write(line)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with open(src, "rb") as fin, atomic_write(dest) as fout:
+        for i, line in enumerate(fin):
+            if limit is not None and i >= limit:
+                break
+            fout.write(line)
 
 
 def _copy_local_ndjson(folder: Path, name: str, dest: Path, per_class: int | None) -> Path:

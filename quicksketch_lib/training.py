@@ -34,6 +34,7 @@ from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import NORM_MEAN, NORM_STD, BatchLoader, SketchData, stratified_split
 from .device import autocast, configure_threads, pick_device, resolve_precision, set_seed
 from .errors import CheckpointError
+from .files import atomic_write
 from .model import SketchCNN
 
 
@@ -206,6 +207,7 @@ def fit(model: SketchCNN, data: SketchData, config: TrainConfig | None = None,
         train_model = torch.compile(train_model)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     augment = _augmenter(config, device)
+    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
 
     ckpt = state
     for epoch in range(start_epoch, config.epochs):
@@ -213,11 +215,14 @@ def fit(model: SketchCNN, data: SketchData, config: TrainConfig | None = None,
         t0 = time.perf_counter()
         train_stats = _train_one_epoch(train_model, train_loader, optimizer, scheduler, criterion,
                                        ema, augment, dtype, config, epoch,
-                                       progress=progress and rank == 0)
+                                       progress=progress and rank == 0, scaler=scaler)
         if config.schedule == "step":
             scheduler.step()
         seconds = time.perf_counter() - t0
         eval_model = ema.module if ema is not None else model
+        if world > 1:  # BatchNorm statistics differ per rank: use rank 0's, which it saves
+            for buffer in eval_model.buffers():
+                dist.broadcast(buffer, 0)
         val = evaluate_loader(eval_model, val_loader, dtype)
         record = {"epoch": epoch + 1, **train_stats, "val_loss": val["loss"],
                   "val_accuracy": val["accuracy"], "seconds": seconds,
@@ -244,7 +249,7 @@ def fit(model: SketchCNN, data: SketchData, config: TrainConfig | None = None,
 
 
 def _train_one_epoch(model, loader, optimizer, scheduler, criterion, ema, augment, dtype,
-                     config, epoch, progress) -> dict:
+                     config, epoch, progress, scaler=None) -> dict:
     model.train()
     device = loader.device
     sums = torch.zeros(3, dtype=torch.float64, device=device)
@@ -256,15 +261,21 @@ def _train_one_epoch(model, loader, optimizer, scheduler, criterion, ema, augmen
             logits = model(x)
             loss = criterion(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is not None:  # fp16 autocast: scale the loss so small gradients survive
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
         if config.schedule != "step":
             scheduler.step()
         if ema is not None:
             ema.update_parameters(model.module if hasattr(model, "module") else model)
         with torch.no_grad():
-            sums += torch.stack([loss.detach().double() * len(y), (logits.argmax(1) == y).sum().double(),
-                                 torch.tensor(len(y), dtype=torch.float64, device=device)])
+            sums[0] += loss.detach().double() * len(y)  # in-place adds: no per-step CUDA sync
+            sums[1] += (logits.argmax(1) == y).sum()
+            sums[2] += len(y)
         if progress and step % 20 == 0:
             bar.set_postfix(loss=f"{sums[0].item() / sums[2].item():.3f}")
     loss_sum, correct, total = sums.tolist()
@@ -376,7 +387,6 @@ def history_path(checkpoint_path: str | os.PathLike) -> Path:
 def write_history(history: list[dict], checkpoint_path: str | os.PathLike) -> Path:
     """Save the per-epoch history as JSON next to the weights (atomically)."""
     path = history_path(checkpoint_path)
-    tmp = path.with_name("." + path.name + ".tmp")
-    tmp.write_text(json.dumps(history, indent=1))
-    os.replace(tmp, path)
+    with atomic_write(path, "w") as f:
+        json.dump(history, f, indent=1)
     return path
