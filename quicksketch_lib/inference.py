@@ -14,6 +14,7 @@ cropped to the drawing, centred with a margin, reduced to 28x28.
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -22,10 +23,12 @@ import torch
 
 from .checkpoint import load_checkpoint
 from .data import IMAGE_SIZE, PIXELS, normalize_batch
+from .device import torch_threads
 from .errors import InputError
 from .rasterize import FRAME, LINE_DIAMETER, PADDING, rasterize_strokes
 
 Prediction = list[tuple[str, float]]
+SMALL_BATCH = 8  # up to this many drawings run on one thread (lower latency, see device.torch_threads)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 # In a Quick Draw bitmap the ink (a 255-unit drawing plus the 16-unit line) spans 271 of the
 # 304-unit frame that is reduced to 28x28 (see rasterize.py): about 25 of 28 pixels.
@@ -154,7 +157,8 @@ class Predictor:
 
         @torch.no_grad()
         def logits(x: np.ndarray) -> np.ndarray:
-            return model(torch.from_numpy(x)).float().numpy()
+            with torch_threads(1) if len(x) <= SMALL_BATCH else nullcontext():
+                return model(torch.from_numpy(x)).float().numpy()
         return cls(classes, logits, "torch")
 
     @classmethod

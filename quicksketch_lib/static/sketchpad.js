@@ -1,0 +1,217 @@
+// QuickSketch SketchPad: the browser half of quicksketch_lib.widgets.SketchPad (anywidget).
+//
+// This side only collects strokes and draws what Python sends back; all image maths
+// (strokes -> 28x28) and prediction happen in Python.
+//   - pointer events (mouse, pen, touch) build a stroke [xs, ys, ts] in canvas pixels;
+//   - while drawing, a throttled custom message {kind: "preview", stroke, seq} asks for a
+//     live prediction (at most one in flight: Python acknowledges with _preview_ack);
+//   - on pointer-up the whole stroke list is sent as the `strokes` trait;
+//   - Python answers with _input (784 bytes), _predictions, _headline and _heat.
+
+const SIZE = 28;
+const PREVIEW_MS = 120; // at most ~8 live previews per second
+const PREVIEW_TIMEOUT_MS = 1500; // resend if an acknowledgement never came
+
+function el(tag, cls, parent, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined) node.textContent = text;
+  if (parent) parent.appendChild(node);
+  return node;
+}
+
+function bytesOf(value) {
+  if (!value) return new Uint8Array(0);
+  if (value instanceof DataView) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  if (value.buffer) return new Uint8Array(value.buffer, value.byteOffset || 0, value.byteLength);
+  return new Uint8Array(value);
+}
+
+function render({ model, el: root }) {
+  root.classList.add("qs-sketchpad");
+  const left = el("div", "qs-left", root);
+  const canvas = el("canvas", "qs-canvas", left);
+  const buttons = el("div", "qs-buttons", left);
+  const undoButton = el("button", "qs-undo", buttons, "Undo");
+  const clearButton = el("button", "qs-clear", buttons, "Clear");
+  const explainLabel = el("label", "qs-explain-label", buttons);
+  const explainBox = el("input", "qs-explain", explainLabel);
+  explainBox.type = "checkbox";
+  explainLabel.appendChild(document.createTextNode(" explain"));
+
+  const right = el("div", "qs-right", root);
+  el("div", "qs-caption", right, "what the model sees (28×28)");
+  const input = el("canvas", "qs-input-image", right);
+  input.width = SIZE;
+  input.height = SIZE;
+  const headline = el("div", "qs-headline", right);
+  el("span", "qs-headline-prefix", headline, "guess: ");
+  const top1 = el("span", "qs-top1", headline);
+  const bars = el("div", "qs-bars", right);
+  const footer = el("div", "qs-footer", right);
+  const error = el("div", "qs-error", right);
+
+  const ctx = canvas.getContext("2d");
+  let side = 0;
+  let current = null; // the stroke being drawn: [xs, ys, ts]
+  let t0 = null; // time of the drawing's first point
+  let lastPreview = 0;
+  let sentSeq = 0;
+  let sentAt = 0;
+  let pendingPreview = false;
+
+  function resize() {
+    side = Math.round(canvas.getBoundingClientRect().width) || 280;
+    const dpr = window.devicePixelRatio || 1;
+    canvas.width = Math.round(side * dpr);
+    canvas.height = Math.round(side * dpr);
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    redraw();
+  }
+
+  function strokePath(stroke) {
+    const [xs, ys] = stroke;
+    if (!xs || xs.length === 0) return;
+    ctx.beginPath();
+    ctx.moveTo(xs[0], ys[0]);
+    if (xs.length === 1) ctx.lineTo(xs[0] + 0.01, ys[0]);
+    for (let i = 1; i < xs.length; i++) ctx.lineTo(xs[i], ys[i]);
+    ctx.stroke();
+  }
+
+  function redraw() {
+    ctx.clearRect(0, 0, side, side);
+    ctx.lineWidth = Math.max(2, side * model.get("_line_fraction"));
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+    ctx.strokeStyle = getComputedStyle(canvas).color || "#111";
+    for (const s of model.get("strokes")) strokePath(s);
+    if (current) strokePath(current);
+  }
+
+  function drawInput() {
+    const pixels = bytesOf(model.get("_input"));
+    const heat = model.get("explain") ? bytesOf(model.get("_heat")) : new Uint8Array(0);
+    const img = input.getContext("2d").createImageData(SIZE, SIZE);
+    let ink = 0;
+    for (let i = 0; i < SIZE * SIZE; i++) {
+      const v = pixels[i] || 0;
+      const h = heat.length === SIZE * SIZE ? heat[i] / 255 : 0;
+      ink += v;
+      // grey input, overlaid with an orange-red heat map where the model looks
+      img.data[4 * i] = Math.round(v * (1 - h) + 255 * h);
+      img.data[4 * i + 1] = Math.round(v * (1 - h) + 90 * h);
+      img.data[4 * i + 2] = Math.round(v * (1 - h));
+      img.data[4 * i + 3] = 255;
+    }
+    input.getContext("2d").putImageData(img, 0, 0);
+    input.dataset.ink = String(ink);
+  }
+
+  function drawBars() {
+    const predictions = model.get("_predictions");
+    bars.replaceChildren();
+    top1.textContent = predictions.length ? predictions[0][0] : model.get("_headline");
+    headline.classList.toggle("qs-blank", predictions.length === 0);
+    for (const [name, p] of predictions) {
+      const row = el("div", "qs-bar", bars);
+      row.dataset.class = name;
+      el("span", "qs-bar-label", row, name);
+      const track = el("span", "qs-bar-track", row);
+      el("span", "qs-bar-fill", track).style.width = `${(100 * p).toFixed(1)}%`;
+      el("span", "qs-bar-value", row, `${Math.round(100 * p)}%`);
+    }
+    const ms = model.get("_latency_ms");
+    footer.textContent = predictions.length ? `update ${ms.toFixed(1)} ms in Python` : "";
+  }
+
+  function markShown() {
+    root.dataset.strokes = String(model.get("_shown_strokes"));
+  }
+
+  function showError() {
+    error.textContent = model.get("_error");
+  }
+
+  function sendStrokes(strokes) {
+    model.set("strokes", strokes);
+    model.save_changes();
+  }
+
+  function point(event) {
+    const box = canvas.getBoundingClientRect();
+    const x = ((event.clientX - box.left) * side) / box.width;
+    const y = ((event.clientY - box.top) * side) / box.height;
+    if (t0 === null) t0 = event.timeStamp;
+    current[0].push(Math.round(x * 10) / 10);
+    current[1].push(Math.round(y * 10) / 10);
+    current[2].push(Math.round(event.timeStamp - t0));
+  }
+
+  function maybePreview(now) {
+    const waiting = sentSeq > model.get("_preview_ack") && now - sentAt < PREVIEW_TIMEOUT_MS;
+    if (!current || waiting || now - lastPreview < PREVIEW_MS) return;
+    lastPreview = now;
+    sentSeq += 1;
+    sentAt = now;
+    model.send({ kind: "preview", stroke: current, seq: sentSeq });
+  }
+
+  canvas.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0) return;
+    event.preventDefault();
+    canvas.setPointerCapture(event.pointerId);
+    if (model.get("strokes").length === 0) t0 = null;
+    current = [[], [], []];
+    point(event);
+    redraw();
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    if (!current) return;
+    const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
+    for (const e of events.length ? events : [event]) point(e);
+    redraw();
+    maybePreview(event.timeStamp);
+  });
+  const finish = (event) => {
+    if (!current) return;
+    if (event.type === "pointerup") point(event);
+    const stroke = current;
+    current = null;
+    sendStrokes([...model.get("strokes"), stroke]);
+    redraw();
+  };
+  canvas.addEventListener("pointerup", finish);
+  canvas.addEventListener("pointercancel", finish);
+  undoButton.addEventListener("click", () => sendStrokes(model.get("strokes").slice(0, -1)));
+  clearButton.addEventListener("click", () => sendStrokes([]));
+  explainBox.addEventListener("change", () => {
+    model.set("explain", explainBox.checked);
+    model.save_changes();
+  });
+
+  const syncExplain = () => {
+    explainBox.checked = model.get("explain");
+    explainLabel.hidden = !model.get("_can_explain");
+  };
+  model.on("change:strokes", redraw);
+  model.on("change:_input", drawInput);
+  model.on("change:_heat", drawInput);
+  model.on("change:explain", () => { syncExplain(); drawInput(); });
+  model.on("change:_predictions", drawBars);
+  model.on("change:_headline", drawBars);
+  model.on("change:_error", showError);
+  model.on("change:_shown_strokes", markShown);
+
+  const observer = new ResizeObserver(resize);
+  observer.observe(canvas);
+  syncExplain();
+  resize();
+  drawInput();
+  drawBars();
+  showError();
+  markShown();
+  return () => observer.disconnect();
+}
+
+export default { render };

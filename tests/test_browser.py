@@ -1,0 +1,191 @@
+"""End to end: JupyterLab + headless Chromium run notebook 05 and draw a real drawing on the SketchPad.
+
+The test trains a small checkpoint on real bitmaps of the ten classes, starts its own JupyterLab
+(127.0.0.1, a token, a free port, a temporary copy of the notebook), opens the notebook in Debian's
+Chromium driven by Playwright, runs all cells, replays a recorded Quick Draw drawing with mouse
+events and reads what the page shows: the 28x28 input must have ink and the top-5 must name the
+drawing's class. A screenshot goes to ``artifacts/sketchpad-browser.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from quicksketch_lib.inference import Predictor
+from quicksketch_lib.widgets import predict_strokes
+from test_widgets import recorded_drawings, train_small_checkpoint
+
+CHROMIUM = Path("/usr/bin/chromium")
+NOTEBOOK = "notebooks/05_draw_and_predict.ipynb"
+ARTIFACTS = ROOT / "artifacts"
+REPLAY_CLASS = "cat"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-extensions",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--mute-audio"]
+NO_NEWS = {"fetchNews": "false", "checkForUpdates": False}
+
+
+def require_chromium() -> None:
+    """Skip without Chromium, except on CI (CI=true), where .ci/run installs it: fail there."""
+    if CHROMIUM.exists():
+        return
+    message = f"{CHROMIUM} not found: install it with `apt-get install -y chromium` (never `playwright install`)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_lab(root_dir: Path, env: dict, port: int, token: str) -> subprocess.Popen:
+    """Start JupyterLab on 127.0.0.1 and wait until its API answers (up to 90 s)."""
+    log = open(root_dir.parent / "lab.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}",
+         "--ServerApp.ip=127.0.0.1", f"--ServerApp.token={token}", f"--ServerApp.root_dir={root_dir}",
+         "--ServerApp.port_retries=0", "--LabApp.expose_app_in_browser=True"],
+        env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"JupyterLab exited with {proc.returncode}; see {log.name}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2)
+            return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.terminate()
+    raise RuntimeError(f"JupyterLab did not answer on port {port} within 90 s; see {log.name}")
+
+
+def stop_lab(proc: subprocess.Popen) -> None:
+    """Stop the server we started (by its PID); its kernels stop with it."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def lab_environment(tmp: Path, checkpoint: Path) -> dict:
+    """Server environment: the checkpoint for the notebook, private settings without news."""
+    settings = tmp / "lab-settings"
+    notification = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True)
+    notification.write_text(json.dumps(NO_NEWS))
+    env = dict(os.environ, QUICKSKETCH_CHECKPOINT=str(checkpoint), JUPYTERLAB_SETTINGS_DIR=str(settings),
+               JUPYTERLAB_WORKSPACES_DIR=str(tmp / "lab-workspaces"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def fit_to_canvas(drawing, side: float, margin: float = 0.1) -> list[list[list[float]]]:
+    """Scale a raw drawing (screen pixels of another device) into a ``side`` px square canvas."""
+    points = np.concatenate([np.stack(s[:2], 1) for s in drawing]).astype(float)
+    lo, extent = points.min(0), float(np.ptp(points, 0).max()) or 1.0
+    scale = side * (1 - 2 * margin) / extent
+    offset = side * margin + (side * (1 - 2 * margin) - np.ptp(points, 0) * scale) / 2
+    return [[list((np.asarray(s[0]) - lo[0]) * scale + offset[0]),
+             list((np.asarray(s[1]) - lo[1]) * scale + offset[1])] for s in drawing]
+
+
+def pick_drawing(checkpoint: Path, name: str):
+    """A recorded drawing of ``name``: the first the model names top-1, else the first in its top-5."""
+    predictor = Predictor.from_checkpoint(checkpoint, backend="torch")
+    drawings = recorded_drawings(name)
+    ranked = [[c for c, _ in predict_strokes(predictor, d)[1]] for d in drawings]
+    for ok in (lambda r: r[0] == name, lambda r: name in r):
+        for drawing, r in zip(drawings, ranked):
+            if ok(r):
+                return drawing
+    pytest.fail(f"the test model ranks no recorded {name} drawing in its top-5: {ranked}")
+
+
+def open_and_run_notebook(page, base: str, token: str) -> None:
+    page.goto(f"{base}/lab/tree/{NOTEBOOK}?reset&token={token}", timeout=90_000)
+    # The toolbar can say idle before the kernel session is ready; the status bar text cannot.
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.jp-StatusBar-TextItem')]"
+        ".some(e => e.textContent.trim().endsWith('| Idle'))", timeout=90_000)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_selector(".qs-sketchpad .qs-canvas", state="visible", timeout=120_000)
+
+
+def replay(page, canvas, strokes) -> None:
+    """Draw ``strokes`` (canvas pixels) with mouse events, each stroke down-move-up."""
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    for xs, ys in strokes:
+        page.mouse.move(box["x"] + xs[0], box["y"] + ys[0])
+        page.mouse.down()
+        for x, y in zip(xs[1:], ys[1:]):
+            page.mouse.move(box["x"] + x, box["y"] + y)
+        page.mouse.up()
+
+
+INK_JS = """canvas => {
+  const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  let ink = 0;
+  for (let i = 0; i < d.length; i += 4) ink += d[i];
+  return ink;
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser_checkpoint(tmp_path_factory, quickdraw_dir, strokes_dir) -> Path:
+    return train_small_checkpoint(tmp_path_factory.getbasetemp() / "widget-model")
+
+
+def test_draw_a_real_drawing_in_jupyterlab(browser_checkpoint, tmp_path):
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    drawing = pick_drawing(browser_checkpoint, REPLAY_CLASS)
+    (tmp_path / "root" / "notebooks").mkdir(parents=True)
+    shutil.copy(ROOT / NOTEBOOK, tmp_path / "root" / NOTEBOOK)  # never let Lab save over the real one
+    port, token = free_port(), secrets.token_hex(16)
+    server = start_lab(tmp_path / "root", lab_environment(tmp_path, browser_checkpoint), port, token)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 1000})
+                open_and_run_notebook(page, f"http://127.0.0.1:{port}", token)
+                pad = page.locator(".qs-sketchpad").first
+                assert pad.locator(".qs-top1").inner_text() == "draw something"
+                canvas = pad.locator(".qs-canvas")
+                strokes = fit_to_canvas(drawing, canvas.bounding_box()["width"])
+                replay(page, canvas, strokes)
+                page.wait_for_selector(f".qs-sketchpad[data-strokes='{len(strokes)}']", timeout=60_000)
+                ink = pad.locator(".qs-input-image").evaluate(INK_JS)
+                top5 = pad.locator(".qs-bar").evaluate_all("rows => rows.map(r => r.dataset.class)")
+                top1 = pad.locator(".qs-top1").inner_text()
+                error = pad.locator(".qs-error").inner_text()  # live previews ran without errors
+                ARTIFACTS.mkdir(exist_ok=True)
+                pad.screenshot(path=str(ARTIFACTS / "sketchpad-browser.png"))
+            finally:
+                browser.close()
+    finally:
+        stop_lab(server)
+    assert error == "", f"the pad reported an error: {error}"
+    assert ink > 0, "the displayed 28x28 input is blank after drawing"
+    assert len(top5) == 5 and top1 == top5[0]
+    assert REPLAY_CLASS in top5, f"drew a {REPLAY_CLASS}; the page's top-5 is {top5}"
