@@ -26,6 +26,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/quicksketch demo
 
+# The tested run: notebooks run short (CI=true) and read the real drawings beside the checkout
+# when they exist (an absolute path: nbval starts kernels inside notebooks/), else the offline default.
+SHARED_QUICKDRAW := $(wildcard $(abspath ../shared/data/quickdraw))
+test: export CI = true
+test: export QUICKSKETCH_DATA = $(SHARED_QUICKDRAW)
 # pytest exits 5 when it collected no tests: that is a failure here.
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \

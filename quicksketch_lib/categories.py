@@ -56,6 +56,11 @@ CATEGORIES: tuple[str, ...] = (
 )
 
 
+# The ten classes used for accuracy figures, the demo download and the notebooks.
+THE_TEN: tuple[str, ...] = ("airplane", "banana", "bicycle", "bird", "book", "cat", "clock", "dog",
+                            "flower", "house")
+
+
 def closest_categories(name: str, n: int = 3) -> list[str]:
     """Return up to ``n`` official category names that look most like ``name``.
 

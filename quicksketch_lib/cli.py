@@ -105,7 +105,7 @@ def cmd_export(args) -> int:
 def cmd_download(args) -> int:
     from .download import download_classes
 
-    from .demo import THE_TEN
+    from .categories import THE_TEN
 
     paths = download_classes(args.classes or THE_TEN, args.out, per_class=args.per_class, source=args.source,
                              fmt=args.format, progress=not args.quiet)

@@ -396,3 +396,49 @@ def make_subset(src: str | os.PathLike, dst: str | os.PathLike, per_class: int,
         save_npy_atomic(dst / f"{name}.npy", np.ascontiguousarray(arr[rows]))
         written[name] = n
     return written
+
+
+# --------------------------------------------------------------------------- the walkthrough's choices
+def walkthrough_classes(root: str | os.PathLike, preferred: Sequence[str] | None = None) -> list[str] | None:
+    """The classes the notebooks use: ``preferred`` (default: the ten, ``categories.THE_TEN``)
+    when the folder has all of them, else ``None`` (every class, e.g. the offline default's doodles)."""
+    if preferred is None:
+        from .categories import THE_TEN
+        preferred = THE_TEN
+    files = list_class_files(root)
+    return list(preferred) if all(c in files for c in preferred) else None
+
+
+# --------------------------------------------------------------------------- pixel and ink statistics
+def pixel_statistics(data: SketchData) -> list[dict]:
+    """Per-class pixel and ink statistics of uint8 drawings.
+
+    For every class: drawings, mean ink (sum of pixel values / 255, i.e. "full
+    pixels" of ink), the share of pixels that are background (0), full ink (255)
+    and in between (antialiased edges), and the mean ink bounding box in pixels.
+    """
+    from .rasterize import bbox_size
+
+    rows = []
+    for c, name in enumerate(data.classes):
+        imgs = np.asarray(data.images[data.labels == c])
+        box = bbox_size(imgs).mean(axis=0) if len(imgs) else (0.0, 0.0)
+        rows.append({
+            "class": name, "drawings": len(imgs),
+            "ink": float(imgs.sum(axis=1, dtype=np.int64).mean() / 255) if len(imgs) else 0.0,
+            "background": float((imgs == 0).mean()) if len(imgs) else 0.0,
+            "full_ink": float((imgs == 255).mean()) if len(imgs) else 0.0,
+            "edge": float(((imgs > 0) & (imgs < 255)).mean()) if len(imgs) else 0.0,
+            "bbox_h": float(box[0]), "bbox_w": float(box[1]),
+        })
+    return rows
+
+
+def format_statistics(rows: list[dict]) -> str:
+    """``pixel_statistics`` as a text table."""
+    width = max(8, *(len(r["class"]) for r in rows))
+    lines = [f"{'class':<{width}}  {'drawings':>8}  {'ink px':>6}  {'backgr.':>7}  {'full ink':>8}  "
+             f"{'edges':>6}  {'box h x w':>9}"]
+    lines += [f"{r['class']:<{width}}  {r['drawings']:>8,}  {r['ink']:>6.1f}  {r['background']:>7.1%}  "
+              f"{r['full_ink']:>8.1%}  {r['edge']:>6.1%}  {r['bbox_h']:>4.1f}x{r['bbox_w']:<4.1f}" for r in rows]
+    return "\n".join(lines)

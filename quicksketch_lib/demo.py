@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .categories import THE_TEN
 from .data import DataSource, find_data, load_folder, project_root
 
-THE_TEN = ["airplane", "banana", "bicycle", "bird", "book", "cat", "clock", "dog", "flower", "house"]
 
 
 def choose_demo_data(offline: bool = False, per_class: int = 1500) -> DataSource:

@@ -39,3 +39,259 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], t
     fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of true class" if normalize else "count")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- data (notebook 01)
+def _square(images) -> np.ndarray:
+    """uint8 drawings ``(N, 784)`` or ``(N, 28, 28)`` as ``(N, 28, 28)``."""
+    a = np.asarray(images)
+    return a.reshape(len(a), 28, 28)
+
+
+def plot_class_balance(counts: Sequence[int], classes: Sequence[str], title: str = "Drawings per class"):
+    """Bar chart of how many drawings each class has, with the mean as a dashed line."""
+    plt = _pyplot()
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * k + 2), 3.6))
+    ax.bar(range(k), counts, color="tab:blue")
+    ax.axhline(float(np.mean(counts)), color="black", ls="--", lw=1, label=f"mean {np.mean(counts):,.0f}")
+    ax.set_xticks(range(k), classes, rotation=45 if k <= 20 else 90, ha="right" if k <= 20 else "center")
+    ax.set_xlabel("class")
+    ax.set_ylabel("number of drawings")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_drawing_grid(images, labels, classes: Sequence[str], per_class: int = 8, seed: int = 0,
+                      title: str = "Random drawings of every class"):
+    """A grid: one row per class, ``per_class`` random drawings (seeded) in each row."""
+    plt = _pyplot()
+    images, labels = _square(images), np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    k = len(classes)
+    fig, axes = plt.subplots(k, per_class, figsize=(per_class * 0.9 + 1.2, k * 0.9 + 0.6), squeeze=False)
+    for c, name in enumerate(classes):
+        idx = np.flatnonzero(labels == c)
+        pick = rng.choice(idx, size=min(per_class, len(idx)), replace=False) if len(idx) else []
+        for j, ax in enumerate(axes[c]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j < len(pick):
+                ax.imshow(images[pick[j]], cmap="gray_r", vmin=0, vmax=255)
+        axes[c, 0].set_ylabel(name, rotation=0, ha="right", va="center")
+    fig.suptitle(title)
+    fig.supxlabel("random drawings (28×28, ink dark)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_mean_drawings(images, labels, classes: Sequence[str], title: str = "The mean drawing of every class"):
+    """Pixel-wise mean of each class: where people put ink for that class."""
+    plt = _pyplot()
+    images, labels = _square(images), np.asarray(labels)
+    k = len(classes)
+    cols = min(k, 10)
+    rows = -(-k // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.5 + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_frame_on(False)
+    for c, name in enumerate(classes):
+        ax = axes.flat[c]
+        members = images[labels == c]
+        mean = members.mean(axis=0) if len(members) else np.zeros((28, 28))
+        ax.imshow(mean, cmap="magma", vmin=0)
+        ax.set_xlabel(name)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_strokes_vs_bitmap(strokes, title: str = "One drawing: strokes and its 28×28 bitmap"):
+    """The raw strokes, the simplified strokes (0..255) and the 28×28 bitmap the model sees."""
+    from .rasterize import rasterize_strokes, simplify_strokes
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.9))
+    raw = [np.column_stack([np.asarray(s[0], float), np.asarray(s[1], float)]) for s in strokes]
+    simple = simplify_strokes(strokes)
+    n_raw, n_simple = sum(len(p) for p in raw), sum(len(p) for p in simple)
+    for ax, pts, name in ((axes[0], raw, f"raw strokes ({len(raw)} strokes, {n_raw} points)"),
+                          (axes[1], simple, f"simplified (0..255, {n_simple} points)")):
+        for p in pts:
+            ax.plot(p[:, 0], p[:, 1], "-o", ms=2, lw=1.5)
+        ax.set_aspect("equal")
+        ax.invert_yaxis()  # screen coordinates: y grows downwards
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+    axes[2].imshow(rasterize_strokes(strokes), cmap="gray", vmin=0, vmax=255)
+    axes[2].set_title("28×28 bitmap (what SketchCNN sees)", fontsize=10)
+    axes[2].set_xlabel("pixel column")
+    axes[2].set_ylabel("pixel row")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- model (notebook 02)
+def plot_first_layer_filters(model, title: str = "First-layer filters (3×3)"):
+    """The 3×3 kernels of the model's first convolution, each scaled to its own range."""
+    plt = _pyplot()
+    import torch
+
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    w = conv.weight.detach().float().cpu().numpy()[:, 0]
+    cols = 16
+    rows = -(-len(w) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.6, rows * 0.6 + 0.8), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i < len(w):
+            lim = float(np.abs(w[i]).max()) or 1.0
+            ax.imshow(w[i], cmap="RdBu_r", vmin=-lim, vmax=lim)
+    fig.suptitle(f"{title}: {len(w)} filters, red = positive, blue = negative weight")
+    fig.supxlabel("filter index (row by row)")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- training (notebook 03)
+def plot_training_curves(history: Sequence[dict], epochs: int | None = None, title: str = "Training"):
+    """Loss and accuracy per epoch (train and held-out) from ``fit``'s history records."""
+    plt = _pyplot()
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
+    _draw_curves(ax_loss, ax_acc, history, epochs)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _draw_curves(ax_loss, ax_acc, history, epochs):
+    ep = [h["epoch"] for h in history]
+    for ax in (ax_loss, ax_acc):
+        ax.clear()
+        ax.set_xlabel("epoch")
+        ax.set_xlim(0.5, max(epochs or 1, len(ep)) + 0.5)
+        ax.grid(alpha=0.3)
+    ax_loss.plot(ep, [h["train_loss"] for h in history], "o-", label="train")
+    ax_loss.plot(ep, [h["val_loss"] for h in history], "s-", label="held-out")
+    ax_loss.set_ylabel("cross-entropy loss")
+    ax_loss.set_title("loss")
+    ax_acc.plot(ep, [h["train_accuracy"] for h in history], "o-", label="train")
+    ax_acc.plot(ep, [h["val_accuracy"] for h in history], "s-", label="held-out")
+    ax_acc.set_ylabel("accuracy")
+    ax_acc.set_ylim(0, 1)
+    ax_acc.set_title("accuracy")
+    for ax in (ax_loss, ax_acc):
+        if history:
+            ax.legend()
+
+
+class LiveCurves:
+    """A ``fit`` callback that redraws loss/accuracy curves after every epoch.
+
+    In Jupyter the figure is displayed once and then updated in place (one output,
+    no flicker); elsewhere it is just kept up to date in ``self.figure``.
+    """
+
+    def __init__(self, epochs: int | None = None, title: str = "Training (live)"):
+        plt = _pyplot()
+        self.epochs, self.title = epochs, title
+        self.history: list[dict] = []
+        self.figure, (self._ax_loss, self._ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
+        plt.close(self.figure)  # shown through the display handle, not by the inline backend
+        self._handle = None
+
+    def __call__(self, record: dict) -> None:
+        self.history.append(dict(record))
+        _draw_curves(self._ax_loss, self._ax_acc, self.history, self.epochs)
+        last = self.history[-1]
+        self.figure.suptitle(f"{self.title}: epoch {last['epoch']}, held-out accuracy {last['val_accuracy']:.1%}")
+        self.figure.tight_layout()
+        self._show()
+
+    def _show(self) -> None:
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+        except ImportError:  # pragma: no cover - IPython is installed with jupyter
+            return
+        if get_ipython() is None:
+            return
+        if self._handle is None:
+            self._handle = display(self.figure, display_id=True)
+        else:
+            self._handle.update(self.figure)
+
+
+def plot_lr_schedule(schedules: dict[str, Sequence[float]], steps_per_epoch: int,
+                     title: str = "Learning rate schedule"):
+    """Learning rate against epoch for one or more named schedules (``lr_schedule`` output)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    for name, lrs in schedules.items():
+        ax.plot(np.arange(len(lrs)) / max(steps_per_epoch, 1), lrs, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("learning rate")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_per_class_accuracy(recall: Sequence[float], classes: Sequence[str], overall: float | None = None,
+                            title: str = "Accuracy per class (held-out drawings)"):
+    """Horizontal bars: the fraction of each class's drawings classified correctly (recall)."""
+    plt = _pyplot()
+    k = len(classes)
+    order = np.argsort(recall)
+    fig, ax = plt.subplots(figsize=(7, max(3, 0.32 * k + 1.2)))
+    ax.barh(range(k), np.asarray(recall)[order], color="tab:green")
+    ax.set_yticks(range(k), [classes[i] for i in order])
+    if overall is not None:
+        ax.axvline(overall, color="black", ls="--", lw=1, label=f"overall {overall:.1%}")
+        ax.legend(loc="lower right")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("fraction classified correctly")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def confident_mistakes(labels, proba: np.ndarray, n: int = 12) -> np.ndarray:
+    """Indices of the ``n`` wrong predictions with the highest predicted probability."""
+    labels = np.asarray(labels)
+    pred = proba.argmax(1)
+    wrong = np.flatnonzero(pred != labels)
+    return wrong[np.argsort(-proba[wrong, pred[wrong]], kind="stable")][:n]
+
+
+def plot_confident_mistakes(images, labels, proba: np.ndarray, classes: Sequence[str], n: int = 12,
+                            cols: int = 6, title: str = "Most confidently wrong drawings"):
+    """Gallery of the wrong predictions the model was surest about: true vs predicted class."""
+    plt = _pyplot()
+    images = _square(images)
+    idx = confident_mistakes(labels, proba, n)
+    rows = max(1, -(-n // cols))  # fixed layout, whatever the number of mistakes
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.8, rows * 2.1 + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_frame_on(False)
+    for ax, i in zip(axes.flat, idx):
+        p = int(proba[i].argmax())
+        ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=255)
+        ax.set_title(f"true: {classes[int(np.asarray(labels)[i])]}\nsaid: {classes[p]} {proba[i, p]:.0%}",
+                     fontsize=8)
+    if not len(idx):
+        axes.flat[0].set_title("no mistakes")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -142,14 +142,12 @@ def checkpoint_for_drawing(epochs: int = 3, per_class: int = 1000, max_batches: 
     :func:`~quicksketch_lib.data.find_data`) into ``models/sketchpad.pt``. Prints what it uses."""
     path, why = find_checkpoint()
     if path is None:
-        from .data import find_data, list_class_files, load_folder
-        from .demo import THE_TEN
+        from .data import find_data, load_folder, walkthrough_classes
         from .model import ModelConfig, SketchCNN
         from .training import TrainConfig, fit
 
         source = find_data()
-        classes = THE_TEN if set(THE_TEN) <= set(list_class_files(source.path)) else None
-        data = load_folder(source.path, classes=classes, per_class=per_class)
+        data = load_folder(source.path, classes=walkthrough_classes(source.path), per_class=per_class)
         print(f"No checkpoint yet: training a compact SketchCNN for {epochs} epoch(s) on {data.describe()}")
         path = project_root() / QUICK_CHECKPOINT
         model = SketchCNN(ModelConfig(num_classes=len(data.classes), **QUICK_MODEL))

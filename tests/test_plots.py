@@ -1,0 +1,165 @@
+"""Tests for quicksketch_lib/plots.py: every figure has a title, axis labels and class names."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from quicksketch_lib import plots  # noqa: E402
+from quicksketch_lib.data import SketchData, format_statistics, pixel_statistics, walkthrough_classes  # noqa: E402
+from quicksketch_lib.model import ModelConfig, SketchCNN  # noqa: E402
+
+from conftest import make_shapes  # noqa: E402
+
+CLASSES = ["box", "cross", "ring"]
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture
+def shapes():
+    arrays = make_shapes(n_per_class=20)
+    images = np.concatenate([arrays[c] for c in CLASSES])
+    labels = np.repeat(np.arange(3), 20)
+    return images, labels
+
+
+def _texts(fig) -> str:
+    """Every piece of text in a figure: titles, labels, tick labels, annotations."""
+    out = [fig._suptitle.get_text() if fig._suptitle else ""]
+    for ax in fig.axes:
+        out += [ax.get_title(), ax.get_xlabel(), ax.get_ylabel()]
+        out += [t.get_text() for t in ax.get_xticklabels() + ax.get_yticklabels() + ax.texts]
+    for attr in ("_supxlabel", "_supylabel"):
+        if getattr(fig, attr, None) is not None:
+            out.append(getattr(fig, attr).get_text())
+    return "\n".join(out)
+
+
+def _has_title(fig) -> bool:
+    return bool((fig._suptitle and fig._suptitle.get_text()) or any(ax.get_title() for ax in fig.axes))
+
+
+def test_class_balance_has_bars_labels_and_class_names():
+    fig = plots.plot_class_balance([5, 7, 9], CLASSES)
+    ax = fig.axes[0]
+    assert [p.get_height() for p in ax.patches] == [5, 7, 9]
+    assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+    assert all(c in _texts(fig) for c in CLASSES)
+
+
+def test_drawing_grid_one_row_per_class_and_seeded(shapes):
+    images, labels = shapes
+    fig = plots.plot_drawing_grid(images, labels, CLASSES, per_class=4, seed=1)
+    assert len(fig.axes) == 3 * 4
+    assert _has_title(fig) and all(c in _texts(fig) for c in CLASSES)
+    again = plots.plot_drawing_grid(images, labels, CLASSES, per_class=4, seed=1)
+    first = [ax.images[0].get_array().tolist() for ax in fig.axes]
+    assert first == [ax.images[0].get_array().tolist() for ax in again.axes]
+    row = fig.axes[4:8]  # the second row shows only "cross" drawings
+    cross = {tuple(r) for r in images[labels == 1]}
+    assert all(tuple(np.asarray(ax.images[0].get_array()).reshape(-1)) in cross for ax in row)
+
+
+def test_mean_drawings_are_class_means(shapes):
+    images, labels = shapes
+    fig = plots.plot_mean_drawings(images, labels, CLASSES)
+    shown = np.asarray(fig.axes[2].images[0].get_array())
+    np.testing.assert_allclose(shown, images[labels == 2].reshape(-1, 28, 28).mean(0))
+    assert _has_title(fig) and all(c in _texts(fig) for c in CLASSES)
+
+
+def test_strokes_vs_bitmap_shows_raw_simplified_and_bitmap():
+    strokes = [[[10, 60, 110, 160], [10, 80, 10, 80]], [[20, 150], [150, 150]]]
+    fig = plots.plot_strokes_vs_bitmap(strokes, title="a zigzag")
+    assert len(fig.axes) == 3
+    assert fig.axes[2].images[0].get_array().shape == (28, 28)
+    assert "raw strokes (2 strokes" in fig.axes[0].get_title()
+    assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
+    assert fig.axes[0].yaxis_inverted()
+
+
+def test_first_layer_filters_one_panel_per_filter():
+    torch.manual_seed(0)
+    model = SketchCNN(ModelConfig(num_classes=3, channels=(8, 16, 16)))
+    fig = plots.plot_first_layer_filters(model)
+    assert sum(1 for ax in fig.axes if ax.images) == 8
+    assert "8 filters" in fig._suptitle.get_text()
+    np.testing.assert_allclose(fig.axes[0].images[0].get_array(),
+                               model.features[0][0].weight.detach()[0, 0].numpy(), rtol=1e-6)
+
+
+HISTORY = [{"epoch": e, "train_loss": 2.0 / e, "val_loss": 2.1 / e, "train_accuracy": 0.3 * e,
+            "val_accuracy": 0.28 * e} for e in (1, 2, 3)]
+
+
+def test_training_curves_plot_every_epoch():
+    fig = plots.plot_training_curves(HISTORY, epochs=5)
+    loss_ax, acc_ax = fig.axes
+    assert [list(l.get_xdata()) for l in loss_ax.lines] == [[1, 2, 3], [1, 2, 3]]
+    assert list(acc_ax.lines[1].get_ydata()) == [h["val_accuracy"] for h in HISTORY]
+    assert loss_ax.get_xlabel() == "epoch" and loss_ax.get_ylabel() and acc_ax.get_ylabel()
+
+
+def test_live_curves_callback_collects_records_outside_jupyter():
+    live = plots.LiveCurves(epochs=3)
+    for record in HISTORY:
+        live(record)
+    assert [h["epoch"] for h in live.history] == [1, 2, 3]
+    assert len(live.figure.axes[1].lines[1].get_xdata()) == 3
+    assert "84.0%" in live.figure._suptitle.get_text()
+
+
+def test_lr_schedule_plot_has_a_line_per_schedule():
+    fig = plots.plot_lr_schedule({"original": [1e-3] * 10 + [5e-4] * 10, "flat": [1e-3] * 20}, steps_per_epoch=10)
+    ax = fig.axes[0]
+    assert [l.get_label() for l in ax.lines] == ["original", "flat"]
+    assert ax.lines[0].get_xdata()[10] == pytest.approx(1.0)
+    assert ax.get_xlabel() == "epoch" and ax.get_ylabel() == "learning rate" and ax.get_title()
+
+
+def test_per_class_accuracy_sorted_with_names():
+    fig = plots.plot_per_class_accuracy([0.9, 0.5, 0.7], CLASSES, overall=0.7)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["cross", "ring", "box"]
+    assert [p.get_width() for p in ax.patches] == [0.5, 0.7, 0.9]
+    assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+
+
+def test_confident_mistakes_orders_wrong_predictions_by_confidence():
+    labels = np.array([0, 1, 2, 0])
+    proba = np.array([[0.9, 0.05, 0.05],   # right
+                      [0.6, 0.3, 0.1],     # wrong, 0.6
+                      [0.05, 0.9, 0.05],   # wrong, 0.9
+                      [0.2, 0.1, 0.7]])    # wrong, 0.7
+    assert plots.confident_mistakes(labels, proba, n=2).tolist() == [2, 3]
+    fig = plots.plot_confident_mistakes(np.zeros((4, 784), np.uint8), labels, proba, CLASSES, n=3, cols=3)
+    titles = [ax.get_title() for ax in fig.axes if ax.images]
+    assert titles[0] == "true: ring\nsaid: cross 90%"
+    assert len(titles) == 3 and _has_title(fig)
+
+
+def test_pixel_statistics_and_walkthrough_classes(tmp_path, shapes):
+    images, labels = shapes
+    data = SketchData(images, labels, CLASSES)
+    rows = pixel_statistics(data)
+    assert [r["class"] for r in rows] == CLASSES
+    box = images[labels == 0]
+    assert rows[0]["ink"] == pytest.approx(box.sum() / 255 / len(box))
+    assert rows[0]["background"] + rows[0]["full_ink"] + rows[0]["edge"] == pytest.approx(1.0)
+    assert 0 < rows[2]["bbox_h"] <= 28
+    assert format_statistics(rows).splitlines()[1].startswith("box")
+    for c in CLASSES:
+        np.save(tmp_path / f"{c}.npy", images[:2])
+    assert walkthrough_classes(tmp_path) is None
+    assert walkthrough_classes(tmp_path, preferred=["ring", "box"]) == ["ring", "box"]
