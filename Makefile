@@ -31,6 +31,8 @@ demo: $(STAMP)
 SHARED_QUICKDRAW := $(wildcard $(abspath ../shared/data/quickdraw))
 test: export CI = true
 test: export QUICKSKETCH_DATA = $(SHARED_QUICKDRAW)
+# ... and train into artifacts/, never over a model a person trained in models/.
+test: export QUICKSKETCH_CHECKPOINT = $(abspath artifacts/nbval/sketchcnn.pt)
 # pytest exits 5 when it collected no tests: that is a failure here.
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from .data import NORM_MEAN, NORM_STD
+from .data import NORM_MEAN, NORM_STD, project_root
 from .errors import CheckpointError
 from .files import atomic_write
 from .model import ModelConfig, SketchCNN
@@ -36,6 +36,16 @@ from .model import ModelConfig, SketchCNN
 FORMAT = "quicksketch-checkpoint"
 FORMAT_VERSION = 1
 DEFAULT_CHECKPOINT = Path("models") / "sketchcnn.pt"
+ENV_CHECKPOINT = "QUICKSKETCH_CHECKPOINT"
+
+
+def walkthrough_checkpoint() -> Path:
+    """The notebooks' checkpoint: ``$QUICKSKETCH_CHECKPOINT``, else ``models/sketchcnn.pt``.
+
+    ``make test`` points it into ``artifacts/`` so that the short tested run never
+    overwrites a model a person trained.
+    """
+    return Path(os.environ.get(ENV_CHECKPOINT) or project_root() / DEFAULT_CHECKPOINT)
 
 
 @dataclass

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import traitlets
 
+from .checkpoint import DEFAULT_CHECKPOINT, ENV_CHECKPOINT
 from .data import IMAGE_SIZE, normalize_batch, project_root
 from .errors import InputError
 from .inference import Prediction, Predictor
@@ -41,7 +42,6 @@ from .rasterize import FRAME, LINE_DIAMETER, PADDING, rasterize_strokes
 
 STATIC = Path(__file__).parent / "static"
 BLANK_TEXT = "draw something"
-ENV_CHECKPOINT = "QUICKSKETCH_CHECKPOINT"
 # Quick Draw's line is 16 units wide in a 256-unit drawing plus 16 units of padding on each
 # side; drawn on a square canvas the same proportion is this fraction of the canvas side.
 LINE_FRACTION = LINE_DIAMETER / (FRAME + 2 * PADDING)
@@ -128,7 +128,7 @@ def find_checkpoint() -> tuple[Path | None, str]:
             raise InputError(f"${ENV_CHECKPOINT}={path} does not exist; point it at a "
                              "checkpoint (.pt) or unset it")
         return path, f"from ${ENV_CHECKPOINT}"
-    for name, why in (("sketchcnn.pt", "trained in notebook 03"), ("demo.pt", "written by `make demo`"),
+    for name, why in ((DEFAULT_CHECKPOINT.name, "trained in notebook 03"), ("demo.pt", "written by `make demo`"),
                       (QUICK_CHECKPOINT.name, "a quick model trained here earlier")):
         path = project_root() / "models" / name
         if path.is_file():

@@ -1,0 +1,585 @@
+"""``quicksketch bench``: the original recipe and QuickSketch's fast path, side by side.
+
+One process, one data folder, one thread setting; every number comes from a
+fixed number of steps after a warm-up (nothing is trained to convergence)::
+
+    quicksketch bench --quick --json bench.json
+
+Measured (each function is importable, e.g. for a notebook or a test):
+
+* :func:`measure_training_throughput` -- images/s of a *trainer*: the original
+  recipe as written (:func:`original_trainer`: fp32, per-sample
+  :class:`~quicksketch_lib.data.QuickDrawNPY` with a transform, ``random_split``,
+  ``DataLoader(batch_size=256, shuffle=True)``) or QuickSketch's default path
+  (:func:`fast_trainer`: :class:`~quicksketch_lib.data.BatchLoader`, bf16
+  autocast where the hardware has it, channels_last, the trainer's own epoch
+  loop). :func:`compare_training` alternates the two in rounds, so a change in
+  machine load hits both alike.
+* :func:`measure_loading_throughput` -- images/s of a loader alone.
+* :func:`measure_latency` / :func:`measure_inference` -- batch-1 latency
+  (p50/p95) and batch-256 throughput, PyTorch eager and onnxruntime.
+* :func:`compare_accuracy` -- held-out accuracy of the fast path vs fp32 with
+  identical seeds (not part of the bench run: it trains).
+* :func:`measure_stroke_to_prediction` -- the widget's path: strokes ->
+  ``rasterize_strokes`` -> ``Predictor.predict``.
+* :func:`peak_memory_mib` -- peak resident memory of this process.
+
+The JSON written by ``--json`` has the keys ``machine``, ``data``, ``settings``,
+``training``, ``loading``, ``inference`` (``torch``, ``onnxruntime`` and
+``onnxruntime_int8``: the model quantised by :func:`quantize_int8`), ``widget``,
+``memory``, ``phase_seconds`` and ``seconds`` (see :data:`JSON_KEYS`). Timings on a machine shared with other jobs are
+contaminated: ``machine.load_average`` records the load before and after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .categories import THE_TEN
+from .data import (BatchLoader, QuickDrawNPY, SketchData, find_data, load_folder, normalize, project_root,
+                   stratified_split, walkthrough_classes)
+from .device import autocast, configure_threads, cpu_has_fast_bf16, pick_device, resolve_precision
+
+JSON_KEYS = ("machine", "data", "settings", "training", "loading", "inference", "widget", "memory",
+             "phase_seconds", "seconds")
+SHARED_DATA = project_root().parent / "shared" / "data"
+Trainer = Callable[[int], int]  # train n batches, return images seen
+
+
+@dataclass
+class BenchSettings:
+    """How much to measure. ``quick()`` fits in under 3 minutes on 2 CPU cores."""
+
+    per_class: int | None = 2000  # drawings per class loaded (both paths load the same)
+    warmup_steps: int = 2  # training steps per path before timing
+    rounds: int = 4  # timed rounds, original and fast alternating
+    steps_per_round: int = 3  # training steps per path per round
+    loading_batches: int = 40  # batches timed per loader (fast path: 10x as many)
+    latency_calls: int = 300  # batch-1 calls per backend (p50/p95)
+    throughput_calls: int = 5  # batch-256 calls per backend
+    widget_calls: int = 200  # stroke-to-prediction calls
+    batch_size: int = 256
+    int8: bool = True  # also measure the int8-quantised ONNX model
+
+    @classmethod
+    def quick(cls) -> "BenchSettings":
+        return cls(per_class=1000, warmup_steps=1, rounds=3, steps_per_round=2, loading_batches=20,
+                   latency_calls=200, throughput_calls=3, widget_calls=100)
+
+
+# --------------------------------------------------------------------------- data
+def bench_data_dir(explicit: str | os.PathLike | None = None) -> tuple[Path, str]:
+    """The folder to measure on and how it was chosen: ``--data``, ``$QUICKSKETCH_DATA``,
+    the real drawings in ``../shared/data/quickdraw``, else :func:`find_data`'s default."""
+    if explicit or os.environ.get("QUICKSKETCH_DATA"):
+        source = find_data(explicit)
+        return source.path, source.describe()
+    shared = SHARED_DATA / "quickdraw"
+    if shared.is_dir() and any(shared.glob("*.npy")):
+        return shared, f"Using data from {shared} (real Quick Draw drawings, ../shared/data)"
+    source = find_data()
+    return source.path, source.describe()
+
+
+def original_loader(root: str | os.PathLike, classes: Sequence[str] | None = None,
+                    per_class: int | None = None, batch_size: int = 256,
+                    seed: int = 42) -> torch.utils.data.DataLoader:
+    """The original recipe's data path, as written: per-sample Dataset with a
+    transform, ``random_split`` 90/10, ``DataLoader(batch_size, shuffle=True)``."""
+    dataset = QuickDrawNPY(root, transform=normalize, classes=classes, per_class=per_class)
+    n_val = len(dataset) // 10
+    train_set, _ = torch.utils.data.random_split(
+        dataset, [len(dataset) - n_val, n_val], generator=torch.Generator().manual_seed(seed))
+    return torch.utils.data.DataLoader(train_set, batch_size=batch_size, shuffle=True)
+
+
+def fast_loader(data: SketchData, batch_size: int = 256, device: torch.device | str = "cpu",
+                channels_last: bool = True, seed: int = 0) -> BatchLoader:
+    """QuickSketch's data path as ``fit`` builds it: stratified 90% split, BatchLoader."""
+    train_idx, _ = stratified_split(data.labels, 0.1, seed)
+    return BatchLoader(data.images[train_idx], data.labels[train_idx], batch_size, shuffle=True,
+                       seed=seed, device=device, channels_last=channels_last)
+
+
+# --------------------------------------------------------------------------- training
+def original_trainer(loader: Iterable, model: nn.Module, device: torch.device | str = "cpu") -> Trainer:
+    """The original training step: fp32, NCHW, Adam 1e-3 wd 1e-4, CrossEntropy."""
+    device = torch.device(device)
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    criterion = nn.CrossEntropyLoss()
+
+    def run(n: int) -> int:
+        seen = 0
+        for step, (x, y) in enumerate(loader):
+            if step == n:
+                break
+            x, y = x.to(device), y.to(device)
+            optimizer.zero_grad()
+            loss = criterion(model(x), y)
+            loss.backward()
+            optimizer.step()
+            seen += len(y)
+        return seen
+    return run
+
+
+def fast_trainer(loader: BatchLoader, model: nn.Module, precision: str = "auto",
+                 channels_last: bool = True) -> Trainer:
+    """QuickSketch's default training step: ``fit``'s own epoch loop on ``loader``."""
+    from .training import TrainConfig, _train_one_epoch, build_optimizer, build_scheduler
+
+    config = TrainConfig(precision=precision, channels_last=channels_last)
+    device = loader.device
+    dtype = resolve_precision(precision, device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(device, memory_format=memory_format)
+    optimizer = build_optimizer(model, config)
+    scheduler = build_scheduler(optimizer, config, len(loader))
+    criterion = nn.CrossEntropyLoss()
+
+    def run(n: int) -> int:
+        loader.max_batches = n
+        stats = _train_one_epoch(model, loader, optimizer, scheduler, criterion, None, None, dtype,
+                                 config, 0, progress=False)
+        return stats["images"]
+    return run
+
+
+def measure_training_throughput(trainer: Trainer, steps: int = 5, warmup: int = 1) -> dict:
+    """Images/s of ``trainer`` over ``steps`` batches after ``warmup`` batches."""
+    if warmup:
+        trainer(warmup)
+    t0 = time.perf_counter()
+    images = trainer(steps)
+    seconds = time.perf_counter() - t0
+    return {"images_per_s": images / seconds, "images": images, "seconds": seconds, "steps": steps}
+
+
+def compare_training(original: Trainer, fast: Trainer, rounds: int = 3, steps_per_round: int = 2,
+                     warmup: int = 1) -> dict:
+    """Both trainers, alternating in ``rounds`` (so load changes hit both), and their ratio.
+
+    ``speedup`` is the ratio of total images/s; ``speedup_paired_median`` the
+    median of the per-round ratios (less sensitive to a burst of load).
+    """
+    original(warmup), fast(warmup)
+    per_round = {"original": [], "quicksketch": []}
+    for _ in range(rounds):
+        for name, trainer in (("original", original), ("quicksketch", fast)):
+            t0 = time.perf_counter()
+            images = trainer(steps_per_round)
+            per_round[name].append((images, time.perf_counter() - t0))
+    result = {}
+    for name, runs in per_round.items():
+        images, seconds = sum(r[0] for r in runs), sum(r[1] for r in runs)
+        result[name] = {"images_per_s": images / seconds, "images": images, "seconds": seconds,
+                        "steps": rounds * steps_per_round}
+    ratios = [(f[0] / f[1]) / (o[0] / o[1]) for o, f in zip(per_round["original"], per_round["quicksketch"])]
+    result["speedup"] = result["quicksketch"]["images_per_s"] / result["original"]["images_per_s"]
+    result["speedup_paired_median"] = float(np.median(ratios))
+    return result
+
+
+def compare_accuracy(data: SketchData, config=None, model_config=None) -> dict:
+    """Held-out accuracy of the fast path and of plain fp32 (NCHW), trained with ``fit``
+    on the same split, initial weights, batch order and seed: only the arithmetic differs.
+
+    Returns ``{"fp32": acc, "quicksketch": acc, "difference_points": ...}`` (accuracies
+    in [0, 1], the difference in percentage points, fast minus fp32).
+    """
+    from dataclasses import replace
+
+    from .model import ModelConfig, SketchCNN
+    from .training import TrainConfig, fit
+
+    config = config or TrainConfig(epochs=1, max_batches=100)
+    model_config = model_config or ModelConfig(num_classes=len(data.classes))
+    result = {}
+    for name, overrides in (("fp32", {"precision": "fp32", "channels_last": False}), ("quicksketch", {})):
+        torch.manual_seed(config.seed)
+        run = fit(SketchCNN(model_config), data, replace(config, **overrides), progress=False)
+        result[name] = run.val_accuracy
+        result[f"{name}_precision"] = run.checkpoint.train_config["precision"]
+    result["difference_points"] = 100 * (result["quicksketch"] - result["fp32"])
+    result["val_drawings"] = len(run.checkpoint.split["val_indices"])
+    return result
+
+
+# --------------------------------------------------------------------------- data loading alone
+def measure_loading_throughput(loader: Iterable, batches: int = 20) -> dict:
+    """Images/s of iterating ``loader`` for ``batches`` batches (first batch not timed)."""
+    it = iter(loader)
+    next(it)  # warm-up: iterator start, first batch
+    images, t0 = 0, time.perf_counter()
+    for _ in range(batches):
+        try:
+            x, y = next(it)
+        except StopIteration:
+            it = iter(loader)
+            x, y = next(it)
+        images += len(y)
+    seconds = time.perf_counter() - t0
+    return {"images_per_s": images / seconds, "images": images, "seconds": seconds}
+
+
+# --------------------------------------------------------------------------- inference
+def measure_latency(fn: Callable[[], object], calls: int = 200, warmup: int = 10) -> dict:
+    """p50/p95/mean milliseconds of ``fn()`` over ``calls`` calls after ``warmup``."""
+    for _ in range(warmup):
+        fn()
+    times = np.empty(calls)
+    for i in range(calls):
+        t0 = time.perf_counter()
+        fn()
+        times[i] = time.perf_counter() - t0
+    ms = times * 1e3
+    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
+            "mean_ms": float(ms.mean()), "calls": calls}
+
+
+def export_bench_onnx(model: nn.Module, classes: Sequence[str], folder: str | os.PathLike) -> Path:
+    """Export ``model`` with ``export_onnx`` (parity-checked) into ``folder``; return the path."""
+    from .checkpoint import Checkpoint
+    from .export import export_onnx
+
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    ckpt = Checkpoint(model_state=state, model_config=model.config, classes=list(classes))
+    return export_onnx(ckpt, Path(folder) / "bench.onnx").path
+
+
+def quantize_int8(onnx_path: str | os.PathLike, calibration: np.ndarray,
+                  out: str | os.PathLike | None = None) -> Path:
+    """Static int8 quantisation (QDQ, per-channel weights) of an exported model with
+    onnxruntime, calibrated on ``calibration`` (normalised ``(N, 1, 28, 28)`` float32).
+
+    The int8 convolutions use the CPU's VNNI instructions; measured here as the way
+    under 1 ms for a batch-1 call on one core (fp32 needs about 0.23 GFLOP per drawing).
+    """
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    onnx_path = Path(onnx_path)
+    out = Path(out) if out else onnx_path.with_suffix(".int8.onnx")
+    pre = onnx_path.with_name(onnx_path.stem + ".pre.onnx")
+    quant_pre_process(str(onnx_path), str(pre))
+    batches = [{"image": np.ascontiguousarray(calibration[i:i + 32], dtype=np.float32)}
+               for i in range(0, len(calibration), 32)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(batches)
+
+        def get_next(self):
+            return next(self.it, None)
+    quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+    pre.unlink(missing_ok=True)
+    return out
+
+
+def measure_inference(model: nn.Module, onnx_path: str | os.PathLike | None, drawings: np.ndarray,
+                      calls: int = 200, throughput_calls: int = 3, batch_size: int = 256,
+                      ort_threads: int = 1, int8_path: str | os.PathLike | None = None) -> dict:
+    """Batch-1 latency and batch-``batch_size`` throughput, PyTorch eager (fp32, as
+    ``Predictor`` runs it) and onnxruntime (``OnnxModel``, ``ort_threads`` threads);
+    with ``int8_path`` also the int8 model (key ``onnxruntime_int8``, with its top-1
+    agreement with PyTorch on the batch)."""
+    from .data import normalize_batch
+
+    model = model.eval().cpu().to(memory_format=torch.contiguous_format)
+    rows = np.resize(drawings, (batch_size, drawings.shape[1]))
+    x_big = normalize_batch(torch.from_numpy(rows))
+    x_one = x_big[:1].contiguous()
+    backends = {}
+
+    @torch.inference_mode()
+    def torch_logits(x):
+        return model(x)
+    backends["torch"] = (torch_logits, x_one, x_big)
+    if onnx_path is not None:
+        from .export import OnnxModel
+
+        session = OnnxModel(onnx_path, threads=ort_threads)
+        backends["onnxruntime"] = (session.logits, x_one.numpy(), x_big.numpy())
+    if int8_path is not None:
+        from .export import OnnxModel
+
+        int8 = OnnxModel(int8_path, threads=ort_threads)
+        backends["onnxruntime_int8"] = (int8.logits, x_one.numpy(), x_big.numpy())
+    out = {}
+    for name, (fn, one, big) in backends.items():
+        lat = measure_latency(lambda: fn(one), calls)
+        thr = measure_latency(lambda: fn(big), throughput_calls, warmup=1)
+        out[name] = {"batch1_p50_ms": lat["p50_ms"], "batch1_p95_ms": lat["p95_ms"],
+                     "batch1_calls": calls, f"batch{batch_size}_images_per_s": batch_size / (thr["mean_ms"] / 1e3)}
+    for name in ("onnxruntime", "onnxruntime_int8"):
+        if name in out:
+            out[name]["threads"] = ort_threads
+    if int8_path is not None:
+        agree = backends["onnxruntime_int8"][0](x_big.numpy()).argmax(1) == torch_logits(x_big).numpy().argmax(1)
+        out["onnxruntime_int8"]["top1_agreement"] = float(agree.mean())
+    out["torch"]["threads"] = torch.get_num_threads()
+    return out
+
+
+# --------------------------------------------------------------------------- the widget's path
+def bench_strokes(limit: int = 20, classes: Sequence[str] = THE_TEN) -> tuple[list, str]:
+    """Real raw stroke drawings from ``../shared/data/strokes`` (up to ``limit``), else a
+    small synthetic drawing; returns ``(drawings, description)``."""
+    from .rasterize import read_ndjson
+
+    folder = SHARED_DATA / "strokes"
+    drawings = []
+    for name in classes:
+        path = folder / f"{name}.ndjson"
+        if path.is_file() and len(drawings) < limit:
+            drawings += [r["drawing"] for r in read_ndjson(path, limit=2)]
+    if drawings:
+        return drawings[:limit], f"{min(len(drawings), limit)} real raw drawings from {folder}"
+    t = np.linspace(0, 2 * np.pi, 60)
+    circle = [[(200 + 80 * np.cos(t)).tolist(), (200 + 80 * np.sin(t)).tolist()]]
+    line = [[[100.0, 300.0], [100.0, 300.0]]]
+    return [circle, circle + line], "2 synthetic drawings (no stroke files found)"
+
+
+def measure_stroke_to_prediction(predictor, drawings: Sequence, calls: int = 100) -> dict:
+    """Milliseconds from a finished list of strokes to top-5 guesses:
+    ``rasterize_strokes`` then ``predictor.predict`` (what the drawing widget does)."""
+    from .rasterize import rasterize_strokes
+
+    state = {"i": 0}
+
+    def update():
+        strokes = drawings[state["i"] % len(drawings)]
+        state["i"] += 1
+        return predictor.predict(rasterize_strokes(strokes), top_k=5)
+    result = measure_latency(update, calls, warmup=min(5, len(drawings)))
+    result["backend"] = predictor.backend
+    return result
+
+
+def widget_timing(predictor, drawings: Sequence, calls: int = 100) -> dict:
+    """:func:`measure_stroke_to_prediction` over all ``drawings``; plus, when the widget
+    module has ``time_update(predictor, strokes, repeats)``, its own split into
+    rasterise and predict time for the first drawing (key ``time_update``)."""
+    result = measure_stroke_to_prediction(predictor, drawings, calls)
+    result["source"] = "rasterize_strokes + Predictor.predict"
+    try:
+        from .widgets import time_update
+    except ImportError:
+        return result
+    timing = time_update(predictor, drawings[0], repeats=max(1, calls // 2))
+    result["time_update"] = dict(vars(timing)) if hasattr(timing, "__dict__") else timing
+    return result
+
+
+# --------------------------------------------------------------------------- memory and machine
+def peak_memory_mib() -> float:
+    """Peak resident memory of this process so far (``getrusage`` maxrss), MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def machine_info(device: torch.device) -> dict:
+    info = {"device": str(device), "cpu": _cpu_name(), "cores": os.cpu_count(),
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu_bf16": cpu_has_fast_bf16(), "python": platform.python_version(),
+            "load_average": {"start": os.getloadavg()[0]}}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    try:
+        import onnxruntime
+        info["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        info["onnxruntime"] = None
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# --------------------------------------------------------------------------- the whole bench
+def run_bench(data_dir: str | os.PathLike | None = None, settings: BenchSettings | None = None,
+              threads: int = 0, device: str = "auto", log: Callable[[str], None] = print) -> dict:
+    """Run every measurement on one data folder; return the JSON-ready result."""
+    settings = settings or BenchSettings()
+    t_start = time.perf_counter()
+    configure_threads(threads)
+    dev = pick_device(device)
+    root, described = bench_data_dir(data_dir)
+    log(described)
+    classes = walkthrough_classes(root)
+    result = {"machine": machine_info(dev), "settings": dict(vars(settings)), "memory": {"after": {}}}
+    result["phase_seconds"] = {}
+
+    def mark(phase: str) -> None:
+        result["memory"]["after"][phase] = round(peak_memory_mib(), 1)
+        result["phase_seconds"][phase] = round(time.perf_counter() - t_start - sum(result["phase_seconds"].values()), 1)
+
+    data = load_folder(root, classes=classes, per_class=settings.per_class)
+    orig = original_loader(root, classes, settings.per_class, settings.batch_size)
+    fast = fast_loader(data, settings.batch_size, dev)
+    dtype = resolve_precision("auto", dev)
+    result["data"] = {"root": str(root), "source": described, "classes": data.classes,
+                      "drawings": len(data), "synthetic": data.synthetic}
+    result["settings"]["precision"] = "fp32" if dtype is None else str(dtype).replace("torch.", "")
+    mark("data")
+
+    log("data loading ...")
+    result["loading"] = compare_loading(orig, fast, settings.loading_batches)
+    mark("loading")
+    log("training: original recipe vs QuickSketch default path, alternating ...")
+    from .model import ModelConfig, SketchCNN
+    torch.manual_seed(0)
+    model_orig = SketchCNN(ModelConfig(num_classes=len(data.classes)))
+    model_fast = SketchCNN(ModelConfig(num_classes=len(data.classes)))
+    model_fast.load_state_dict(model_orig.state_dict())
+    result["training"] = compare_training(original_trainer(orig, model_orig, dev), fast_trainer(fast, model_fast),
+                                          settings.rounds, settings.steps_per_round, settings.warmup_steps)
+    mark("training")
+
+    log("inference: PyTorch eager vs onnxruntime ...")
+    result["inference"], result["widget"] = _inference_and_widget(model_fast, data, settings)
+    mark("inference")
+    result["memory"]["peak_rss_mib"] = round(peak_memory_mib(), 1)
+    result["machine"]["load_average"]["end"] = os.getloadavg()[0]
+    result["seconds"] = time.perf_counter() - t_start
+    return result
+
+
+def compare_loading(original: Iterable, fast: BatchLoader, batches: int) -> dict:
+    """Loader throughput both ways (the fast loader gets 10x the batches: it is that quick)."""
+    result = {"original": measure_loading_throughput(original, batches),
+              "quicksketch": measure_loading_throughput(fast, batches * 10)}
+    result["speedup"] = result["quicksketch"]["images_per_s"] / result["original"]["images_per_s"]
+    return result
+
+
+def _inference_and_widget(model: nn.Module, data: SketchData, settings: BenchSettings) -> tuple[dict, dict]:
+    from .inference import Predictor
+
+    model = model.eval().cpu().to(memory_format=torch.contiguous_format)
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        onnxruntime = None
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = export_bench_onnx(model, data.classes, tmp) if onnxruntime else None
+        int8_path = None
+        if onnx_path is not None and settings.int8:
+            from .data import normalize_batch
+            rows = data.images[np.random.default_rng(0).choice(len(data), min(256, len(data)), replace=False)]
+            int8_path = quantize_int8(onnx_path, normalize_batch(torch.from_numpy(rows)).numpy())
+        inference = measure_inference(model, onnx_path, data.images[-settings.batch_size:],
+                                      settings.latency_calls, settings.throughput_calls,
+                                      settings.batch_size, int8_path=int8_path)
+        drawings, described = bench_strokes()
+        predictor = (Predictor.from_onnx(onnx_path) if onnx_path
+                     else Predictor.from_model(model, data.classes))
+        widget = widget_timing(predictor, drawings, settings.widget_calls)
+    widget["drawings"] = described
+    return inference, widget
+
+
+# --------------------------------------------------------------------------- output
+def format_table(r: dict) -> str:
+    """The bench result as a plain-text table."""
+    m, t, ld, inf, w = r["machine"], r["training"], r["loading"], r["inference"], r["widget"]
+    load = m["load_average"]
+    lines = [
+        f"QuickSketch bench -- {m['device']} ({m['cpu']}, {m['cores']} cores), torch {m['torch']}, "
+        f"{m['threads']} threads, onnxruntime {m['onnxruntime']}",
+        f"data: {r['data']['drawings']:,} drawings, {len(r['data']['classes'])} classes from {r['data']['root']}",
+        f"load average {load['start']:.1f} -> {load.get('end', float('nan')):.1f} on {m['cores']} cores"
+        + ("  (machine busy: timings contaminated; multi-threaded small ops suffer most, "
+           "compare with --threads 1)" if max(load.values()) > 0.5 * (m["cores"] or 1) else ""),
+        "",
+        f"{'measurement':<44}{'original':>14}{'QuickSketch':>14}{'ratio':>9}",
+        f"{'training, images/s (' + r['settings']['precision'] + ', channels_last)':<44}"
+        f"{t['original']['images_per_s']:>14,.0f}{t['quicksketch']['images_per_s']:>14,.0f}{t['speedup']:>8.2f}x",
+        f"{'  paired per-round median ratio':<44}{'':>14}{'':>14}{t['speedup_paired_median']:>8.2f}x",
+        f"{'data loading alone, images/s':<44}"
+        f"{ld['original']['images_per_s']:>14,.0f}{ld['quicksketch']['images_per_s']:>14,.0f}{ld['speedup']:>8.1f}x",
+        "",
+        f"{'inference':<44}{'PyTorch':>14}{'onnxruntime':>14}{'ort int8':>12}",
+    ]
+    ort, q8 = inf.get("onnxruntime", {}), inf.get("onnxruntime_int8", {})
+    big = [k for k in inf["torch"] if k.endswith("_images_per_s")][0]
+    for key, label, fmt in (("batch1_p50_ms", "batch 1, p50 ms", "{:>14.2f}"),
+                            ("batch1_p95_ms", "batch 1, p95 ms", "{:>14.2f}"),
+                            (big, f"batch {big[5:-13]}, images/s", "{:>14,.0f}"),
+                            ("threads", "threads", "{:>14}")):
+        lines.append(f"{label:<44}" + fmt.format(inf["torch"][key])
+                     + (fmt.format(ort[key]) if key in ort else f"{'n/a':>14}")
+                     + (fmt.format(q8[key])[2:] if key in q8 else f"{'n/a':>12}"))
+    if "top1_agreement" in q8:
+        lines.append(f"{'  int8 top-1 agreement with fp32':<44}{'':>14}{'':>14}{q8['top1_agreement']:>12.1%}")
+    lines += [
+        "",
+        f"{'widget: strokes -> top-5 (' + w.get('backend', '?') + ')':<44}p50 {w['p50_ms']:.2f} ms, "
+        f"p95 {w['p95_ms']:.2f} ms",
+    ]
+    if "time_update" in w:
+        tu = w["time_update"]
+        lines.append(f"{'  widgets.time_update, one drawing':<44}median {tu['median_ms']:.2f} ms "
+                     f"(rasterise {tu['rasterize_ms']:.2f} + predict {tu['predict_ms']:.2f})")
+    lines += [
+        f"{'peak memory (maxrss)':<44}{r['memory']['peak_rss_mib']:,.0f} MiB",
+        f"{'bench time':<44}{r['seconds']:.0f} s",
+    ]
+    return "\n".join(lines)
+
+
+def cmd_bench(args) -> int:
+    settings = BenchSettings.quick() if args.quick else BenchSettings()
+    if args.per_class:
+        settings.per_class = args.per_class
+    result = run_bench(args.data, settings, threads=args.threads or 0, device=args.device)
+    print(format_table(result))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=1))
+        print(f"wrote {path}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    """Register ``quicksketch bench`` on the CLI's subparsers."""
+    s = sub.add_parser(
+        "bench", help="measure the original recipe vs QuickSketch's fast path (training, loading, inference)",
+        description="In one process and on the same data, measure training images/s of the original "
+                    "recipe (fp32, per-sample Dataset, random_split, DataLoader) and of QuickSketch's "
+                    "default path, data loading alone, batch-1 latency and batch-256 throughput with "
+                    "PyTorch and onnxruntime, the widget's stroke-to-prediction time and peak memory. "
+                    "Data: --data, $QUICKSKETCH_DATA, ../shared/data/quickdraw (the ten classes), "
+                    "else the offline default.")
+    s.add_argument("--quick", action="store_true", help="fewer steps: under 3 minutes on 2 CPU cores")
+    s.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    s.add_argument("--data", help="data folder (default: see above)")
+    s.add_argument("--per-class", type=int, metavar="N", help="drawings per class to load")
+    s.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    s.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
+    s.set_defaults(func=cmd_bench)
