@@ -43,7 +43,7 @@ def cmd_train(args) -> int:
     from .device import set_seed
     from .model import ModelConfig, SketchCNN
     from .recipes import recipe_config
-    from .training import fit, history_path
+    from .training import dist_info, fit, history_path
 
     config = recipe_config(
         args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
@@ -52,7 +52,8 @@ def cmd_train(args) -> int:
         max_batches=args.max_batches)
     source = find_data(args.data)
     print(source.describe())
-    data = load_folder(source.path, classes=args.classes, per_class=args.per_class)
+    # Under torchrun each rank reads only its shard of the memory-mapped files.
+    data = load_folder(source.path, classes=args.classes, per_class=args.per_class, mapped=dist_info()[1] > 1)
     print(data.describe())
     set_seed(config.seed)  # the initial weights too come from --seed
     model = SketchCNN(ModelConfig(num_classes=len(data.classes)))

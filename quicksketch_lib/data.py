@@ -131,13 +131,16 @@ class SketchData:
 
 
 def load_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
-                per_class: int | None = None, max_bytes: int | None = None) -> SketchData:
+                per_class: int | None = None, max_bytes: int | None = None,
+                mapped: bool = False) -> SketchData:
     """Load a data folder into memory, reading at most ``per_class`` rows per class.
 
     Files are memory-mapped, so with ``per_class`` only those rows are read, even
     from full-size Quick Draw files of 100k+ drawings. ``classes`` picks a subset
     (names as in the file names). ``max_bytes`` (default: 60% of RAM) guards
     against reading a huge folder whole; pass ``per_class`` to stay under it.
+    ``mapped=True`` reads nothing yet: ``images`` is a :class:`MappedImages` that
+    reads rows from the files when indexed (each data-parallel rank reads its shard).
     """
     root = Path(root)
     files = list_class_files(root)
@@ -154,20 +157,45 @@ def load_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
         raise DataError(f"per_class must be at least 1, got {per_class}")
     arrays = {name: open_class_file(path) for name, path in files.items()}
     rows = {n: len(a) if per_class is None else min(per_class, len(a)) for n, a in arrays.items()}
+    labels = np.repeat(np.arange(len(rows), dtype=np.int64), list(rows.values()))
+    if mapped:
+        images = MappedImages(list(arrays.values()), list(rows.values()))
+        return SketchData(images, labels, list(arrays), root, is_synthetic(root), per_class)
     total = sum(rows.values()) * PIXELS
     limit = max_bytes if max_bytes is not None else int(0.6 * _total_memory())
     if total > limit:
         raise DataError(f"{root}: {sum(rows.values()):,} drawings need {total / 2**30:.1f} GiB, "
                         f"more than {limit / 2**30:.1f} GiB allowed; pass --per-class N to cap each class")
     images = np.empty((sum(rows.values()), PIXELS), dtype=np.uint8)
-    labels = np.empty(len(images), dtype=np.int64)
     start = 0
-    for label, (name, arr) in enumerate(arrays.items()):
-        n = rows[name]
-        read_rows(arr, images[start:start + n])
-        labels[start:start + n] = label
-        start += n
+    for name, arr in arrays.items():
+        read_rows(arr, images[start:start + rows[name]])
+        start += rows[name]
     return SketchData(images, labels, list(arrays), root, is_synthetic(root), per_class)
+
+
+class MappedImages:
+    """The drawings of several memory-mapped class files as one ``(N, 784)`` array,
+    read from disk only when indexed (``images[indices]`` returns a NumPy array)."""
+
+    def __init__(self, arrays: Sequence[np.ndarray], rows: Sequence[int]):
+        self.arrays = list(arrays)
+        self.offsets = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
+        self.shape = (int(self.offsets[-1]), PIXELS)
+        self.dtype = np.dtype(np.uint8)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        idx = np.arange(len(self))[index] if isinstance(index, slice) else np.asarray(index)
+        flat = np.atleast_1d(idx)
+        out = np.empty((len(flat), PIXELS), dtype=np.uint8)
+        owner = np.searchsorted(self.offsets, flat, side="right") - 1
+        for c in np.unique(owner):
+            mask = owner == c
+            out[mask] = self.arrays[c][flat[mask] - self.offsets[c]]
+        return out[0] if idx.ndim == 0 else out
 
 
 def read_rows(arr: np.ndarray, out: np.ndarray) -> None:
@@ -256,6 +284,27 @@ def stratified_split(labels: np.ndarray, val_fraction: float = 0.1,
     mask = np.ones(len(labels), dtype=bool)
     mask[val_idx] = False
     return np.flatnonzero(mask), val_idx
+
+
+def shard_indices(indices: np.ndarray, labels: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """Rank ``rank``'s share of ``indices`` (sorted) for data-parallel training.
+
+    Each class's indices are cut into ``world`` contiguous runs and a rank takes
+    run ``rank`` of every class: every rank sees every class (so BatchNorm
+    statistics agree), reads contiguous rows of each memory-mapped file, and all
+    ranks get the same count (trimmed to the smallest) so they step together.
+    """
+    indices, labels = np.asarray(indices), np.asarray(labels)
+    per_rank = [[] for _ in range(world)]
+    for c in np.unique(labels[indices]):
+        for r, run in enumerate(np.array_split(indices[labels[indices] == c], world)):
+            per_rank[r].append(run)
+    shards = [np.concatenate(parts) for parts in per_rank]
+    n = min(len(s) for s in shards)
+    mine = shards[rank]
+    if len(mine) > n:  # drop a seeded random few so every rank has n
+        mine = mine[np.random.default_rng(0).permutation(len(mine))[:n]]
+    return np.sort(mine)
 
 
 # --------------------------------------------------------------------------- samples and batches

@@ -31,7 +31,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .data import NORM_MEAN, NORM_STD, BatchLoader, SketchData, stratified_split
+from .data import NORM_MEAN, NORM_STD, BatchLoader, SketchData, shard_indices, stratified_split
 from .device import autocast, configure_threads, pick_device, resolve_precision, set_seed
 from .errors import CheckpointError
 from .files import atomic_write
@@ -181,7 +181,7 @@ def fit(model: SketchCNN, data: SketchData, config: TrainConfig | None = None,
     else:
         train_idx, val_idx = stratified_split(data.labels, config.val_fraction, config.seed)
 
-    shard = train_idx[rank::world][: len(train_idx) // world] if world > 1 else train_idx
+    shard = shard_indices(train_idx, data.labels, rank, world) if world > 1 else train_idx
     train_loader = BatchLoader(data.images[shard], data.labels[shard], config.batch_size,
                                shuffle=True, seed=config.seed, device=device,
                                channels_last=config.channels_last, max_batches=config.max_batches)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from quicksketch_lib.data import (BatchLoader, QuickDrawNPY, find_data, load_folder, make_subset,
+from quicksketch_lib.data import (BatchLoader, QuickDrawNPY, find_data, load_folder, make_subset, shard_indices,
                                   normalize_batch, stratified_split)
 from quicksketch_lib.errors import DataError
 
@@ -151,3 +151,24 @@ def test_hidden_files_are_skipped_with_a_warning(tmp_path):
 def test_unknown_class_and_memory_guard(shapes_dir):
     assert "'zebra'" in _error(shapes_dir, classes=["box", "zebra"])
     assert "--per-class" in _error(shapes_dir, max_bytes=1000)
+
+
+def test_mapped_images_read_the_same_rows_lazily(shapes_dir):
+    eager = load_folder(shapes_dir, per_class=50)
+    lazy = load_folder(shapes_dir, per_class=50, mapped=True)
+    assert lazy.images.shape == eager.images.shape and np.array_equal(lazy.labels, eager.labels)
+    idx = np.array([0, 49, 50, 120, 149])
+    assert np.array_equal(lazy.images[idx], eager.images[idx])
+    assert np.array_equal(lazy.images[10:60], eager.images[10:60])
+    assert np.array_equal(lazy.images[77], eager.images[77])
+
+
+def test_shard_indices_give_every_rank_every_class_and_equal_counts():
+    labels = np.repeat(np.arange(3), [40, 31, 20])
+    train, _ = stratified_split(labels, 0.1, seed=0)
+    shards = [shard_indices(train, labels, r, 3) for r in range(3)]
+    assert len({len(s) for s in shards}) == 1
+    assert not set(shards[0]) & set(shards[1]) and not set(shards[1]) & set(shards[2])
+    assert all(set(labels[s]) == {0, 1, 2} for s in shards)
+    assert sum(map(len, shards)) >= len(train) - 3 and set(np.concatenate(shards)) <= set(train)
+    assert np.array_equal(shard_indices(train, labels, 0, 1), train)
