@@ -63,6 +63,18 @@ def list_class_files(root: str | os.PathLike) -> dict[str, Path]:
     return {p.stem: p for p in files}
 
 
+def select_class_files(root: str | os.PathLike, classes: Sequence[str] | None = None) -> dict[str, Path]:
+    """:func:`list_class_files`, keeping only ``classes`` (sorted) when given; names a missing one."""
+    files = list_class_files(root)
+    if classes is None:
+        return files
+    missing = [c for c in classes if c not in files]
+    if missing:
+        raise DataError(f"{root}: no file for class(es) {', '.join(map(repr, missing))}; "
+                        f"available: {', '.join(files)}")
+    return {c: files[c] for c in sorted(classes)}
+
+
 def open_class_file(path: str | os.PathLike) -> np.ndarray:
     """Memory-map one class file and check it is ``(N, 784)`` uint8 with N > 0."""
     path = Path(path)
@@ -143,13 +155,7 @@ def load_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
     reads rows from the files when indexed (each data-parallel rank reads its shard).
     """
     root = Path(root)
-    files = list_class_files(root)
-    if classes is not None:
-        missing = [c for c in classes if c not in files]
-        if missing:
-            raise DataError(f"{root}: no file for class(es) {', '.join(map(repr, missing))}; "
-                            f"available: {', '.join(files)}")
-        files = {c: files[c] for c in sorted(classes)}
+    files = select_class_files(root, classes)
     if len(files) < 2:
         raise DataError(f"{root}: found only {len(files)} class ({', '.join(files)}); "
                         "a classifier needs at least 2 class files")
@@ -425,13 +431,7 @@ def make_subset(src: str | os.PathLike, dst: str | os.PathLike, per_class: int,
     memory-mapped files: a 100k-drawing class file is never read whole. Each
     output file is written atomically. Returns class -> rows written.
     """
-    files = list_class_files(src)
-    if classes is not None:
-        missing = [c for c in classes if c not in files]
-        if missing:
-            raise DataError(f"{src}: no file for class(es) {', '.join(map(repr, missing))}; "
-                            f"available: {', '.join(files)}")
-        files = {c: files[c] for c in sorted(classes)}
+    files = select_class_files(src, classes)
     if per_class < 1:
         raise DataError(f"--per-class must be at least 1, got {per_class}")
     dst = Path(dst)
