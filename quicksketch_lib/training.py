@@ -54,6 +54,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     augment: float = 0.0  # strength of drawing-preserving augmentation, 0 = off
     ema_decay: float = 0.0  # EMA of weights, 0 = off
+    tta_flip: bool = False  # held-out metrics average each drawing and its mirror image
     val_fraction: float = 0.1
     seed: int = 0
     recipe: str = "original"
@@ -137,14 +138,21 @@ def dist_info() -> tuple[int, int]:
 
 
 @torch.no_grad()
-def evaluate_loader(model: nn.Module, loader: BatchLoader, dtype: torch.dtype | None) -> dict:
-    """Summed loss, correct count and total over a loader (all ranks summed)."""
+def evaluate_loader(model: nn.Module, loader: BatchLoader, dtype: torch.dtype | None,
+                    flip: bool = False) -> dict:
+    """Loss, accuracy and total over a loader (all ranks summed); ``flip`` averages the
+    probabilities of each drawing and its mirror image (test-time augmentation)."""
     model.eval()
     device = loader.device
     sums = torch.zeros(3, dtype=torch.float64, device=device)
     for x, y in loader:
         with autocast(device, dtype):
             logits = model(x)
+            if flip:
+                mirrored = model(x.flip(-1))
+        if flip:
+            proba = (logits.float().softmax(1) + mirrored.float().softmax(1)) / 2
+            logits = proba.clamp_min(1e-12).log()  # log-probabilities: cross-entropy is their NLL
         sums[0] += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
         sums[1] += (logits.argmax(1) == y).sum()
         sums[2] += len(y)
@@ -223,7 +231,7 @@ def fit(model: SketchCNN, data: SketchData, config: TrainConfig | None = None,
         if world > 1:  # BatchNorm statistics differ per rank: use rank 0's, which it saves
             for buffer in eval_model.buffers():
                 dist.broadcast(buffer, 0)
-        val = evaluate_loader(eval_model, val_loader, dtype)
+        val = evaluate_loader(eval_model, val_loader, dtype, flip=config.tta_flip)
         record = {"epoch": epoch + 1, **train_stats, "val_loss": val["loss"],
                   "val_accuracy": val["accuracy"], "seconds": seconds,
                   "images_per_s": train_stats["images"] * world / max(seconds, 1e-9)}

@@ -8,6 +8,11 @@ bitmaps, then an overall summary. The drawings are different ones, so only the
 distributions can agree.
 
     python scripts/compare_rasterizer.py [--data ../shared/data] [--max-bitmaps 2000]
+    python scripts/compare_rasterizer.py --checkpoint models/sketchcnn.pt
+
+With ``--checkpoint`` it also answers the question that matters for the widget:
+does a model trained on the bitmaps recognise rasterised strokes as well as
+its held-out bitmaps? It prints both accuracies for the checkpoint's classes.
 """
 
 from __future__ import annotations
@@ -78,15 +83,42 @@ def summary(rows) -> str:
     return "\n".join(lines)
 
 
+def strokes_vs_bitmaps(data: Path, checkpoint: Path) -> str:
+    """Accuracy of ``checkpoint`` on rasterised raw strokes vs on its held-out bitmaps."""
+    from quicksketch_lib.checkpoint import load_checkpoint
+    from quicksketch_lib.data import load_folder
+    from quicksketch_lib.evaluation import evaluate
+    from quicksketch_lib.inference import Predictor
+
+    ckpt = load_checkpoint(checkpoint)
+    images, labels = [], []
+    for label, name in enumerate(ckpt.classes):
+        for record in read_ndjson(data / "strokes" / f"{name}.ndjson"):
+            images.append(rasterize_strokes(record["drawing"]))
+            labels.append(label)
+    proba = Predictor.from_checkpoint(checkpoint, backend="torch").predict_proba(np.stack(images))
+    stroke_acc = float((proba.argmax(1) == np.array(labels)).mean())
+    folder = Path(ckpt.data.get("root") or data / "quickdraw")
+    report = evaluate(ckpt, load_folder(folder, classes=ckpt.classes, per_class=ckpt.data.get("per_class")))
+    return (f"{checkpoint}: {len(ckpt.classes)} classes\n"
+            f"  rasterised raw strokes: {stroke_acc:.1%} of {len(labels)} drawings\n"
+            f"  held-out bitmaps:       {report.accuracy:.1%} of {report.n} drawings ({report.subset})")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
                         help="folder with strokes/ and quickdraw/ (default: ../shared/data)")
     parser.add_argument("--max-bitmaps", type=int, default=2000,
                         help="real bitmaps per class to summarise (default 2000)")
+    parser.add_argument("--checkpoint", type=Path,
+                        help="also compare the model's accuracy on rasterised strokes and held-out bitmaps")
     args = parser.parse_args(argv)
     if not (args.data / "strokes").is_dir():
         raise SystemExit(f"error: {args.data / 'strokes'} not found; pass --data")
+    if args.checkpoint:
+        print(strokes_vs_bitmaps(args.data, args.checkpoint))
+        return
     rows = compare_all(args.data, args.max_bitmaps)
     print(markdown_table(rows))
     print()
