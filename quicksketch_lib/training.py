@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -284,7 +285,7 @@ def _train_one_epoch(model, loader, optimizer, scheduler, criterion, ema, augmen
             sums[0] += loss.detach().double() * len(y)  # in-place adds: no per-step CUDA sync
             sums[1] += (logits.argmax(1) == y).sum()
             sums[2] += len(y)
-        if progress and step % 20 == 0:
+        if bar is not loader and step % 20 == 0:
             bar.set_postfix(loss=f"{sums[0].item() / sums[2].item():.3f}")
     loss_sum, correct, total = sums.tolist()
     return {"train_loss": loss_sum / max(total, 1), "train_accuracy": correct / max(total, 1),
@@ -310,7 +311,9 @@ def _build_ema(model: nn.Module, decay: float):
 
 
 def _progress(loader, desc: str, enabled: bool):
-    if not enabled:
+    """A progress bar in notebooks and terminals; none in logs (stderr not a terminal)."""
+    in_notebook = "ipykernel" in sys.modules
+    if not enabled or not (in_notebook or sys.stderr.isatty()):
         return loader
     from tqdm.auto import tqdm
     return tqdm(loader, desc=desc, leave=False, unit="batch", mininterval=0.5)
