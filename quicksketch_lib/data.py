@@ -64,7 +64,8 @@ def list_class_files(root: str | os.PathLike) -> dict[str, Path]:
 
 
 def select_class_files(root: str | os.PathLike, classes: Sequence[str] | None = None) -> dict[str, Path]:
-    """:func:`list_class_files`, keeping only ``classes`` (sorted) when given; names a missing one."""
+    """:func:`list_class_files`, keeping only ``classes`` when given (in the same sorted
+    file-name order, so labels never depend on the order ``classes`` is given in)."""
     files = list_class_files(root)
     if classes is None:
         return files
@@ -72,7 +73,8 @@ def select_class_files(root: str | os.PathLike, classes: Sequence[str] | None = 
     if missing:
         raise DataError(f"{root}: no file for class(es) {', '.join(map(repr, missing))}; "
                         f"available: {', '.join(files)}")
-    return {c: files[c] for c in sorted(classes)}
+    wanted = set(classes)
+    return {c: path for c, path in files.items() if c in wanted}
 
 
 def open_class_file(path: str | os.PathLike) -> np.ndarray:

@@ -172,3 +172,12 @@ def test_shard_indices_give_every_rank_every_class_and_equal_counts():
     assert all(set(labels[s]) == {0, 1, 2} for s in shards)
     assert sum(map(len, shards)) >= len(train) - 3 and set(np.concatenate(shards)) <= set(train)
     assert np.array_equal(shard_indices(train, labels, 0, 1), train)
+
+
+def test_label_order_is_the_sorted_file_names_with_or_without_a_class_list(tmp_path):
+    # "house plant.npy" sorts before "house.npy" (' ' < '.') although "house" < "house plant"
+    for name in ("house", "house plant", "The Mona Lisa"):
+        np.save(tmp_path / f"{name}.npy", np.zeros((2, 784), np.uint8))
+    everything = load_folder(tmp_path).classes
+    assert everything == ["The Mona Lisa", "house plant", "house"]
+    assert load_folder(tmp_path, classes=["house", "house plant", "The Mona Lisa"]).classes == everything
