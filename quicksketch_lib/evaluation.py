@@ -18,6 +18,7 @@ import torch
 from .checkpoint import Checkpoint
 from .data import SketchData, normalize_batch
 from .device import autocast
+from .training import flip_averaged_proba
 
 
 @dataclass
@@ -69,9 +70,7 @@ def predict_proba(model: torch.nn.Module, images_u8: np.ndarray, batch_size: int
     for start in range(0, len(images_u8), batch_size):
         x = normalize_batch(torch.as_tensor(np.asarray(images_u8[start:start + batch_size]))).to(device)
         with autocast(device, dtype):
-            p = model(x).float().softmax(1)
-            if tta_flip:
-                p = (p + model(x.flip(-1)).float().softmax(1)) / 2
+            p = flip_averaged_proba(model, x) if tta_flip else model(x).float().softmax(1)
         out.append(p.cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 

@@ -138,6 +138,11 @@ def dist_info() -> tuple[int, int]:
     return 0, 1
 
 
+def flip_averaged_proba(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Test-time augmentation: the mean of the probabilities of each drawing and its mirror."""
+    return (model(x).float().softmax(1) + model(x.flip(-1)).float().softmax(1)) / 2
+
+
 @torch.no_grad()
 def evaluate_loader(model: nn.Module, loader: BatchLoader, dtype: torch.dtype | None,
                     flip: bool = False) -> dict:
@@ -148,12 +153,10 @@ def evaluate_loader(model: nn.Module, loader: BatchLoader, dtype: torch.dtype | 
     sums = torch.zeros(3, dtype=torch.float64, device=device)
     for x, y in loader:
         with autocast(device, dtype):
-            logits = model(x)
-            if flip:
-                mirrored = model(x.flip(-1))
-        if flip:
-            proba = (logits.float().softmax(1) + mirrored.float().softmax(1)) / 2
-            logits = proba.clamp_min(1e-12).log()  # log-probabilities: cross-entropy is their NLL
+            if flip:  # log-probabilities: cross-entropy is their NLL
+                logits = flip_averaged_proba(model, x).clamp_min(1e-12).log()
+            else:
+                logits = model(x)
         sums[0] += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
         sums[1] += (logits.argmax(1) == y).sum()
         sums[2] += len(y)
