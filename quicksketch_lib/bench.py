@@ -26,7 +26,7 @@ Measured (each function is importable, e.g. for a notebook or a test):
 
 The JSON written by ``--json`` has the keys ``machine``, ``data``, ``settings``,
 ``training``, ``loading``, ``inference`` (``torch``, ``onnxruntime`` and
-``onnxruntime_int8``: the model quantised by :func:`quantize_int8`), ``widget``,
+``onnxruntime_int8``: the model quantised by :func:`~quicksketch_lib.export.quantize_int8`), ``widget``,
 ``memory``, ``phase_seconds`` and ``seconds`` (see :data:`JSON_KEYS`). Timings on a machine shared with other jobs are
 contaminated: ``machine.load_average`` records the load before and after.
 """
@@ -139,22 +139,25 @@ def original_trainer(loader: Iterable, model: nn.Module, device: torch.device | 
 
 def fast_trainer(loader: BatchLoader, model: nn.Module, precision: str = "auto",
                  channels_last: bool = True) -> Trainer:
-    """QuickSketch's default training step: ``fit``'s own epoch loop on ``loader``."""
-    from .training import TrainConfig, _train_one_epoch, build_optimizer, build_scheduler
+    """QuickSketch's default training step: ``fit``'s own epoch loop on ``loader`` (on a
+    GPU with the step replayed as a CUDA graph; the first call also captures it)."""
+    from .training import TrainConfig, TrainStep, _train_one_epoch, build_optimizer, build_scheduler, \
+        uses_cuda_graphs
 
     config = TrainConfig(precision=precision, channels_last=channels_last)
     device = loader.device
     dtype = resolve_precision(precision, device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
-    optimizer = build_optimizer(model, config)
+    graphed = uses_cuda_graphs(config, device, dtype)
+    optimizer = build_optimizer(model, config, graphed=graphed)
     scheduler = build_scheduler(optimizer, config, len(loader))
-    criterion = nn.CrossEntropyLoss()
+    step = TrainStep(model, optimizer, nn.CrossEntropyLoss(), device, dtype, cuda_graph=graphed)
 
     def run(n: int) -> int:
-        loader.max_batches = n
-        stats = _train_one_epoch(model, loader, optimizer, scheduler, criterion, None, None, dtype,
-                                 config, 0, progress=False)
+        first = graphed and step.graph is None  # warm up and capture in the (untimed) first call
+        loader.max_batches = max(n, step.warmup + 1) if first else n
+        stats = _train_one_epoch(step, loader, scheduler, None, None, config, 0, progress=False)
         return stats["images"]
     return run
 
@@ -259,36 +262,6 @@ def export_bench_onnx(model: nn.Module, classes: Sequence[str], folder: str | os
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     ckpt = Checkpoint(model_state=state, model_config=model.config, classes=list(classes))
     return export_onnx(ckpt, Path(folder) / "bench.onnx").path
-
-
-def quantize_int8(onnx_path: str | os.PathLike, calibration: np.ndarray,
-                  out: str | os.PathLike | None = None) -> Path:
-    """Static int8 quantisation (QDQ, per-channel weights) of an exported model with
-    onnxruntime, calibrated on ``calibration`` (normalised ``(N, 1, 28, 28)`` float32).
-
-    The int8 convolutions use the CPU's VNNI instructions; measured here as the way
-    under 1 ms for a batch-1 call on one core (fp32 needs about 0.23 GFLOP per drawing).
-    """
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    onnx_path = Path(onnx_path)
-    out = Path(out) if out else onnx_path.with_suffix(".int8.onnx")
-    pre = onnx_path.with_name(onnx_path.stem + ".pre.onnx")
-    quant_pre_process(str(onnx_path), str(pre))
-    batches = [{"image": np.ascontiguousarray(calibration[i:i + 32], dtype=np.float32)}
-               for i in range(0, len(calibration), 32)]
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(batches)
-
-        def get_next(self):
-            return next(self.it, None)
-    quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
-    pre.unlink(missing_ok=True)
-    return out
 
 
 def measure_inference(model: nn.Module, onnx_path: str | os.PathLike | None, drawings: np.ndarray,
@@ -490,6 +463,7 @@ def _inference_and_widget(model: nn.Module, data: SketchData, settings: BenchSet
         int8_path = None
         if onnx_path is not None and settings.int8:
             from .data import normalize_batch
+            from .export import quantize_int8
             rows = data.images[np.random.default_rng(0).choice(len(data), min(256, len(data)), replace=False)]
             int8_path = quantize_int8(onnx_path, normalize_batch(torch.from_numpy(rows)).numpy())
         inference = measure_inference(model, onnx_path, data.images[-settings.batch_size:],

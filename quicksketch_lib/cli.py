@@ -49,7 +49,8 @@ def cmd_train(args) -> int:
     config = recipe_config(
         args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         device=args.device, precision=args.precision, compile=args.compile or None,
-        channels_last=False if args.no_channels_last else None, num_threads=args.threads,
+        channels_last=False if args.no_channels_last else None,
+        cuda_graphs=False if args.no_cuda_graphs else None, num_threads=args.threads,
         max_batches=args.max_batches)
     source = find_data(args.data)
     print(source.describe())
@@ -98,9 +99,12 @@ def cmd_predict(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_onnx
+    from .export import export_int8, export_onnx
 
     print(export_onnx(args.checkpoint, args.out, opset=args.opset).describe())
+    if args.int8:
+        out = Path(args.out).with_suffix(".int8.onnx") if args.out else None
+        print(export_int8(args.checkpoint, args.data, out, opset=args.opset).describe())
     return EXIT_OK
 
 
@@ -167,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="autocast precision (default auto: bf16 where fast, else fp32)")
     s.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory format")
     s.add_argument("--compile", action="store_true", help="torch.compile the model")
+    s.add_argument("--no-cuda-graphs", action="store_true",
+                   help="on a GPU, launch each step's kernels from Python instead of replaying a CUDA graph")
     s.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     s.add_argument("--max-batches", type=int, metavar="N", help="cap batches per epoch (quick runs)")
     s.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
@@ -203,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("checkpoint", help="checkpoint .pt")
     s.add_argument("--out", help="output .onnx (default: beside the checkpoint)")
     s.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    s.add_argument("--int8", action="store_true",
+                   help="also write an int8 model (.int8.onnx), calibrated on held-out drawings")
+    s.add_argument("--data", help="with --int8: the data folder the model was trained on "
+                                  "(default: the one recorded in the checkpoint)")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("download", help="download real Quick Draw data (only the rows needed)",

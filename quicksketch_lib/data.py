@@ -406,7 +406,7 @@ class BatchLoader:
             sl = slice(b * self.batch_size, min((b + 1) * self.batch_size, n))
             idx = order[sl] if order is not None else sl
             x, y = self.images[idx], self.labels[idx]
-            if x.device != self.device and self.device.type == "cuda":
+            if x.device.type == "cpu" and self.device.type == "cuda":
                 x, y = x.pin_memory(), y.pin_memory()  # so the copies below do not block
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)

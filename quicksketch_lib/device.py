@@ -61,11 +61,12 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     return None
 
 
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    """An autocast context for ``dtype``, or a no-op for fp32."""
+def autocast(device: torch.device, dtype: torch.dtype | None, cache: bool = True):
+    """An autocast context for ``dtype``, or a no-op for fp32. ``cache=False`` turns off
+    the cache of cast weights (required while a CUDA graph is captured)."""
     if dtype is None:
         return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    return torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=cache)
 
 
 def configure_threads(num_threads: int = 0) -> int:

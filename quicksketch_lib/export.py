@@ -5,6 +5,12 @@ normalised; output ``logits``: ``(B, num_classes)``) and carries the class names
 and normalisation in its metadata, so onnxruntime needs nothing else. Every
 export is verified: onnxruntime's logits must match PyTorch's within
 ``PARITY_TOLERANCE`` on real-looking inputs, or the export fails.
+
+:func:`export_int8` adds an int8 model (``X.int8.onnx``, same input, output and
+metadata): static quantisation calibrated on the checkpoint's held-out drawings,
+checked by its top-1 agreement with the fp32 model on held-out drawings it was not
+calibrated on (at least ``INT8_MIN_AGREEMENT``, or the export fails). On a CPU with
+VNNI it answers one drawing in under 1 ms on one core, about 3x faster than fp32.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +31,7 @@ from .errors import QuickSketchError
 
 PARITY_TOLERANCE = 1e-4
 OPSET = 18
+INT8_MIN_AGREEMENT = 0.95  # top-1 agreement of the int8 model with fp32 on held-out drawings
 
 
 @dataclass
@@ -86,6 +94,118 @@ def export_onnx(checkpoint: str | os.PathLike | Checkpoint, out: str | os.PathLi
     diff = parity_check(model, tmp)
     os.replace(tmp, out)
     return ExportReport(out, diff, opset, out.stat().st_size)
+
+
+@dataclass
+class Int8Report:
+    path: Path
+    agreement: float  # top-1 agreement with the fp32 model on `checked` held-out drawings
+    checked: int
+    calibrated_on: int
+    calibration_source: str
+    size_bytes: int
+
+    def describe(self) -> str:
+        return (f"wrote {self.path} ({self.size_bytes / 1e6:.1f} MB, int8, calibrated on "
+                f"{self.calibrated_on} {self.calibration_source}); top-1 agreement with fp32 "
+                f"{self.agreement:.1%} on {self.checked} other {self.calibration_source} "
+                f"(>= {INT8_MIN_AGREEMENT:.0%}: OK)")
+
+
+def quantize_int8(onnx_path: str | os.PathLike, calibration: np.ndarray,
+                  out: str | os.PathLike | None = None) -> Path:
+    """Static int8 quantisation (QDQ, per-channel weights, uint8 activations) of an
+    exported model with onnxruntime, calibrated on ``calibration`` (normalised
+    ``(N, 1, 28, 28)`` float32); the metadata (class names ...) is carried over.
+
+    The int8 convolutions use the CPU's VNNI instructions: the way under 1 ms for a
+    batch-1 call on one core (an fp32 forward pass is about 0.23 GFLOP).
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    onnx_path = Path(onnx_path)
+    out = Path(out) if out else onnx_path.with_suffix(".int8.onnx")
+    pre = onnx_path.with_name("." + onnx_path.stem + ".pre.onnx")
+    tmp = out.with_name("." + out.name + ".tmp")
+    batches = [{"image": np.ascontiguousarray(calibration[i:i + 32], dtype=np.float32)}
+               for i in range(0, len(calibration), 32)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(batches)
+
+        def get_next(self):
+            return next(self.it, None)
+    try:
+        quant_pre_process(str(onnx_path), str(pre))
+        quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+        meta = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
+        proto = onnx.load(str(tmp))
+        del proto.metadata_props[:]
+        for key, value in {**meta, "quicksketch_quantization": "int8 static QDQ, per-channel weights"}.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(proto, str(tmp))
+        os.replace(tmp, out)
+    finally:
+        pre.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def held_out_drawings(ckpt: Checkpoint, data_dir: str | os.PathLike) -> tuple[np.ndarray, str]:
+    """uint8 ``(N, 784)`` drawings of the checkpoint's classes that it did not train on:
+    its recorded held-out split when ``data_dir`` holds the drawings it was trained on,
+    else every drawing there (said in the returned description)."""
+    from .data import load_folder
+
+    data = load_folder(data_dir, classes=ckpt.classes, per_class=ckpt.data.get("per_class"))
+    val = ckpt.split.get("val_indices") if ckpt.split else None
+    if val is not None and ckpt.data.get("counts") == data.counts:
+        return np.asarray(data.images[np.sort(np.asarray(val))]), "held-out drawings"
+    return np.asarray(data.images[:]), f"drawings from {data_dir} (not the recorded split)"
+
+
+def export_int8(checkpoint: str | os.PathLike | Checkpoint, data_dir: str | os.PathLike | None = None,
+                out: str | os.PathLike | None = None, calibrate: int = 512, check: int = 2000,
+                opset: int = OPSET, seed: int = 0) -> Int8Report:
+    """Export ``checkpoint`` as int8 ONNX (default: beside it, ``.int8.onnx``).
+
+    Calibrated on ``calibrate`` of the checkpoint's held-out drawings from ``data_dir``
+    (default: the folder it was trained on), checked on up to ``check`` others.
+    """
+    from .data import normalize_batch
+
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    data_dir = data_dir or ckpt.data.get("root") or None
+    if not data_dir or not Path(data_dir).is_dir():
+        raise QuickSketchError("int8 export calibrates on real drawings: pass --data with the folder "
+                               f"the model was trained on{f' ({data_dir} is not there)' if data_dir else ''}")
+    if out is None:
+        if ckpt.path is None:
+            raise QuickSketchError("export_int8 needs `out` for a checkpoint not loaded from a file")
+        out = Path(ckpt.path).with_suffix(".int8.onnx")
+    out = Path(out)
+    rows, source = held_out_drawings(ckpt, data_dir)
+    order = np.random.default_rng(seed).permutation(len(rows))
+    n_cal = min(calibrate, len(rows) // 2)
+    cal, chk = rows[order[:n_cal]], rows[order[n_cal:n_cal + check]]
+    if n_cal == 0 or len(chk) == 0:
+        raise QuickSketchError(f"int8 export needs at least 2 drawings in {data_dir}; found {len(rows)}")
+    to_input = lambda r: normalize_batch(torch.from_numpy(np.ascontiguousarray(r))).numpy()  # noqa: E731
+    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
+        fp32 = export_onnx(ckpt, Path(tmp) / "fp32.onnx", opset=opset).path
+        quantize_int8(fp32, to_input(cal), out)
+        agreement = float((OnnxModel(out).logits(to_input(chk)).argmax(1)
+                           == OnnxModel(fp32).logits(to_input(chk)).argmax(1)).mean())
+    if agreement < INT8_MIN_AGREEMENT:
+        out.unlink(missing_ok=True)
+        raise QuickSketchError(f"int8 export failed its check: top-1 agreement with fp32 {agreement:.1%} "
+                               f"< {INT8_MIN_AGREEMENT:.0%} on {len(chk)} drawings; the file was not written")
+    return Int8Report(out, agreement, len(chk), n_cal, source, out.stat().st_size)
 
 
 def parity_check(model: torch.nn.Module, onnx_path: str | os.PathLike, n: int = 16, seed: int = 0) -> float:

@@ -8,7 +8,8 @@ Four lines train a model::
 
 ``fit`` uses the fast batch path (uint8 slices, no per-sample Python), bf16
 autocast and channels_last where the hardware has them (switch off with
-``precision="fp32"``, ``channels_last=False``), holds out a seeded, stratified
+``precision="fp32"``, ``channels_last=False``) and, on a GPU, replays each step as one
+CUDA graph (:class:`TrainStep`; ``cuda_graphs=False``), holds out a seeded, stratified
 10% of every class, reports held-out accuracy every epoch, and saves a
 self-describing checkpoint after every epoch, so ``resume=True`` continues an
 interrupted run and reaches the same result as an uninterrupted one.
@@ -64,6 +65,7 @@ class TrainConfig:
     precision: str = "auto"  # "auto" (bf16 where fast), "fp32", "bf16", "fp16"
     channels_last: bool = True
     compile: bool = False
+    cuda_graphs: bool = True  # on a GPU: replay each training step as one CUDA graph
     num_threads: int = 0  # 0 = torch's default
     max_batches: int | None = None  # cap batches per epoch (quick CI/demo runs)
 
@@ -89,12 +91,26 @@ class FitResult:
 
 
 # --------------------------------------------------------------------------- pieces
-def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    if config.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    raise ValueError(f"optimizer must be 'adam' or 'adamw', got {config.optimizer!r}")
+def build_optimizer(model: nn.Module, config: TrainConfig, graphed: bool = False) -> torch.optim.Optimizer:
+    """Adam or AdamW from ``config``. ``graphed``: ready for CUDA-graph capture (the
+    learning rate a device tensor the schedulers update in place, ``capturable=True``)."""
+    if config.optimizer not in ("adam", "adamw"):
+        raise ValueError(f"optimizer must be 'adam' or 'adamw', got {config.optimizer!r}")
+    cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    lr, extra = config.lr, {}
+    if graphed:
+        lr = torch.tensor(config.lr, device=next(model.parameters()).device)
+        extra = {"capturable": True}
+    return cls(model.parameters(), lr=lr, weight_decay=config.weight_decay, **extra)
+
+
+def uses_cuda_graphs(config: TrainConfig, device: torch.device, dtype: torch.dtype | None,
+                     world: int = 1) -> bool:
+    """Whether ``fit`` captures the training step as a CUDA graph: on a GPU with
+    ``cuda_graphs`` on, except with ``torch.compile``, DistributedDataParallel or fp16
+    (its loss scaler skips steps, which a replayed graph cannot)."""
+    return (config.cuda_graphs and device.type == "cuda" and world == 1 and not config.compile
+            and dtype != torch.float16)
 
 
 def build_scheduler(optimizer, config: TrainConfig, steps_per_epoch: int):
@@ -203,7 +219,8 @@ def fit(model: SketchCNN, data: SketchData, config: TrainConfig | None = None,
                              max_batches=None if config.max_batches is None else max(1, config.max_batches // 2))
 
     model.to(device, memory_format=memory_format)
-    optimizer = build_optimizer(model, config)
+    graphed = uses_cuda_graphs(config, device, dtype, world)
+    optimizer = build_optimizer(model, config, graphed=graphed)
     scheduler = build_scheduler(optimizer, config, len(train_loader))
     ema = _build_ema(model, config.ema_decay)
     history: list[dict] = []
@@ -220,14 +237,14 @@ def fit(model: SketchCNN, data: SketchData, config: TrainConfig | None = None,
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     augment = _augmenter(config, device)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+    step = TrainStep(train_model, optimizer, criterion, device, dtype, scaler, cuda_graph=graphed)
 
     ckpt = state
     for epoch in range(start_epoch, config.epochs):
         train_loader.set_epoch(epoch)
         t0 = time.perf_counter()
-        train_stats = _train_one_epoch(train_model, train_loader, optimizer, scheduler, criterion,
-                                       ema, augment, dtype, config, epoch,
-                                       progress=progress and rank == 0, scaler=scaler)
+        train_stats = _train_one_epoch(step, train_loader, scheduler, ema, augment, config, epoch,
+                                       progress=progress and rank == 0)
         if config.schedule == "step":
             scheduler.step()
         seconds = time.perf_counter() - t0
@@ -260,39 +277,119 @@ def fit(model: SketchCNN, data: SketchData, config: TrainConfig | None = None,
     return FitResult(final.eval(), history, ckpt, out)
 
 
-def _train_one_epoch(model, loader, optimizer, scheduler, criterion, ema, augment, dtype,
-                     config, epoch, progress, scaler=None) -> dict:
-    model.train()
-    device = loader.device
-    sums = torch.zeros(3, dtype=torch.float64, device=device)
-    bar = _progress(loader, f"epoch {epoch + 1}/{config.epochs}", progress)
-    for step, (x, y) in enumerate(bar):
-        if augment is not None:
-            x = augment(x, epoch * 100_003 + step)
-        with autocast(device, dtype):
-            logits = model(x)
-            loss = criterion(logits.float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:  # fp16 autocast: scale the loss so small gradients survive
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+class TrainStep:
+    """One optimisation step per call, with the epoch's running loss/accuracy sums kept on
+    the device (``sums``: loss x images, correct, images; no per-step synchronisation).
+
+    With ``cuda_graph=True`` the first ``warmup`` steps run eagerly on a side stream (CUDA
+    graphs need the lazy set-up done before capture), then the whole step -- forward,
+    loss, backward, optimizer step and sums -- is captured once as a CUDA graph and each
+    later batch of the same size is copied into the graph's input and replayed. At batch
+    256 this small model is limited by Python launching ~250 kernels per step, not by
+    the GPU, so replaying them as one graph is the GPU fast path. Batches of another
+    size (an epoch's last) run eagerly on the same weights and optimizer state. Every
+    step, warm-up and capture included, is a real training step on real batches.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, criterion: nn.Module,
+                 device: torch.device, dtype: torch.dtype | None, scaler=None,
+                 cuda_graph: bool = False, warmup: int = 3):
+        self.model, self.optimizer, self.criterion = model, optimizer, criterion
+        self.device, self.dtype, self.scaler = device, dtype, scaler
+        self.cuda_graph, self.warmup = cuda_graph, warmup
+        self.sums = torch.zeros(3, dtype=torch.float64, device=device)
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.eager_steps = 0
+
+    def reset(self) -> None:
+        """Zero the running sums (start of an epoch)."""
+        self.sums.zero_()
+
+    def stats(self) -> dict:
+        loss_sum, correct, total = self.sums.tolist()
+        return {"train_loss": loss_sum / max(total, 1), "train_accuracy": correct / max(total, 1),
+                "images": int(total)}
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        if not self.cuda_graph:
+            self.optimizer.zero_grad(set_to_none=True)
+            self._step(x, y)
+            return
+        if self.graph is not None and x.shape == self._x.shape:
+            self._sync_lr()
+            self._x.copy_(x)
+            self._y.copy_(y)
+            self.graph.replay()
+        elif self.graph is None and self.eager_steps >= self.warmup:
+            self._capture(x, y)
+            self.graph.replay()  # capturing records the step; replaying runs it
+        elif self.graph is None:  # warm-up, on a side stream as capture requires
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                self.optimizer.zero_grad(set_to_none=True)
+                self._step(x, y)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            self.eager_steps += 1
+        else:  # another batch size: eager, into the graph's own gradient tensors
+            self.optimizer.zero_grad(set_to_none=False)
+            self._step(x, y)
+
+    def _sync_lr(self) -> None:
+        """Put each group's learning rate into the tensor the graph reads. Schedulers fill
+        a tensor lr in place in recent torch; older ones assign a new value instead."""
+        for group, lr in zip(self.optimizer.param_groups, self._lrs):
+            if group["lr"] is not lr:
+                lr.fill_(float(group["lr"]))
+                group["lr"] = lr
+
+    def _capture(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self._lrs = [torch.as_tensor(g["lr"], dtype=torch.float32, device=self.device)
+                     if not isinstance(g["lr"], torch.Tensor) else g["lr"]
+                     for g in self.optimizer.param_groups]
+        for group, lr in zip(self.optimizer.param_groups, self._lrs):
+            group["lr"] = lr  # a float lr would be baked into the graph
+        self._x, self._y = x.clone(), y.clone()
+        self.optimizer.zero_grad(set_to_none=True)  # backward allocates grads in the graph's pool
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self._step(self._x, self._y)
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        # autocast's weight-cast cache must be off while a graph is captured
+        with autocast(self.device, self.dtype, cache=not self.cuda_graph):
+            logits = self.model(x)
+            loss = self.criterion(logits.float(), y)
+        if self.scaler is not None:  # fp16 autocast: scale the loss so small gradients survive
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         else:
             loss.backward()
-            optimizer.step()
+            self.optimizer.step()
+        with torch.no_grad():  # in-place adds: no per-step synchronisation
+            self.sums[0] += loss.detach().double() * y.shape[0]
+            self.sums[1] += (logits.argmax(1) == y).sum()
+            self.sums[2] += y.shape[0]
+
+
+def _train_one_epoch(step: TrainStep, loader, scheduler, ema, augment, config, epoch,
+                     progress) -> dict:
+    step.model.train()
+    step.reset()
+    bar = _progress(loader, f"epoch {epoch + 1}/{config.epochs}", progress)
+    for i, (x, y) in enumerate(bar):
+        if augment is not None:
+            x = augment(x, epoch * 100_003 + i)
+        step(x, y)
         if config.schedule != "step":
             scheduler.step()
         if ema is not None:
+            model = step.model
             ema.update_parameters(model.module if hasattr(model, "module") else model)
-        with torch.no_grad():
-            sums[0] += loss.detach().double() * len(y)  # in-place adds: no per-step CUDA sync
-            sums[1] += (logits.argmax(1) == y).sum()
-            sums[2] += len(y)
-        if bar is not loader and step % 20 == 0:
-            bar.set_postfix(loss=f"{sums[0].item() / sums[2].item():.3f}")
-    loss_sum, correct, total = sums.tolist()
-    return {"train_loss": loss_sum / max(total, 1), "train_accuracy": correct / max(total, 1),
-            "lr": optimizer.param_groups[0]["lr"], "images": int(total)}
+        if bar is not loader and i % 20 == 0:
+            bar.set_postfix(loss=f"{step.sums[0].item() / max(step.sums[2].item(), 1):.3f}")
+    return {**step.stats(), "lr": float(step.optimizer.param_groups[0]["lr"])}
 
 
 def _augmenter(config: TrainConfig, device: torch.device):
@@ -333,8 +430,8 @@ def _make_checkpoint(eval_model, model, data: SketchData, config: TrainConfig, h
                      optimizer, scheduler, ema, epochs_done: int) -> Checkpoint:
     train_state = {
         "epoch": epochs_done,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
+        "optimizer": portable_lr_state(optimizer.state_dict()),
+        "scheduler": portable_lr_state(scheduler.state_dict()),
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
@@ -361,6 +458,45 @@ def _make_checkpoint(eval_model, model, data: SketchData, config: TrainConfig, h
     )
 
 
+def portable_lr_state(state: dict) -> dict:
+    """An optimizer's or scheduler's ``state_dict`` with learning rates as plain floats.
+
+    The CUDA-graph path keeps the learning rate in a device tensor; saved as floats,
+    a checkpoint resumes on any device, with or without graphs. Only ``param_groups``
+    (optimizer) and the scheduler's own entries change; per-parameter state does not.
+    """
+    def plain(v):
+        if isinstance(v, torch.Tensor) and v.ndim == 0:
+            return v.item()
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        return v
+
+    if "param_groups" in state:  # an optimizer's
+        groups = [{k: (plain(v) if k != "params" else v) for k, v in g.items()}
+                  for g in state["param_groups"]]
+        return {**state, "param_groups": groups}
+    return {k: plain(v) for k, v in state.items()}
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """``optimizer.load_state_dict(state)``, keeping how *this* run steps: whether it is
+    ``capturable`` (the CUDA-graph path) and whether its lr is a device tensor. So a
+    checkpoint from a GPU run resumes on a CPU, and the other way round."""
+    own = [(g.get("capturable", False), g["lr"]) for g in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, (capturable, lr) in zip(optimizer.param_groups, own):
+        group["capturable"] = capturable
+        if isinstance(lr, torch.Tensor):
+            lr.fill_(float(group["lr"]))
+            group["lr"] = lr
+        for param in group["params"]:
+            step = optimizer.state.get(param, {}).get("step")
+            if torch.is_tensor(step):  # capturable steps count on the device, others on the CPU
+                optimizer.state[param]["step"] = step.to(param.device if capturable else "cpu",
+                                                         torch.float32)
+
+
 def _cpu_state(module: nn.Module) -> dict:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
@@ -383,7 +519,7 @@ def _load_resume_state(out: Path | None, data: SketchData, config: TrainConfig) 
 def _restore(ckpt: Checkpoint, model, optimizer, scheduler, ema, device) -> tuple[int, list]:
     ts = ckpt.train_state
     model.load_state_dict(ts.get("model_state", ckpt.model_state))
-    optimizer.load_state_dict(ts["optimizer"])
+    load_optimizer_state(optimizer, ts["optimizer"])
     scheduler.load_state_dict(ts["scheduler"])
     if ema is not None and "ema_state" in ts:
         ema.load_state_dict(ts["ema_state"])

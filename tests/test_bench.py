@@ -119,7 +119,7 @@ def test_fast_path_matches_fp32_accuracy_on_real_drawings(quickdraw_dir):
 
     data = load_folder(quickdraw_dir, classes=["airplane", "banana", "bicycle", "book", "clock"],
                        per_class=600)
-    r = bench.compare_accuracy(data, TrainConfig(epochs=3, batch_size=64, seed=0),
+    r = bench.compare_accuracy(data, TrainConfig(epochs=3, batch_size=64, seed=0, device="cpu"),
                                ModelConfig(num_classes=5, channels=(16, 32, 64), hidden=128))
     print(f"held-out accuracy: fp32 {r['fp32']:.2%}, fast path {r['quicksketch']:.2%}")
     assert r["val_drawings"] == 300 and r["fp32"] > 0.8
