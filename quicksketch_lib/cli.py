@@ -86,7 +86,7 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from .inference import Predictor, load_inputs
 
-    predictor = Predictor.from_checkpoint(args.checkpoint, backend=args.backend)
+    predictor = Predictor.from_checkpoint(args.checkpoint, backend=args.backend, tta_flip=args.tta_flip)
     names, drawings = load_inputs(args.inputs)
     results = predictor.predict(drawings, top_k=args.top_k)
     if args.json:
@@ -201,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
                    help="auto: the exported .onnx beside the checkpoint if present, else PyTorch")
     s.add_argument("--json", action="store_true", help="print JSON")
+    s.add_argument("--tta-flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="average with the mirrored drawing (default: as the checkpoint was trained)")
     s.set_defaults(func=cmd_predict)
 
     s = sub.add_parser("export", help="export a checkpoint to ONNX, verified against PyTorch",

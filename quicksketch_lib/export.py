@@ -56,6 +56,9 @@ def onnx_metadata(ckpt: Checkpoint) -> dict[str, str]:
                              "0 = background",
         "quicksketch_model_config": json.dumps(ckpt.model_config.to_dict()),
         "quicksketch_val_accuracy": str(ckpt.metrics.get("val_accuracy", "")),
+        # Predictor averages each drawing with its mirror image when the checkpoint was
+        # trained to be evaluated that way (test-time flip)
+        "quicksketch_tta_flip": "true" if (ckpt.train_config or {}).get("tta_flip") else "false",
     }
 
 

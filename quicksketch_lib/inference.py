@@ -143,47 +143,63 @@ def load_inputs(paths: Sequence[str | os.PathLike]) -> tuple[list[str], np.ndarr
 
 # --------------------------------------------------------------------------- the predictor
 class Predictor:
-    """Top-k guesses from a checkpoint (PyTorch) or its ONNX export (onnxruntime)."""
+    """Top-k guesses from a checkpoint (PyTorch) or its ONNX export (onnxruntime).
+
+    ``tta_flip``: average the probabilities of each drawing and its mirror image, as
+    ``evaluate`` does for checkpoints trained with it (``--recipe quicksketch``); by
+    default taken from the checkpoint (or the ONNX file's metadata). Costs a second
+    forward pass.
+    """
 
     def __init__(self, classes: Sequence[str], logits_fn: Callable[[np.ndarray], np.ndarray],
-                 backend: str):
+                 backend: str, tta_flip: bool = False):
         self.classes = list(classes)
         self._logits = logits_fn
         self.backend = backend
+        self.tta_flip = tta_flip
 
     @classmethod
-    def from_model(cls, model: torch.nn.Module, classes: Sequence[str]) -> "Predictor":
+    def from_model(cls, model: torch.nn.Module, classes: Sequence[str], tta_flip: bool = False) -> "Predictor":
         model = model.eval().cpu()
 
         @torch.no_grad()
         def logits(x: np.ndarray) -> np.ndarray:
             with torch_threads(1) if len(x) <= SMALL_BATCH else nullcontext():
                 return model(torch.from_numpy(x)).float().numpy()
-        return cls(classes, logits, "torch")
+        return cls(classes, logits, "torch", tta_flip)
 
     @classmethod
-    def from_onnx(cls, path: str | os.PathLike) -> "Predictor":
+    def from_onnx(cls, path: str | os.PathLike, tta_flip: bool | None = None) -> "Predictor":
         from .export import OnnxModel
 
         onnx_model = OnnxModel(path)
-        return cls(onnx_model.classes, onnx_model.logits, "onnxruntime")
+        if tta_flip is None:
+            tta_flip = onnx_model.metadata.get("quicksketch_tta_flip") == "true"
+        return cls(onnx_model.classes, onnx_model.logits, "onnxruntime", tta_flip)
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, backend: str = "auto") -> "Predictor":
+    def from_checkpoint(cls, path: str | os.PathLike, backend: str = "auto",
+                        tta_flip: bool | None = None) -> "Predictor":
         """``backend``: ``torch``, ``onnx``, or ``auto`` (the ``.onnx`` next to the
-        checkpoint when it exists, is newer and onnxruntime is installed; else torch)."""
+        checkpoint when it exists, is newer and onnxruntime is installed; else torch).
+        ``tta_flip``: None = as the checkpoint was trained to be evaluated."""
         path = Path(path)
         onnx_path = path.with_suffix(".onnx")
         if backend == "onnx" or (backend == "auto" and _usable_onnx(path, onnx_path)):
-            return cls.from_onnx(onnx_path if path.suffix != ".onnx" else path)
+            return cls.from_onnx(onnx_path if path.suffix != ".onnx" else path, tta_flip)
         ckpt = load_checkpoint(path)
-        return cls.from_model(ckpt.build_model("cpu"), ckpt.classes)
+        if tta_flip is None:
+            tta_flip = bool(ckpt.train_config.get("tta_flip", False))
+        return cls.from_model(ckpt.build_model("cpu"), ckpt.classes, tta_flip)
 
     def predict_proba(self, drawings) -> np.ndarray:
         """Probabilities ``(N, C)`` for uint8 drawings in any shape ``as_drawings`` takes."""
         rows = as_drawings(drawings)
         x = normalize_batch(torch.from_numpy(rows)).numpy()
-        return softmax(self._logits(x).astype(np.float64))
+        proba = softmax(self._logits(x).astype(np.float64))
+        if self.tta_flip:  # the mean with the mirror image's, as training.flip_averaged_proba
+            proba = (proba + softmax(self._logits(np.ascontiguousarray(x[..., ::-1])).astype(np.float64))) / 2
+        return proba
 
     def predict_strokes(self, strokes, top_k: int = 5) -> Prediction:
         """Top-k for a drawing given as strokes (``[xs, ys]`` per stroke, screen coordinates)."""
@@ -208,9 +224,10 @@ def _usable_onnx(ckpt_path: Path, onnx_path: Path) -> bool:
     return True
 
 
-def predict(checkpoint: str | os.PathLike, inputs, top_k: int = 5, backend: str = "auto"):
+def predict(checkpoint: str | os.PathLike, inputs, top_k: int = 5, backend: str = "auto",
+            tta_flip: bool | None = None):
     """Top-k guesses for ``inputs``: paths (.npy / images) or a drawing array."""
-    predictor = Predictor.from_checkpoint(checkpoint, backend)
+    predictor = Predictor.from_checkpoint(checkpoint, backend, tta_flip)
     if isinstance(inputs, (str, os.PathLike)) or (isinstance(inputs, (list, tuple)) and inputs
                                                    and isinstance(inputs[0], (str, os.PathLike))):
         names, rows = load_inputs([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)

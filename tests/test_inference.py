@@ -101,3 +101,29 @@ def test_real_strokes_are_recognised_about_as_well_as_held_out_bitmaps(ten_class
 def predictor_data_root(checkpoint):
     from quicksketch_lib.checkpoint import load_checkpoint
     return load_checkpoint(checkpoint).data["root"]
+
+
+def test_test_time_flip_follows_the_checkpoint_in_torch_and_onnx(shapes_checkpoint, tmp_path):
+    """A checkpoint trained with tta_flip (--recipe quicksketch) is predicted as `evaluate`
+    scores it: the mean of each drawing's and its mirror image's probabilities."""
+    from quicksketch_lib.checkpoint import load_checkpoint, save_checkpoint
+    from quicksketch_lib.export import export_onnx
+
+    ckpt = load_checkpoint(shapes_checkpoint)
+    drawings = load_folder(ckpt.data["root"]).images[::20]
+    mirrored = drawings.reshape(-1, 28, 28)[:, :, ::-1]
+    plain = Predictor.from_checkpoint(shapes_checkpoint, backend="torch")
+    assert plain.tta_flip is False
+    expected = (plain.predict_proba(drawings) + plain.predict_proba(mirrored)) / 2
+
+    ckpt.train_config = {**ckpt.train_config, "tta_flip": True}
+    path = save_checkpoint(ckpt, tmp_path / "flip.pt")
+    flip = Predictor.from_checkpoint(path, backend="torch")
+    assert flip.tta_flip is True
+    np.testing.assert_allclose(flip.predict_proba(drawings), expected, atol=1e-6)
+    assert not np.allclose(expected, plain.predict_proba(drawings), atol=1e-3)  # the flip matters
+
+    onnx = Predictor.from_onnx(export_onnx(path, tmp_path / "flip.onnx").path)
+    assert onnx.tta_flip is True
+    np.testing.assert_allclose(onnx.predict_proba(drawings), expected, atol=1e-4)
+    assert Predictor.from_checkpoint(path, backend="torch", tta_flip=False).tta_flip is False
