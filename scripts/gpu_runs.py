@@ -1,8 +1,9 @@
 """The GPU figures of the README: time to train, fast path vs fp32 accuracy, bench.
 
-Run from the repository root on a machine with a CUDA GPU (``PYTHONPATH=.``)::
+Run from the repository root on a machine with a CUDA GPU (or ``PYTHONPATH=. python ...``
+where the package is not installed)::
 
-    python scripts/gpu_runs.py --data ../shared/data/quickdraw --out gpu_results
+    .venv/bin/python scripts/gpu_runs.py --data ../shared/data/quickdraw --out gpu_results
 
 Three parts, each appending to ``OUT/gpu_results.json`` as it finishes (so a run
 cut short keeps what it measured):
