@@ -54,6 +54,23 @@ def test_batch_loader_shuffles_reproducibly_per_epoch(shapes_dir):
     assert sorted(torch.cat([y for _, y in a]).tolist()) == sorted(data.labels.tolist())
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("fits", [True, False], ids=["data-on-gpu", "pinned-copies"])
+def test_batch_loader_on_a_gpu_gives_the_cpu_batches(shapes_dir, monkeypatch, fits):
+    """Both GPU paths: the whole uint8 array on the device, or (too big for it) each batch
+    gathered on the CPU, pinned and copied without blocking. Same batches as on the CPU."""
+    import quicksketch_lib.data as data_module
+
+    monkeypatch.setattr(data_module, "_fits_on", lambda *a, **k: fits)
+    data = load_folder(shapes_dir)
+    cpu = BatchLoader(data.images, data.labels, 32, shuffle=True, seed=1, channels_last=True)
+    gpu = BatchLoader(data.images, data.labels, 32, shuffle=True, seed=1, channels_last=True, device="cuda")
+    assert gpu.images.is_cuda == fits
+    for (xc, yc), (xg, yg) in zip(cpu, gpu):
+        assert xg.is_cuda and yg.is_cuda
+        assert torch.equal(xg.cpu(), xc) and torch.equal(yg.cpu(), yc)
+
+
 def test_normalize_batch_maps_0_255_to_minus1_1():
     x = normalize_batch(torch.tensor([[0] * 783 + [255]], dtype=torch.uint8))
     assert x.shape == (1, 1, 28, 28) and x.min() == -1 and x.max() == 1
