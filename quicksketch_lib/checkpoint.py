@@ -73,6 +73,12 @@ class Checkpoint:
                                   f"({str(exc).splitlines()[0]})") from None
         return model.to(device).eval()
 
+    @property
+    def tta_flip(self) -> bool:
+        """Whether it is meant to be used with test-time flip (averaging each drawing and its
+        mirror image), as its recipe evaluated it during training."""
+        return bool((self.train_config or {}).get("tta_flip", False))
+
     def to_dict(self) -> dict:
         d = {
             "format": FORMAT, "format_version": FORMAT_VERSION,

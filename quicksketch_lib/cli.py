@@ -67,13 +67,10 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .checkpoint import load_checkpoint
-    from .data import load_folder
-    from .evaluation import evaluate, save_confusion_png
+    from .evaluation import evaluate, load_for_checkpoint, save_confusion_png
 
     ckpt = load_checkpoint(args.checkpoint)
-    same_root = Path(ckpt.data.get("root") or "\0").resolve() == Path(args.data).resolve()
-    per_class = args.per_class or (ckpt.data.get("per_class") if same_root else None)
-    data = load_folder(args.data, classes=ckpt.classes, per_class=per_class)
+    data = load_for_checkpoint(ckpt, args.data, args.per_class)
     report = evaluate(ckpt, data, tta_flip=args.tta_flip)
     print(report.format_text())
     if args.json:
@@ -99,12 +96,15 @@ def cmd_predict(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from .checkpoint import load_checkpoint
     from .export import export_int8, export_onnx
 
-    print(export_onnx(args.checkpoint, args.out, opset=args.opset).describe())
+    ckpt = load_checkpoint(args.checkpoint)
+    report = export_onnx(ckpt, args.out, opset=args.opset)
+    print(report.describe())
     if args.int8:
-        out = Path(args.out).with_suffix(".int8.onnx") if args.out else None
-        print(export_int8(args.checkpoint, args.data, out, opset=args.opset).describe())
+        print(export_int8(ckpt, args.data, report.path.with_suffix(".int8.onnx"),
+                          fp32=report.path).describe())
     return EXIT_OK
 
 

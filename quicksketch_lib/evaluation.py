@@ -1,8 +1,9 @@
 """Evaluation: accuracy, top-3, per-class precision/recall, confusion matrix, calibration.
 
-``evaluate`` works on uint8 drawings and a model; ``evaluation_set`` picks which
-drawings to use for a checkpoint: exactly its recorded held-out split when given
-the folder it was trained on, every drawing when given another folder.
+``evaluate`` works on uint8 drawings and a model; ``load_for_checkpoint`` reads a
+folder as the checkpoint saw it and ``evaluation_set`` picks which drawings to use:
+exactly its recorded held-out split when given the folder it was trained on, every
+drawing when given another folder.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from .checkpoint import Checkpoint
-from .data import SketchData, normalize_batch
+from .data import SketchData, load_folder, normalize_batch
 from .device import autocast
 from .training import flip_averaged_proba
 
@@ -107,13 +108,26 @@ def expected_calibration_error(proba: np.ndarray, labels: np.ndarray, n_bins: in
     return float(ece)
 
 
+HELD_OUT = "held-out split recorded in the checkpoint"
+
+
+def load_for_checkpoint(ckpt: Checkpoint, data_dir: str | os.PathLike,
+                        per_class: int | None = None) -> SketchData:
+    """The checkpoint's classes from ``data_dir``; from the folder it was trained on, as
+    many drawings per class as it was trained with (so its recorded split applies)."""
+    same_root = Path(ckpt.data.get("root") or "\0").resolve() == Path(data_dir).resolve()
+    per_class = per_class or (ckpt.data.get("per_class") if same_root else None)
+    return load_folder(data_dir, classes=ckpt.classes, per_class=per_class)
+
+
 def evaluation_set(ckpt: Checkpoint, data: SketchData) -> tuple[np.ndarray, np.ndarray, str]:
-    """The drawings to evaluate ``ckpt`` on: its held-out split if ``data`` is its training data."""
+    """The drawings to evaluate ``ckpt`` on: its held-out split if ``data`` is its training
+    data (the description is then :data:`HELD_OUT`), else every drawing."""
     ckpt.check_classes(data.classes, str(data.root))
     same = ckpt.data.get("counts") == data.counts and "val_indices" in ckpt.split
     if same:
         idx = ckpt.split["val_indices"].numpy()
-        return data.images[idx], data.labels[idx], "held-out split recorded in the checkpoint"
+        return data.images[idx], data.labels[idx], HELD_OUT
     return data.images, data.labels, "all drawings (not the checkpoint's training data)"
 
 
@@ -122,7 +136,7 @@ def evaluate(ckpt: Checkpoint, data: SketchData, batch_size: int = 1024,
     """Evaluate a checkpoint on ``data`` (held-out split or all drawings, see above)."""
     images, labels, subset = evaluation_set(ckpt, data)
     if tta_flip is None:
-        tta_flip = bool(ckpt.train_config.get("tta_flip", False))
+        tta_flip = ckpt.tta_flip
     proba = predict_proba(ckpt.build_model(device), images, batch_size, device, tta_flip=tta_flip)
     return metrics_from_proba(proba, labels, ckpt.classes, subset)
 

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from .checkpoint import Checkpoint, load_checkpoint
+from .data import normalize_batch
 from .errors import QuickSketchError
 
 PARITY_TOLERANCE = 1e-4
@@ -58,7 +59,7 @@ def onnx_metadata(ckpt: Checkpoint) -> dict[str, str]:
         "quicksketch_val_accuracy": str(ckpt.metrics.get("val_accuracy", "")),
         # Predictor averages each drawing with its mirror image when the checkpoint was
         # trained to be evaluated that way (test-time flip)
-        "quicksketch_tta_flip": "true" if (ckpt.train_config or {}).get("tta_flip") else "false",
+        "quicksketch_tta_flip": "true" if ckpt.tta_flip else "false",
     }
 
 
@@ -163,25 +164,23 @@ def held_out_drawings(ckpt: Checkpoint, data_dir: str | os.PathLike) -> tuple[np
     """uint8 ``(N, 784)`` drawings of the checkpoint's classes that it did not train on:
     its recorded held-out split when ``data_dir`` holds the drawings it was trained on,
     else every drawing there (said in the returned description)."""
-    from .data import load_folder
+    from .evaluation import HELD_OUT, evaluation_set, load_for_checkpoint
 
-    data = load_folder(data_dir, classes=ckpt.classes, per_class=ckpt.data.get("per_class"))
-    val = ckpt.split.get("val_indices") if ckpt.split else None
-    if val is not None and ckpt.data.get("counts") == data.counts:
-        return np.asarray(data.images[np.sort(np.asarray(val))]), "held-out drawings"
-    return np.asarray(data.images[:]), f"drawings from {data_dir} (not the recorded split)"
+    images, _, subset = evaluation_set(ckpt, load_for_checkpoint(ckpt, data_dir))
+    source = "held-out drawings" if subset == HELD_OUT else f"drawings from {data_dir} (not the recorded split)"
+    return np.asarray(images), source
 
 
 def export_int8(checkpoint: str | os.PathLike | Checkpoint, data_dir: str | os.PathLike | None = None,
                 out: str | os.PathLike | None = None, calibrate: int = 512, check: int = 2000,
-                opset: int = OPSET, seed: int = 0) -> Int8Report:
+                opset: int = OPSET, seed: int = 0, fp32: str | os.PathLike | None = None) -> Int8Report:
     """Export ``checkpoint`` as int8 ONNX (default: beside it, ``.int8.onnx``).
 
     Calibrated on ``calibrate`` of the checkpoint's held-out drawings from ``data_dir``
     (default: the folder it was trained on), checked on up to ``check`` others.
+    ``fp32``: this checkpoint's :func:`export_onnx` file when already written (else a
+    temporary one is exported).
     """
-    from .data import normalize_batch
-
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     data_dir = data_dir or ckpt.data.get("root") or None
     if not data_dir or not Path(data_dir).is_dir():
@@ -192,6 +191,7 @@ def export_int8(checkpoint: str | os.PathLike | Checkpoint, data_dir: str | os.P
             raise QuickSketchError("export_int8 needs `out` for a checkpoint not loaded from a file")
         out = Path(ckpt.path).with_suffix(".int8.onnx")
     out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     rows, source = held_out_drawings(ckpt, data_dir)
     order = np.random.default_rng(seed).permutation(len(rows))
     n_cal = min(calibrate, len(rows) // 2)
@@ -199,8 +199,9 @@ def export_int8(checkpoint: str | os.PathLike | Checkpoint, data_dir: str | os.P
     if n_cal == 0 or len(chk) == 0:
         raise QuickSketchError(f"int8 export needs at least 2 drawings in {data_dir}; found {len(rows)}")
     to_input = lambda r: normalize_batch(torch.from_numpy(np.ascontiguousarray(r))).numpy()  # noqa: E731
-    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
-        fp32 = export_onnx(ckpt, Path(tmp) / "fp32.onnx", opset=opset).path
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        if fp32 is None:
+            fp32 = export_onnx(ckpt, Path(tmp) / "fp32.onnx", opset=opset).path
         quantize_int8(fp32, to_input(cal), out)
         agreement = float((OnnxModel(out).logits(to_input(chk)).argmax(1)
                            == OnnxModel(fp32).logits(to_input(chk)).argmax(1)).mean())
@@ -215,7 +216,7 @@ def parity_check(model: torch.nn.Module, onnx_path: str | os.PathLike, n: int = 
     """Max |logit difference| between PyTorch and onnxruntime; raises above the tolerance."""
     rng = np.random.default_rng(seed)
     u8 = (rng.random((n, 784)) < 0.15).astype(np.uint8) * rng.integers(60, 256, (n, 784), dtype=np.uint8)
-    x = torch.from_numpy(u8.reshape(n, 1, 28, 28).astype(np.float32) / 127.5 - 1.0)
+    x = normalize_batch(torch.from_numpy(u8))
     with torch.no_grad():
         expected = model.eval()(x).numpy()
     got = OnnxModel(onnx_path).logits(x.numpy())

@@ -188,9 +188,8 @@ class Predictor:
         if backend == "onnx" or (backend == "auto" and _usable_onnx(path, onnx_path)):
             return cls.from_onnx(onnx_path if path.suffix != ".onnx" else path, tta_flip)
         ckpt = load_checkpoint(path)
-        if tta_flip is None:
-            tta_flip = bool(ckpt.train_config.get("tta_flip", False))
-        return cls.from_model(ckpt.build_model("cpu"), ckpt.classes, tta_flip)
+        return cls.from_model(ckpt.build_model("cpu"), ckpt.classes,
+                              ckpt.tta_flip if tta_flip is None else tta_flip)
 
     def predict_proba(self, drawings) -> np.ndarray:
         """Probabilities ``(N, C)`` for uint8 drawings in any shape ``as_drawings`` takes."""

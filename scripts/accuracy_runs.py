@@ -41,6 +41,7 @@ from quicksketch_lib.categories import THE_TEN
 from quicksketch_lib.checkpoint import load_checkpoint
 from quicksketch_lib.data import BatchLoader, load_folder, stratified_split
 from quicksketch_lib.device import pick_device, resolve_precision
+from quicksketch_lib.evaluation import evaluation_set, load_for_checkpoint
 from quicksketch_lib.model import ModelConfig, SketchCNN
 from quicksketch_lib.recipes import recipe_config
 from quicksketch_lib.training import evaluate_loader, fit
@@ -166,9 +167,8 @@ def evaluate_checkpoint(path: str, data_dir: str, threads: int) -> dict:
     """
     torch.set_num_threads(threads)
     ckpt = load_checkpoint(path)
-    data = load_folder(data_dir, classes=ckpt.classes)
-    val_idx = ckpt.split["val_indices"].numpy()
-    images, labels = data.images[val_idx], data.labels[val_idx]
+    images, labels, subset = evaluation_set(ckpt, load_for_checkpoint(ckpt, data_dir))
+    print(f"{len(labels):,} drawings: {subset}")
     weights = {"checkpoint": ckpt.model_state}
     if ckpt.train_state and "model_state" in ckpt.train_state:
         weights["raw (no EMA)"] = ckpt.train_state["model_state"]
