@@ -178,8 +178,14 @@ def evaluate_loader(model: nn.Module, loader: BatchLoader, dtype: torch.dtype | 
         sums[2] += len(y)
     if dist_info()[1] > 1:
         dist.all_reduce(sums)
-    loss, correct, total = sums.tolist()
-    return {"loss": loss / max(total, 1), "accuracy": correct / max(total, 1), "total": int(total)}
+    loss, accuracy, total = _means(sums)
+    return {"loss": loss, "accuracy": accuracy, "total": total}
+
+
+def _means(sums: torch.Tensor) -> tuple[float, float, int]:
+    """(mean loss, accuracy, images) from running sums (loss x images, correct, images)."""
+    loss_sum, correct, total = sums.tolist()
+    return loss_sum / max(total, 1), correct / max(total, 1), int(total)
 
 
 # --------------------------------------------------------------------------- fit
@@ -306,9 +312,8 @@ class TrainStep:
         self.sums.zero_()
 
     def stats(self) -> dict:
-        loss_sum, correct, total = self.sums.tolist()
-        return {"train_loss": loss_sum / max(total, 1), "train_accuracy": correct / max(total, 1),
-                "images": int(total)}
+        loss, accuracy, images = _means(self.sums)
+        return {"train_loss": loss, "train_accuracy": accuracy, "images": images}
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> None:
         if not self.cuda_graph:
@@ -388,7 +393,7 @@ def _train_one_epoch(step: TrainStep, loader, scheduler, ema, augment, config, e
             model = step.model
             ema.update_parameters(model.module if hasattr(model, "module") else model)
         if bar is not loader and i % 20 == 0:
-            bar.set_postfix(loss=f"{step.sums[0].item() / max(step.sums[2].item(), 1):.3f}")
+            bar.set_postfix(loss=f"{step.stats()['train_loss']:.3f}")
     return {**step.stats(), "lr": float(step.optimizer.param_groups[0]["lr"])}
 
 
