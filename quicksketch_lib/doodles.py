@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import atomic_write, save_npy_atomic
-from .rasterize import rasterize_strokes
+from .rasterize import rasterize_strokes, sample_along
 
 MARKER_FILE = "SYNTHETIC.txt"
 MARKER_TEXT = """\
@@ -58,15 +58,9 @@ def _polyline(points, closed: bool = False) -> Stroke:
 
 
 def _densify(stroke: Stroke, step: float = 0.04) -> Stroke:
-    """Extra points along straight segments so wobble can bend them."""
-    if len(stroke) < 2:
-        return stroke
-    seg = np.hypot(*np.diff(stroke, axis=0).T)
-    arc = np.concatenate([[0.0], np.cumsum(seg)])
-    if arc[-1] == 0:
-        return stroke[:1]
-    at = np.union1d(np.linspace(0, arc[-1], max(2, int(arc[-1] / step) + 1)), arc)
-    return np.stack([np.interp(at, arc, stroke[:, 0]), np.interp(at, arc, stroke[:, 1])], 1)
+    """Extra points along straight segments so wobble can bend them (corners kept)."""
+    return sample_along(stroke, lambda arc: np.union1d(
+        np.linspace(0, arc[-1], max(2, int(arc[-1] / step) + 1)), arc))
 
 
 def _loop_from(points: np.ndarray, rng, overshoot: float = 0.12) -> Stroke:

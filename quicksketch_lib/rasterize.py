@@ -77,18 +77,26 @@ def _as_point_strokes(strokes) -> list[np.ndarray]:
     return [p for p in pts if len(p)]
 
 
-def _resample(points: np.ndarray, spacing: float = 1.0) -> np.ndarray:
-    """Points along the polyline every ``spacing`` units, keeping both ends."""
+def sample_along(points: np.ndarray, positions) -> np.ndarray:
+    """Points of a polyline at the arc lengths ``positions(arc)`` returns, where ``arc``
+    is the cumulative length at each vertex. Fewer than two points come back as they
+    are; a polyline of zero length gives its first point."""
     if len(points) < 2:
         return points
     seg = np.hypot(*np.diff(points, axis=0).T)
     arc = np.concatenate([[0.0], np.cumsum(seg)])
     if arc[-1] == 0.0:
         return points[:1]
-    at = np.arange(0.0, arc[-1], spacing)
-    if arc[-1] - at[-1] > 1e-9:
-        at = np.append(at, arc[-1])
+    at = positions(arc)
     return np.stack([np.interp(at, arc, points[:, 0]), np.interp(at, arc, points[:, 1])], 1)
+
+
+def _resample(points: np.ndarray, spacing: float = 1.0) -> np.ndarray:
+    """Points along the polyline every ``spacing`` units, keeping both ends."""
+    def every(arc: np.ndarray) -> np.ndarray:
+        at = np.arange(0.0, arc[-1], spacing)
+        return np.append(at, arc[-1]) if arc[-1] - at[-1] > 1e-9 else at
+    return sample_along(points, every)
 
 
 def rdp(points: np.ndarray, epsilon: float = RDP_EPSILON) -> np.ndarray:
