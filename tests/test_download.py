@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import socket
@@ -80,28 +81,31 @@ class NoRangeHandler(RangeHandler):
     seen: list = []
 
 
+@contextlib.contextmanager
 def _serve(handler, folder: Path):
+    """Serve ``folder`` on a free local port inside the block; gives the base URL and the
+    list of (path, Range header) requests the handler saw."""
     cls = type(handler.__name__, (handler,), {"seen": []})
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), lambda *a, **k: cls(*a, directory=str(folder), **k))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, cls, f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", cls.seen
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture()
 def range_server(served):
-    server, cls, url = _serve(RangeHandler, served)
-    yield url, cls.seen
-    server.shutdown()
-    server.server_close()
+    with _serve(RangeHandler, served) as server:
+        yield server
 
 
 @pytest.fixture()
 def norange_server(served):
-    server, cls, url = _serve(NoRangeHandler, served)
-    yield url, cls.seen
-    server.shutdown()
-    server.server_close()
+    with _serve(NoRangeHandler, served) as server:
+        yield server
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -184,13 +188,9 @@ def test_truncated_server_file_keeps_part_and_says_resume(tmp_path):
     np.save(bucket / "cat.npy", _bitmaps(0))
     data = (bucket / "cat.npy").read_bytes()
     (bucket / "cat.npy").write_bytes(data[:128 + 3 * 784])  # header says 50 rows, has 3
-    server, _, url = _serve(RangeHandler, bucket)
-    try:
+    with _serve(RangeHandler, bucket) as (url, _):
         with pytest.raises(DownloadError, match="ended after .* run again to resume"):
             download_classes(["cat"], tmp_path / "out", per_class=10, source=url, progress=False)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert not (tmp_path / "out" / "cat.npy").exists()
     assert (tmp_path / "out" / "cat.npy.part").exists()
 
