@@ -49,8 +49,8 @@ import torch
 from torch import nn
 
 from .categories import THE_TEN
-from .data import (BatchLoader, QuickDrawNPY, SketchData, find_data, load_folder, normalize, project_root,
-                   stratified_split, walkthrough_classes)
+from .data import (BatchLoader, QuickDrawNPY, SketchData, find_data, load_folder, normalize, normalize_batch,
+                   project_root, stratified_split, walkthrough_classes)
 from .device import autocast, configure_threads, cpu_has_fast_bf16, pick_device, resolve_precision
 
 JSON_KEYS = ("machine", "data", "settings", "training", "loading", "inference", "widget", "memory",
@@ -271,7 +271,7 @@ def measure_inference(model: nn.Module, onnx_path: str | os.PathLike | None, dra
     ``Predictor`` runs it) and onnxruntime (``OnnxModel``, ``ort_threads`` threads);
     with ``int8_path`` also the int8 model (key ``onnxruntime_int8``, with its top-1
     agreement with PyTorch on the batch)."""
-    from .data import normalize_batch
+    from .export import OnnxModel
 
     model = model.eval().cpu().to(memory_format=torch.contiguous_format)
     rows = np.resize(drawings, (batch_size, drawings.shape[1]))
@@ -283,16 +283,9 @@ def measure_inference(model: nn.Module, onnx_path: str | os.PathLike | None, dra
     def torch_logits(x):
         return model(x)
     backends["torch"] = (torch_logits, x_one, x_big)
-    if onnx_path is not None:
-        from .export import OnnxModel
-
-        session = OnnxModel(onnx_path, threads=ort_threads)
-        backends["onnxruntime"] = (session.logits, x_one.numpy(), x_big.numpy())
-    if int8_path is not None:
-        from .export import OnnxModel
-
-        int8 = OnnxModel(int8_path, threads=ort_threads)
-        backends["onnxruntime_int8"] = (int8.logits, x_one.numpy(), x_big.numpy())
+    for name, path in (("onnxruntime", onnx_path), ("onnxruntime_int8", int8_path)):
+        if path is not None:
+            backends[name] = (OnnxModel(path, threads=ort_threads).logits, x_one.numpy(), x_big.numpy())
     out = {}
     for name, (fn, one, big) in backends.items():
         lat = measure_latency(lambda: fn(one), calls)
@@ -462,7 +455,6 @@ def _inference_and_widget(model: nn.Module, data: SketchData, settings: BenchSet
         onnx_path = export_bench_onnx(model, data.classes, tmp) if onnxruntime else None
         int8_path = None
         if onnx_path is not None and settings.int8:
-            from .data import normalize_batch
             from .export import quantize_int8
             rows = data.images[np.random.default_rng(0).choice(len(data), min(256, len(data)), replace=False)]
             int8_path = quantize_int8(onnx_path, normalize_batch(torch.from_numpy(rows)).numpy())
