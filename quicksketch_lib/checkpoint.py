@@ -37,6 +37,15 @@ FORMAT = "quicksketch-checkpoint"
 FORMAT_VERSION = 1
 DEFAULT_CHECKPOINT = Path("models") / "sketchcnn.pt"
 ENV_CHECKPOINT = "QUICKSKETCH_CHECKPOINT"
+# The shipped model of the ten classes (README "Pretrained model"); ``pretrained`` names it
+# wherever a checkpoint is accepted.
+PRETRAINED = "pretrained"
+PRETRAINED_PATH = Path(__file__).resolve().parent / "pretrained" / "sketchcnn_ten.pt"
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """``"pretrained"`` -> the shipped model's file; any other name is a path."""
+    return PRETRAINED_PATH if str(path) == PRETRAINED else Path(path)
 
 
 def walkthrough_checkpoint() -> Path:
@@ -110,8 +119,12 @@ def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Checkpoint:
-    """Load a QuickSketch checkpoint with ``weights_only=True``; refuse anything else."""
-    path = Path(path)
+    """Load a QuickSketch checkpoint with ``weights_only=True``; refuse anything else.
+
+    ``path`` may be ``"pretrained"``, the shipped model of the ten classes. Weights stored
+    as float16 (the shipped model) are cast back to float32.
+    """
+    path = resolve_checkpoint(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found; train one with `quicksketch train`")
     try:
@@ -125,8 +138,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if d.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {d.get('format_version')} "
                               f"is not supported (this QuickSketch reads version {FORMAT_VERSION})")
+    state = {k: v.float() if v.dtype == torch.float16 else v for k, v in d["model_state"].items()}
     return Checkpoint(
-        model_state=d["model_state"], model_config=ModelConfig.from_dict(d["model_config"]),
+        model_state=state, model_config=ModelConfig.from_dict(d["model_config"]),
         classes=list(d["classes"]), normalization=d.get("normalization", {}),
         train_config=d.get("train_config", {}), metrics=d.get("metrics", {}),
         history=d.get("history", []), data=d.get("data", {}), split=d.get("split", {}),

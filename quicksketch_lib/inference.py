@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, resolve_checkpoint
 from .data import IMAGE_SIZE, PIXELS, normalize_batch
 from .device import torch_threads
 from .errors import InputError
@@ -183,7 +183,7 @@ class Predictor:
         """``backend``: ``torch``, ``onnx``, or ``auto`` (the ``.onnx`` next to the
         checkpoint when it exists, is newer and onnxruntime is installed; else torch).
         ``tta_flip``: None = as the checkpoint was trained to be evaluated."""
-        path = Path(path)
+        path = resolve_checkpoint(path)  # "pretrained": the shipped model
         onnx_path = path.with_suffix(".onnx")
         if backend == "onnx" or (backend == "auto" and _usable_onnx(path, onnx_path)):
             return cls.from_onnx(onnx_path if path.suffix != ".onnx" else path, tta_flip)
