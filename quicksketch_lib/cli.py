@@ -43,7 +43,7 @@ def cmd_train(args) -> int:
     from .data import find_data, load_folder
     from .device import set_seed
     from .model import ModelConfig, SketchCNN
-    from .recipes import recipe_config
+    from .recipes import recipe_config, recipe_per_class
     from .training import dist_info, fit, history_path
 
     config = recipe_config(
@@ -55,7 +55,8 @@ def cmd_train(args) -> int:
     source = find_data(args.data)
     print(source.describe())
     # Under torchrun each rank reads only its shard of the memory-mapped files.
-    data = load_folder(source.path, classes=args.classes, per_class=args.per_class, mapped=dist_info()[1] > 1)
+    per_class = args.per_class if args.per_class is not None else recipe_per_class(args.recipe)
+    data = load_folder(source.path, classes=args.classes, per_class=per_class, mapped=dist_info()[1] > 1)
     print(data.describe())
     set_seed(config.seed)  # the initial weights too come from --seed
     model = SketchCNN(ModelConfig(num_classes=len(data.classes)))
@@ -157,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "is saved after every epoch; --resume continues an interrupted run.")
     s.add_argument("--data", help="data folder (default: $QUICKSKETCH_DATA, data/quickdraw, "
                                   "else the offline default of synthetic doodles)")
-    s.add_argument("--recipe", default="original", help="named recipe: original (default) or quicksketch")
+    s.add_argument("--recipe", default="original", help="named recipe: original (default), quicksketch, or learner "
+                   "(quicksketch for 3 epochs on 2000 drawings per class: a CPU run)")
     s.add_argument("--epochs", type=int, help="epochs (recipe default: 20)")
     s.add_argument("--batch-size", type=int, help="batch size (default 256)")
     s.add_argument("--lr", type=float, help="learning rate (recipe default)")
@@ -165,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=DEFAULT_OUT, help=f"checkpoint path (default {DEFAULT_OUT})")
     s.add_argument("--resume", action="store_true", help="continue the run saved at --out")
     s.add_argument("--classes", nargs="+", metavar="NAME", help="train on these classes only")
-    s.add_argument("--per-class", type=int, metavar="N", help="use at most N drawings per class")
+    s.add_argument("--per-class", type=int, metavar="N", help="use at most N drawings per class "
+                   "(default: all; the learner recipe: 2000)")
     s.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
     s.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
                    help="autocast precision (default auto: bf16 where fast, else fp32)")

@@ -245,6 +245,28 @@ def plot_lr_schedule(schedules: dict[str, Sequence[float]], steps_per_epoch: int
     return fig
 
 
+def plot_run_comparison(runs: dict[str, Sequence[dict]], title: str = "Held-out accuracy of whole runs"):
+    """Held-out accuracy of several runs (``fit`` histories) against the epoch and against the
+    number of drawings trained on, so runs of different length and data size compare."""
+    plt = _pyplot()
+    fig, (ax_epoch, ax_seen) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, history in runs.items():
+        accuracy = [h["val_accuracy"] for h in history]
+        ax_epoch.plot([h["epoch"] for h in history], accuracy, "o-", ms=3, label=name)
+        ax_seen.plot(np.cumsum([h["images"] for h in history]) / 1000, accuracy, "o-", ms=3, label=name)
+    ax_epoch.set_xlabel("epoch")
+    ax_seen.set_xlabel("drawings trained on (thousands, repeats counted)")
+    for ax in (ax_epoch, ax_seen):
+        ax.set_ylabel("held-out accuracy")
+        ax.set_ylim(0.8, 1.0)
+        ax.grid(alpha=0.3)
+    ax_seen.set_xscale("log")
+    ax_epoch.legend(fontsize=8, loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def plot_per_class_accuracy(recall: Sequence[float], classes: Sequence[str], overall: float | None = None,
                             title: str = "Accuracy per class (held-out drawings)"):
     """Horizontal bars: the fraction of each class's drawings classified correctly (recall)."""

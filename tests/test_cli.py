@@ -122,3 +122,18 @@ def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as info:
         main(["train", "--epochs", "many"])
     assert info.value.code == 2
+
+
+def test_train_learner_recipe_caps_drawings_per_class_unless_told(shapes_dir, tmp_path, capsys, monkeypatch):
+    from quicksketch_lib import recipes
+    from quicksketch_lib.checkpoint import load_checkpoint
+
+    monkeypatch.setitem(recipes.RECIPE_PER_CLASS, "learner", 20)  # 2000 in the real recipe
+    ckpt = tmp_path / "learner.pt"
+    args = ("train", "--data", shapes_dir, "--recipe", "learner", "--epochs", 1, "--batch-size", 16,
+            "--out", ckpt, "--quiet")
+    assert run(capsys, *args)[0] == EXIT_OK
+    saved = load_checkpoint(ckpt)
+    assert saved.data["counts"] == [20, 20, 20] and saved.train_config["recipe"] == "learner"
+    assert run(capsys, *args, "--per-class", 30)[0] == EXIT_OK
+    assert load_checkpoint(ckpt).data["counts"] == [30, 30, 30]

@@ -128,6 +128,17 @@ def test_lr_schedule_plot_has_a_line_per_schedule():
     assert ax.get_xlabel() == "epoch" and ax.get_ylabel() == "learning rate" and ax.get_title()
 
 
+def test_run_comparison_plots_each_run_against_epochs_and_drawings_seen():
+    short = [{"epoch": e, "images": 100, "val_accuracy": 0.8 + 0.05 * e} for e in (1, 2)]
+    long = [{"epoch": e, "images": 50, "val_accuracy": 0.85} for e in (1, 2, 3)]
+    fig = plots.plot_run_comparison({"short": short, "long": long})
+    ax_epoch, ax_seen = fig.axes
+    assert [line.get_label() for line in ax_epoch.lines] == ["short", "long"]
+    np.testing.assert_allclose(ax_seen.lines[0].get_xdata(), [0.1, 0.2])  # thousands, cumulative
+    np.testing.assert_allclose(ax_seen.lines[1].get_ydata(), [0.85] * 3)
+    assert ax_epoch.get_xlabel() == "epoch" and "drawings trained on" in ax_seen.get_xlabel()
+
+
 def test_per_class_accuracy_sorted_with_names():
     fig = plots.plot_per_class_accuracy([0.9, 0.5, 0.7], CLASSES, overall=0.7)
     ax = fig.axes[0]

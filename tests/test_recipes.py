@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from quicksketch_lib.errors import QuickSketchError
-from quicksketch_lib.recipes import RECIPES, recipe_config
+from quicksketch_lib.recipes import RECIPES, recipe_config, recipe_per_class
 from quicksketch_lib.training import TrainConfig
 
 
@@ -24,6 +24,15 @@ def test_quicksketch_recipe_settings():
     assert c.ema_decay == 0  # measured: EMA did not help (scripts/accuracy_runs.py)
     # same budget and model as the original: epochs and batch size unchanged
     assert (c.epochs, c.batch_size) == (TrainConfig().epochs, TrainConfig().batch_size)
+
+
+def test_learner_recipe_is_quicksketch_cut_to_a_cpu_budget():
+    learner, quicksketch = recipe_config("learner"), recipe_config("quicksketch")
+    assert learner.epochs == 3 and learner.recipe == "learner"
+    assert {k: v for k, v in learner.to_dict().items() if k not in ("epochs", "recipe")} == \
+        {k: v for k, v in quicksketch.to_dict().items() if k not in ("epochs", "recipe")}
+    assert recipe_per_class("learner") == 2000
+    assert recipe_per_class("original") is None and recipe_per_class("quicksketch") is None
 
 
 def test_every_recipe_names_only_train_config_fields():
