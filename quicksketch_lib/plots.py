@@ -137,6 +137,33 @@ def plot_strokes_vs_bitmap(strokes, title: str = "One drawing: strokes and its 2
     return fig
 
 
+def plot_stroke_stages(stages: dict[str, Sequence[np.ndarray]], bitmap: np.ndarray | None = None,
+                       title: str = "From strokes to the model's input"):
+    """One panel per stage of a drawing (``name -> [(n, 2) points per stroke]``, y pointing down,
+    each point marked) and, when given, the 28×28 bitmap, black ink on white."""
+    plt = _pyplot()
+    panels = len(stages) + (bitmap is not None)
+    fig, axes = plt.subplots(1, panels, figsize=(3.3 * panels, 3.6), squeeze=False)
+    for ax, (name, strokes) in zip(axes.flat, stages.items()):
+        for points in strokes:
+            points = np.asarray(points, float).reshape(-1, 2)
+            ax.plot(points[:, 0], points[:, 1], "-o", ms=2, lw=1.2)
+        ax.set_aspect("equal")
+        ax.invert_yaxis()  # screen coordinates: y grows downwards
+        ax.set_title(f"{name}\n{sum(len(p) for p in strokes)} points", fontsize=9)
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+    if bitmap is not None:
+        ax = axes.flat[-1]
+        ax.imshow(np.asarray(bitmap).reshape(28, 28), cmap="gray_r", vmin=0, vmax=255)
+        ax.set_title("28×28 bitmap\n(what SketchCNN sees)", fontsize=9)
+        ax.set_xlabel("pixel column")
+        ax.set_ylabel("pixel row")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------- model (notebook 02)
 def plot_first_layer_filters(model, title: str = "First-layer filters (3×3)"):
     """The 3×3 kernels of the model's first convolution, each scaled to its own range."""

@@ -89,6 +89,15 @@ def test_strokes_vs_bitmap_shows_raw_simplified_and_bitmap():
     assert fig.axes[0].yaxis_inverted()
 
 
+def test_stroke_stages_one_panel_per_stage_and_the_bitmap():
+    square = [np.array([[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]], float)]
+    fig = plots.plot_stroke_stages({"raw": square, "simplified": [square[0][::2]]}, np.zeros((28, 28), np.uint8))
+    raw, simple, bitmap = fig.axes
+    assert "5 points" in raw.get_title() and "3 points" in simple.get_title()
+    assert raw.yaxis_inverted() and "28×28" in bitmap.get_title()
+    assert len(plots.plot_stroke_stages({"raw": square}).axes) == 1
+
+
 def test_first_layer_filters_one_panel_per_filter():
     torch.manual_seed(0)
     model = SketchCNN(ModelConfig(num_classes=3, channels=(8, 16, 16)))
