@@ -139,27 +139,20 @@ def original_trainer(loader: Iterable, model: nn.Module, device: torch.device | 
 
 def fast_trainer(loader: BatchLoader, model: nn.Module, precision: str = "auto",
                  channels_last: bool = True) -> Trainer:
-    """QuickSketch's default training step: ``fit``'s own epoch loop on ``loader`` (on a
-    GPU with the step replayed as a CUDA graph; the first call also captures it)."""
-    from .training import TrainConfig, TrainStep, _train_one_epoch, build_optimizer, build_scheduler, \
-        uses_cuda_graphs
+    """QuickSketch's default training step: ``fit``'s own pieces (``start_run``,
+    ``train_one_epoch``) on ``loader`` (on a GPU with the step replayed as a CUDA graph;
+    the first call also captures it)."""
+    from .training import TrainConfig, start_run, train_one_epoch
 
     config = TrainConfig(precision=precision, channels_last=channels_last)
-    device = loader.device
-    dtype = resolve_precision(precision, device)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model.to(device, memory_format=memory_format)
-    graphed = uses_cuda_graphs(config, device, dtype)
-    optimizer = build_optimizer(model, config, graphed=graphed)
-    scheduler = build_scheduler(optimizer, config, len(loader))
-    step = TrainStep(model, optimizer, nn.CrossEntropyLoss(), device, dtype, cuda_graph=graphed)
+    run = start_run(model, config, loader.device, len(loader))
 
-    def run(n: int) -> int:
-        first = graphed and step.graph is None  # warm up and capture in the (untimed) first call
+    def train(n: int) -> int:
+        step = run.step
+        first = step.cuda_graph and step.graph is None  # warm up and capture in the (untimed) first call
         loader.max_batches = max(n, step.warmup + 1) if first else n
-        stats = _train_one_epoch(step, loader, scheduler, None, None, config, 0, progress=False)
-        return stats["images"]
-    return run
+        return train_one_epoch(run, loader, epoch=0)["images"]
+    return train
 
 
 def measure_training_throughput(trainer: Trainer, steps: int = 5, warmup: int = 1) -> dict:
