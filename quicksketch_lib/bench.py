@@ -49,13 +49,13 @@ import torch
 from torch import nn
 
 from .categories import THE_TEN
-from .data import (BatchLoader, QuickDrawNPY, SketchData, find_data, load_folder, normalize, normalize_batch,
-                   project_root, stratified_split, walkthrough_classes)
+from .data import (BatchLoader, QuickDrawNPY, SketchData, load_folder, normalize, normalize_batch,
+                   stratified_split, walkthrough_classes)
 from .device import autocast, configure_threads, cpu_has_fast_bf16, pick_device, resolve_precision
+from .locations import find_data, strokes_dir
 
 JSON_KEYS = ("machine", "data", "settings", "training", "loading", "inference", "widget", "memory",
              "phase_seconds", "seconds")
-SHARED_DATA = project_root().parent / "shared" / "data"
 Trainer = Callable[[int], int]  # train n batches, return images seen
 
 
@@ -81,19 +81,6 @@ class BenchSettings:
 
 
 # --------------------------------------------------------------------------- data
-def bench_data_dir(explicit: str | os.PathLike | None = None) -> tuple[Path, str]:
-    """The folder to measure on and how it was chosen: ``--data``, ``$QUICKSKETCH_DATA``,
-    the real drawings in ``../shared/data/quickdraw``, else :func:`find_data`'s default."""
-    if explicit or os.environ.get("QUICKSKETCH_DATA"):
-        source = find_data(explicit)
-        return source.path, source.describe()
-    shared = SHARED_DATA / "quickdraw"
-    if shared.is_dir() and any(shared.glob("*.npy")):
-        return shared, f"Using data from {shared} (real Quick Draw drawings, ../shared/data)"
-    source = find_data()
-    return source.path, source.describe()
-
-
 def original_loader(root: str | os.PathLike, classes: Sequence[str] | None = None,
                     per_class: int | None = None, batch_size: int = 256,
                     seed: int = 42) -> torch.utils.data.DataLoader:
@@ -297,11 +284,11 @@ def measure_inference(model: nn.Module, onnx_path: str | os.PathLike | None, dra
 
 # --------------------------------------------------------------------------- the widget's path
 def bench_strokes(limit: int = 20, classes: Sequence[str] = THE_TEN) -> tuple[list, str]:
-    """Real raw stroke drawings from ``../shared/data/strokes`` (up to ``limit``), else a
-    small synthetic drawing; returns ``(drawings, description)``."""
+    """Real raw stroke drawings from :func:`~quicksketch_lib.locations.strokes_dir` (up to
+    ``limit``), else a small synthetic drawing; returns ``(drawings, description)``."""
     from .rasterize import read_ndjson
 
-    folder = SHARED_DATA / "strokes"
+    folder = strokes_dir()
     drawings = []
     for name in classes:
         path = folder / f"{name}.ndjson"
@@ -387,7 +374,8 @@ def run_bench(data_dir: str | os.PathLike | None = None, settings: BenchSettings
     t_start = time.perf_counter()
     configure_threads(threads)
     dev = pick_device(device)
-    root, described = bench_data_dir(data_dir)
+    source = find_data(data_dir)
+    root, described = source.path, source.describe()
     log(described)
     classes = walkthrough_classes(root)
     result = {"machine": machine_info(dev), "settings": dict(vars(settings)), "memory": {"after": {}}}
@@ -533,7 +521,7 @@ def add_parser(sub) -> None:
                     "recipe (fp32, per-sample Dataset, random_split, DataLoader) and of QuickSketch's "
                     "default path, data loading alone, batch-1 latency and batch-256 throughput with "
                     "PyTorch and onnxruntime, the widget's stroke-to-prediction time and peak memory. "
-                    "Data: --data, $QUICKSKETCH_DATA, ../shared/data/quickdraw (the ten classes), "
+                    "Data: --data, $QUICKSKETCH_DATA, data/quickdraw (the ten classes when it has them), "
                     "else the offline default.")
     s.add_argument("--quick", action="store_true", help="fewer steps: under 3 minutes on 2 CPU cores")
     s.add_argument("--json", metavar="PATH", help="also write the results as JSON")

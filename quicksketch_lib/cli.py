@@ -17,9 +17,9 @@ import warnings
 from pathlib import Path
 
 from .errors import DataError, DownloadError, QuickSketchError
+from .locations import DEFAULT_CHECKPOINT, DEMO_CHECKPOINT, DOWNLOADED_DATA
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_DOWNLOAD = 0, 1, 2, 3, 4
-DEFAULT_OUT = "models/sketchcnn.pt"
 
 
 # --------------------------------------------------------------------------- subcommands
@@ -40,8 +40,9 @@ def cmd_subset(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .data import find_data, load_folder
+    from .data import load_folder
     from .device import set_seed
+    from .locations import find_data
     from .model import ModelConfig, SketchCNN
     from .recipes import recipe_config
     from .training import dist_info, fit, history_path
@@ -162,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, help="batch size (default 256)")
     s.add_argument("--lr", type=float, help="learning rate (recipe default)")
     s.add_argument("--seed", type=int, help="seed for split, init and batch order (default 0)")
-    s.add_argument("--out", default=DEFAULT_OUT, help=f"checkpoint path (default {DEFAULT_OUT})")
+    s.add_argument("--out", default=str(DEFAULT_CHECKPOINT), help=f"checkpoint path (default {DEFAULT_CHECKPOINT})")
     s.add_argument("--resume", action="store_true", help="continue the run saved at --out")
     s.add_argument("--classes", nargs="+", metavar="NAME", help="train on these classes only")
     s.add_argument("--per-class", type=int, metavar="N", help="use at most N drawings per class")
@@ -223,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--classes", nargs="+", default=None, metavar="NAME",
                    help="official class names, spaces kept (default: the ten)")
     s.add_argument("--per-class", type=int, default=5000, metavar="N", help="drawings per class (default 5000)")
-    s.add_argument("--out", default="data/quickdraw", help="output folder (default data/quickdraw)")
+    s.add_argument("--out", default=str(DOWNLOADED_DATA), help=f"output folder (default {DOWNLOADED_DATA})")
     s.add_argument("--source", help="another base URL or a local folder")
     s.add_argument("--format", default="npy", help="npy (default), ndjson-raw or ndjson-simplified")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -235,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "a short run, evaluate, export to ONNX and predict a few drawings.")
     s.add_argument("--epochs", type=int, default=3, help="epochs of the short run (default 3)")
     s.add_argument("--per-class", type=int, default=1500, help="drawings per class used (default 1500)")
-    s.add_argument("--out", default="models/demo.pt", help="checkpoint path (default models/demo.pt)")
+    s.add_argument("--out", default=str(DEMO_CHECKPOINT), help=f"checkpoint path (default {DEMO_CHECKPOINT})")
     s.add_argument("--offline", action="store_true", help="never try to download")
     s.set_defaults(func=cmd_demo)
 
