@@ -10,6 +10,7 @@ user can fix end in one line ``error: ...`` and an exit code:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -40,12 +41,34 @@ def cmd_subset(args) -> int:
 
 
 def cmd_train(args) -> int:
+    """Train; under torchrun (``WORLD_SIZE`` set) every process joins the group first, and
+    only rank 0 prints and writes (``--batch-size`` is per process)."""
+    import torch.distributed as dist
+
+    from .device import init_distributed
+
+    rank, world = init_distributed(args.device)
+    try:
+        if rank == 0:
+            if world > 1:
+                print(f"DistributedDataParallel: {world} processes, {dist.get_backend()} backend, "
+                      f"batch {args.batch_size or 256} per process", flush=True)
+            return _train(args, world)
+        args.quiet = True
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+            return _train(args, world)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(args, world: int) -> int:
     from .data import load_folder
     from .device import set_seed
     from .locations import find_data
     from .model import ModelConfig, SketchCNN
     from .recipes import recipe_config
-    from .training import dist_info, fit, history_path
+    from .training import fit, history_path
 
     config = recipe_config(
         args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
@@ -56,7 +79,7 @@ def cmd_train(args) -> int:
     source = find_data(args.data)
     print(source.describe())
     # Under torchrun each rank reads only its shard of the memory-mapped files.
-    data = load_folder(source.path, classes=args.classes, per_class=args.per_class, mapped=dist_info()[1] > 1)
+    data = load_folder(source.path, classes=args.classes, per_class=args.per_class, mapped=world > 1)
     print(data.describe())
     set_seed(config.seed)  # the initial weights too come from --seed
     model = SketchCNN(ModelConfig(num_classes=len(data.classes)))
@@ -155,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train SketchCNN. Defaults are the original recipe (Adam 1e-3, wd 1e-4, "
                                    "StepLR(10, 0.5), 20 epochs, batch 256, 90/10 split), on the fast path "
                                    "(bf16 autocast + channels_last where the hardware has it). A checkpoint "
-                                   "is saved after every epoch; --resume continues an interrupted run.")
+                                   "is saved after every epoch; --resume continues an interrupted run. "
+                                   "Data-parallel on several GPUs or CPU processes: "
+                                   "torchrun --nproc_per_node=N -m quicksketch_lib train ...")
     s.add_argument("--data", help="data folder (default: $QUICKSKETCH_DATA, data/quickdraw, "
                                   "else the offline default of synthetic doodles)")
     s.add_argument("--recipe", default="original", help="named recipe: original (default) or quicksketch")

@@ -13,7 +13,7 @@ CUDA graph (:class:`TrainStep`; ``cuda_graphs=False``), holds out a seeded, stra
 10% of every class, reports held-out accuracy every epoch, and saves a
 self-describing checkpoint after every epoch, so ``resume=True`` continues an
 interrupted run and reaches the same result as an uninterrupted one.
-Under ``torchrun`` it trains data-parallel (see ``quicksketch_lib.train``).
+Under ``torchrun`` it trains data-parallel (``torchrun ... -m quicksketch_lib train``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from torch import nn
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import NORM_MEAN, NORM_STD, BatchLoader, SketchData, shard_indices, stratified_split
-from .device import autocast, configure_threads, pick_device, resolve_precision, set_seed
+from .device import autocast, configure_threads, dist_info, rank_device, resolve_precision, set_seed
 from .errors import CheckpointError
 from .files import atomic_write
 from .model import SketchCNN
@@ -105,7 +105,7 @@ def fit(model: SketchCNN, data: SketchData, config: TrainConfig | None = None,
     out = Path(out) if out else None
     set_seed(config.seed)
     configure_threads(config.num_threads)
-    device = _rank_device(config.device)
+    device = rank_device(config.device)
     state = _load_resume_state(out, data, config) if resume else None
     val_idx = state.split["val_indices"].numpy() if state is not None else None
     train_loader, val_loader, val_idx = make_loaders(data, config, device, val_idx)
@@ -126,15 +126,6 @@ def fit(model: SketchCNN, data: SketchData, config: TrainConfig | None = None,
                               "raise --epochs to continue or drop --resume")
     ckpt.path = out
     return FitResult(run.eval_model.eval(), run.history, ckpt, out)
-
-
-def _rank_device(preference: str) -> torch.device:
-    """``pick_device(preference)``; under torchrun on GPUs, this rank's GPU."""
-    device = pick_device(preference)
-    rank, world = dist_info()
-    if world > 1 and device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
-    return device
 
 
 def make_loaders(data: SketchData, config: TrainConfig, device: torch.device | str,
@@ -275,13 +266,6 @@ def lr_schedule(config: TrainConfig, steps_per_epoch: int) -> list[float]:
         if config.schedule == "step":
             sched.step()
     return lrs
-
-
-def dist_info() -> tuple[int, int]:
-    """(rank, world size); (0, 1) outside torch.distributed."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def flip_averaged_proba(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
