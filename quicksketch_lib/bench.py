@@ -11,9 +11,9 @@ Measured (each function is importable, e.g. for a notebook or a test):
   recipe as written (:func:`original_trainer`: fp32, per-sample
   :class:`~quicksketch_lib.data.QuickDrawNPY` with a transform, ``random_split``,
   ``DataLoader(batch_size=256, shuffle=True)``) or QuickSketch's default path
-  (:func:`fast_trainer`: :class:`~quicksketch_lib.data.BatchLoader`, bf16
-  autocast where the hardware has it, channels_last, the trainer's own epoch
-  loop). :func:`compare_training` alternates the two in rounds, so a change in
+  (:func:`fast_loader` and :func:`fast_trainer`: built from the pieces ``fit`` is made
+  of -- ``make_loaders``, ``start_run``, ``train_one_epoch`` -- so bf16 autocast where
+  the hardware has it, channels_last and, on a GPU, the CUDA-graph step). :func:`compare_training` alternates the two in rounds, so a change in
   machine load hits both alike.
 * :func:`measure_loading_throughput` -- images/s of a loader alone.
 * :func:`measure_latency` / :func:`measure_inference` -- batch-1 latency
@@ -49,9 +49,8 @@ import torch
 from torch import nn
 
 from .categories import THE_TEN
-from .data import (BatchLoader, QuickDrawNPY, SketchData, load_folder, normalize, normalize_batch,
-                   stratified_split, walkthrough_classes)
-from .device import autocast, configure_threads, cpu_has_fast_bf16, pick_device, resolve_precision
+from .data import BatchLoader, QuickDrawNPY, SketchData, load_folder, normalize, normalize_batch, walkthrough_classes
+from .device import configure_threads, cpu_has_fast_bf16, pick_device, resolve_precision
 from .locations import find_data, strokes_dir
 
 JSON_KEYS = ("machine", "data", "settings", "training", "loading", "inference", "widget", "memory",
@@ -95,10 +94,12 @@ def original_loader(root: str | os.PathLike, classes: Sequence[str] | None = Non
 
 def fast_loader(data: SketchData, batch_size: int = 256, device: torch.device | str = "cpu",
                 channels_last: bool = True, seed: int = 0) -> BatchLoader:
-    """QuickSketch's data path as ``fit`` builds it: stratified 90% split, BatchLoader."""
-    train_idx, _ = stratified_split(data.labels, 0.1, seed)
-    return BatchLoader(data.images[train_idx], data.labels[train_idx], batch_size, shuffle=True,
-                       seed=seed, device=device, channels_last=channels_last)
+    """QuickSketch's data path: ``fit``'s own training loader (``make_loaders``: stratified
+    90% split, BatchLoader)."""
+    from .training import TrainConfig, make_loaders
+
+    config = TrainConfig(batch_size=batch_size, channels_last=channels_last, seed=seed)
+    return make_loaders(data, config, device)[0]
 
 
 # --------------------------------------------------------------------------- training
