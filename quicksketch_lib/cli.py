@@ -70,12 +70,12 @@ def _train(args, world: int) -> int:
     from .recipes import recipe_config
     from .training import fit, history_path
 
-    config = recipe_config(
-        args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        device=args.device, precision=args.precision, compile=args.compile or None,
-        channels_last=False if args.no_channels_last else None,
-        cuda_graphs=False if args.no_cuda_graphs else None, num_threads=args.threads,
-        max_batches=args.max_batches)
+    named = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                 device=args.device, precision=args.precision, compile=args.compile or None,
+                 channels_last=False if args.no_channels_last else None,
+                 cuda_graphs=False if args.no_cuda_graphs else None, num_threads=args.threads,
+                 max_batches=args.max_batches)
+    config = recipe_config(args.recipe, **{**named, **dict(args.set)})  # --set wins
     source = find_data(args.data)
     print(source.describe())
     # Under torchrun each rank reads only its shard of the memory-mapped files.
@@ -151,6 +151,17 @@ def cmd_demo(args) -> int:
 
 
 # --------------------------------------------------------------------------- parser
+def config_override(text: str) -> tuple[str, object]:
+    """argparse ``type`` for ``--set KEY=VALUE`` (``recipes.parse_override``): a bad key or
+    value is a usage error (exit 2) that lists the fields."""
+    from .recipes import parse_override
+
+    try:
+        return parse_override(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="quicksketch",
@@ -201,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="on a GPU, launch each step's kernels from Python instead of replaying a CUDA graph")
     s.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     s.add_argument("--max-batches", type=int, metavar="N", help="cap batches per epoch (quick runs)")
+    s.add_argument("--set", action="append", default=[], type=config_override, metavar="KEY=VALUE",
+                   help="set any TrainConfig field, e.g. --set label_smoothing=0.1 --set schedule=cosine "
+                        "(repeatable; wins over the recipe and the options above)")
     s.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     s.set_defaults(func=cmd_train)
 

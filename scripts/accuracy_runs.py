@@ -39,6 +39,7 @@ import torch
 
 from quicksketch_lib.categories import THE_TEN
 from quicksketch_lib.checkpoint import load_checkpoint
+from quicksketch_lib.cli import config_override
 from quicksketch_lib.data import BatchLoader, load_folder, stratified_split
 from quicksketch_lib.device import pick_device, resolve_precision
 from quicksketch_lib.evaluation import evaluation_set, load_for_checkpoint
@@ -47,18 +48,6 @@ from quicksketch_lib.recipes import recipe_config
 from quicksketch_lib.training import evaluate_loader, fit
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "quickdraw"
-
-
-def parse_value(text: str):
-    """'0.1' -> 0.1, '5' -> 5, 'true' -> True, 'adamw' -> 'adamw'."""
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
 
 
 def held_out_accuracy(model: SketchCNN, images, labels, flip: bool, precision: str = "auto") -> float:
@@ -79,8 +68,8 @@ def main(argv: list[str] | None = None) -> dict:
                    help="cheap ablations: train on N drawings per class of the training split "
                         "(fit holds out 10%% of those), still report the full held-out split")
     p.add_argument("--threads", type=int, default=2, help="torch threads (1 each for parallel runs)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a TrainConfig field of the recipe (ablations)")
+    p.add_argument("--set", action="append", default=[], type=config_override, metavar="KEY=VALUE",
+                   help="override a TrainConfig field of the recipe (ablations), as quicksketch train --set")
     p.add_argument("--out", default="/tmp/acc/run.pt")
     p.add_argument("--results", default="/tmp/acc/results.jsonl")
     p.add_argument("--resume", action="store_true",
@@ -99,8 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     classes = None if args.classes == "all" else THE_TEN if args.classes == "ten" else args.classes.split(",")
     data = load_folder(args.data, classes=classes)
-    overrides = dict(kv.split("=", 1) for kv in args.set)
-    overrides = {k: parse_value(v) for k, v in overrides.items()}
+    overrides = dict(args.set)
     config = recipe_config(args.recipe, epochs=args.epochs, seed=args.seed,
                            num_threads=args.threads, **overrides)
     print(f"{len(data):,} drawings, {len(data.classes)} classes; {config}", flush=True)
