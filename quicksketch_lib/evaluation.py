@@ -19,7 +19,7 @@ import torch
 from .checkpoint import Checkpoint
 from .data import SketchData, load_folder, normalize_batch
 from .device import autocast
-from .training import flip_averaged_proba
+from .model import flip_averaged_proba
 
 
 @dataclass

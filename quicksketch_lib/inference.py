@@ -26,6 +26,7 @@ from .locations import resolve_checkpoint
 from .data import IMAGE_SIZE, PIXELS, normalize_batch
 from .device import torch_threads
 from .errors import InputError
+from .model import flip_averaged_proba
 from .rasterize import FRAME, LINE_DIAMETER, PADDING, rasterize_strokes
 
 Prediction = list[tuple[str, float]]
@@ -196,10 +197,10 @@ class Predictor:
         """Probabilities ``(N, C)`` for uint8 drawings in any shape ``as_drawings`` takes."""
         rows = as_drawings(drawings)
         x = normalize_batch(torch.from_numpy(rows)).numpy()
-        proba = softmax(self._logits(x).astype(np.float64))
-        if self.tta_flip:  # the mean with the mirror image's, as training.flip_averaged_proba
-            proba = (proba + softmax(self._logits(np.ascontiguousarray(x[..., ::-1])).astype(np.float64))) / 2
-        return proba
+        if self.tta_flip:  # the mean with the mirror image's (one definition, beside the model)
+            logits = lambda t: torch.from_numpy(self._logits(t.numpy()).astype(np.float64))  # noqa: E731
+            return flip_averaged_proba(logits, torch.from_numpy(x)).numpy()
+        return softmax(self._logits(x).astype(np.float64))
 
     def predict_strokes(self, strokes, top_k: int = 5) -> Prediction:
         """Top-k for a drawing given as strokes (``[xs, ys]`` per stroke, screen coordinates)."""

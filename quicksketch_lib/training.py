@@ -36,7 +36,7 @@ from .data import NORM_MEAN, NORM_STD, BatchLoader, SketchData, shard_indices, s
 from .device import autocast, configure_threads, dist_info, rank_device, resolve_precision, set_seed
 from .errors import CheckpointError
 from .files import atomic_write
-from .model import SketchCNN
+from .model import SketchCNN, flip_averaged_proba
 from .train_step import (TrainStep, build_optimizer, build_scheduler, load_optimizer_state, mean_metrics,
                          portable_lr_state, uses_cuda_graphs)
 
@@ -266,11 +266,6 @@ def lr_schedule(config: TrainConfig, steps_per_epoch: int) -> list[float]:
         if config.schedule == "step":
             sched.step()
     return lrs
-
-
-def flip_averaged_proba(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Test-time augmentation: the mean of the probabilities of each drawing and its mirror."""
-    return (model(x).float().softmax(1) + model(x.flip(-1)).float().softmax(1)) / 2
 
 
 @torch.no_grad()
