@@ -29,6 +29,7 @@ import torch
 from .checkpoint import Checkpoint, load_checkpoint
 from .data import normalize_batch
 from .errors import QuickSketchError
+from .files import atomic_path
 
 PARITY_TOLERANCE = 1e-4
 OPSET = 18
@@ -77,7 +78,6 @@ def export_onnx(checkpoint: str | os.PathLike | Checkpoint, out: str | os.PathLi
     out.parent.mkdir(parents=True, exist_ok=True)
     model = ckpt.build_model("cpu")
     example = torch.zeros(2, 1, 28, 28)
-    tmp = out.with_name("." + out.name + ".tmp")
     onnx_log = logging.getLogger("torch.onnx")
     level = onnx_log.level
     onnx_log.setLevel(logging.ERROR)  # the exporter's chatter (e.g. "torchvision is not installed")
@@ -94,9 +94,9 @@ def export_onnx(checkpoint: str | os.PathLike | Checkpoint, out: str | os.PathLi
     for key, value in onnx_metadata(ckpt).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    onnx.save(proto, str(tmp))
-    diff = parity_check(model, tmp)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:  # only a model that passed its parity check replaces out
+        onnx.save(proto, str(tmp))
+        diff = parity_check(model, tmp)
     return ExportReport(out, diff, opset, out.stat().st_size)
 
 
@@ -132,7 +132,6 @@ def quantize_int8(onnx_path: str | os.PathLike, calibration: np.ndarray,
     onnx_path = Path(onnx_path)
     out = Path(out) if out else onnx_path.with_suffix(".int8.onnx")
     pre = onnx_path.with_name("." + onnx_path.stem + ".pre.onnx")
-    tmp = out.with_name("." + out.name + ".tmp")
     batches = [{"image": np.ascontiguousarray(calibration[i:i + 32], dtype=np.float32)}
                for i in range(0, len(calibration), 32)]
 
@@ -143,20 +142,19 @@ def quantize_int8(onnx_path: str | os.PathLike, calibration: np.ndarray,
         def get_next(self):
             return next(self.it, None)
     try:
-        quant_pre_process(str(onnx_path), str(pre))
-        quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
-        meta = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
-        proto = onnx.load(str(tmp))
-        del proto.metadata_props[:]
-        for key, value in {**meta, "quicksketch_quantization": "int8 static QDQ, per-channel weights"}.items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
-        onnx.save(proto, str(tmp))
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            quant_pre_process(str(onnx_path), str(pre))
+            quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+            meta = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
+            proto = onnx.load(str(tmp))
+            del proto.metadata_props[:]
+            for key, value in {**meta, "quicksketch_quantization": "int8 static QDQ, per-channel weights"}.items():
+                entry = proto.metadata_props.add()
+                entry.key, entry.value = key, value
+            onnx.save(proto, str(tmp))
     finally:
         pre.unlink(missing_ok=True)
-        tmp.unlink(missing_ok=True)
     return out
 
 
