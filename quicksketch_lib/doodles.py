@@ -75,12 +75,11 @@ def _loop_from(points: np.ndarray, rng, overshoot: float = 0.12) -> Stroke:
 
 def _trim(stroke: Stroke, fraction: float) -> Stroke:
     """Keep ``fraction`` of a closed stroke's length (>1 continues round the start again)."""
-    seg = np.hypot(*np.diff(stroke, axis=0).T)
-    arc = np.concatenate([[0.0], np.cumsum(seg)])
-    total = arc[-1]
-    at = np.linspace(0.0, total * fraction, max(4, int(len(stroke) * fraction)))
-    at = np.where(at > total, at - total, at)
-    return np.stack([np.interp(at, arc, stroke[:, 0]), np.interp(at, arc, stroke[:, 1])], 1)
+    def positions(arc: np.ndarray) -> np.ndarray:
+        total = arc[-1]
+        at = np.linspace(0.0, total * fraction, max(4, int(len(stroke) * fraction)))
+        return np.where(at > total, at - total, at)
+    return sample_along(stroke, positions)
 
 
 def _round_corners(points: np.ndarray, amount: float) -> np.ndarray:
