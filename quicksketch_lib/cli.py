@@ -91,7 +91,7 @@ def _train(args, world: int) -> int:
 
 def cmd_evaluate(args) -> int:
     from .checkpoint import load_checkpoint
-    from .evaluation import evaluate, load_for_checkpoint, save_confusion_png
+    from .evaluation import evaluate, load_for_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint)
     data = load_for_checkpoint(ckpt, args.data, args.per_class)
@@ -100,6 +100,7 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(f"wrote {report.save_json(args.json)}")
     if args.png:
+        from .plots import save_confusion_png  # the core evaluates; drawing is the caller's
         print(f"wrote {save_confusion_png(report, args.png)}")
     return EXIT_OK
 

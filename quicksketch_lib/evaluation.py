@@ -8,6 +8,7 @@ drawing when given another folder.
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -108,7 +109,11 @@ def expected_calibration_error(proba: np.ndarray, labels: np.ndarray, n_bins: in
     return float(ece)
 
 
-HELD_OUT = "held-out split recorded in the checkpoint"
+class Subset(enum.StrEnum):
+    """Which drawings an evaluation used: a description (a str) that code tests by identity."""
+
+    HELD_OUT = "held-out split recorded in the checkpoint"
+    ALL = "all drawings (not the checkpoint's training data)"
 
 
 def load_for_checkpoint(ckpt: Checkpoint, data_dir: str | os.PathLike,
@@ -120,15 +125,15 @@ def load_for_checkpoint(ckpt: Checkpoint, data_dir: str | os.PathLike,
     return load_folder(data_dir, classes=ckpt.classes, per_class=per_class)
 
 
-def evaluation_set(ckpt: Checkpoint, data: SketchData) -> tuple[np.ndarray, np.ndarray, str]:
+def evaluation_set(ckpt: Checkpoint, data: SketchData) -> tuple[np.ndarray, np.ndarray, Subset]:
     """The drawings to evaluate ``ckpt`` on: its held-out split if ``data`` is its training
-    data (the description is then :data:`HELD_OUT`), else every drawing."""
+    data (``Subset.HELD_OUT``), else every drawing (``Subset.ALL``)."""
     ckpt.check_classes(data.classes, str(data.root))
     same = ckpt.data.get("counts") == data.counts and "val_indices" in ckpt.split
     if same:
         idx = ckpt.split["val_indices"].numpy()
-        return data.images[idx], data.labels[idx], HELD_OUT
-    return data.images, data.labels, "all drawings (not the checkpoint's training data)"
+        return data.images[idx], data.labels[idx], Subset.HELD_OUT
+    return data.images, data.labels, Subset.ALL
 
 
 def evaluate(ckpt: Checkpoint, data: SketchData, batch_size: int = 1024,
@@ -148,17 +153,3 @@ def format_confusion(report: EvalReport, width: int = 6) -> str:
     rows = [f"{n:<{width}} " + " ".join(f"{v:>{width}}" for v in row)
             for n, row in zip(names, report.confusion)]
     return "\n".join([head, *rows])
-
-
-def save_confusion_png(report: EvalReport, path: str | os.PathLike, title: str = "") -> Path:
-    """Plot the row-normalised confusion matrix with class names to a PNG."""
-    from .plots import plot_confusion
-    import matplotlib.pyplot as plt
-
-    fig = plot_confusion(report.confusion, report.classes,
-                         title=title or f"Confusion matrix ({report.accuracy:.1%} accuracy)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path

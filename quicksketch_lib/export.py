@@ -162,10 +162,10 @@ def held_out_drawings(ckpt: Checkpoint, data_dir: str | os.PathLike) -> tuple[np
     """uint8 ``(N, 784)`` drawings of the checkpoint's classes that it did not train on:
     its recorded held-out split when ``data_dir`` holds the drawings it was trained on,
     else every drawing there (said in the returned description)."""
-    from .evaluation import HELD_OUT, evaluation_set, load_for_checkpoint
+    from .evaluation import Subset, evaluation_set, load_for_checkpoint
 
     images, _, subset = evaluation_set(ckpt, load_for_checkpoint(ckpt, data_dir))
-    source = "held-out drawings" if subset == HELD_OUT else f"drawings from {data_dir} (not the recorded split)"
+    source = "held-out drawings" if subset is Subset.HELD_OUT else f"drawings from {data_dir} (not the recorded split)"
     return np.asarray(images), source
 
 

@@ -5,6 +5,8 @@ Every function returns a Figure with a title, axis labels and class names.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -44,6 +46,18 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], t
 
 
 # --------------------------------------------------------------------------- data (notebook 01)
+def save_confusion_png(report, path: str | os.PathLike, title: str = "") -> Path:
+    """Plot an ``EvalReport``'s row-normalised confusion matrix with class names to a PNG."""
+    plt = _pyplot()
+    fig = plot_confusion(report.confusion, report.classes,
+                         title=title or f"Confusion matrix ({report.accuracy:.1%} accuracy)")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def plot_class_balance(counts: Sequence[int], classes: Sequence[str], title: str = "Drawings per class"):
     """Bar chart of how many drawings each class has, with the mean as a dashed line."""
     plt = _pyplot()
