@@ -1,10 +1,10 @@
 """The ``quicksketch`` command line (also ``python -m quicksketch_lib``).
 
 Each subcommand is a thin layer over the library: parse, call, print. Errors a
-user can fix end in one line ``error: ...`` and an exit code:
-
-    0 success    2 bad usage (argparse)    3 bad input: data, checkpoint or file
-    4 download failed (offline, unknown class, server error)    1 anything unexpected
+user can fix end in one line ``error: ...`` and an exit code from :data:`EXIT_CODES`:
+0 success, 2 bad usage (argparse), 3 bad input (data, checkpoint or file: a
+``QuickSketchError``), 4 download failed (``DownloadError``: offline, unknown class,
+server error), 1 anything unexpected.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ import json
 import os
 import sys
 import warnings
-from pathlib import Path
 
-from .errors import DataError, DownloadError, QuickSketchError
+from .errors import DownloadError, QuickSketchError
 from .locations import DEFAULT_CHECKPOINT, DEMO_CHECKPOINT, DOWNLOADED_DATA
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_DOWNLOAD = 0, 1, 2, 3, 4
+# The one table of exit codes: --help's epilog is made from it; errors.py and the README cite it.
+EXIT_CODES = {EXIT_OK: "ok", EXIT_USAGE: "bad usage", EXIT_BAD_INPUT: "bad data/checkpoint/input",
+              EXIT_DOWNLOAD: "download failed", EXIT_UNEXPECTED: "unexpected"}
 
 
 # --------------------------------------------------------------------------- subcommands
@@ -167,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="quicksketch",
         description="QuickSketch: classify 28x28 Quick, Draw! sketches with SketchCNN.",
-        epilog="Exit codes: 0 ok, 2 bad usage, 3 bad data/checkpoint/input, 4 download failed, 1 unexpected.")
+        epilog="Exit codes: " + ", ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()) + ".")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("doctor", help="check torch, CUDA/MPS/CPU and what the trainer will use",
@@ -297,17 +299,22 @@ def _add_optional(sub, name: str, module: str) -> None:
     mod.add_parser(sub)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line ``warning: ...`` on stderr (no file and line of library code)."""
+    print(f"warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # restores the filters and showwarning on the way out
             warnings.simplefilter("default")
-            warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+            warnings.showwarning = _show_warning
             return args.func(args)
     except DownloadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_DOWNLOAD
-    except (QuickSketchError, DataError) as exc:
+    except QuickSketchError as exc:  # DataError, CheckpointError, InputError
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # e.g. `quicksketch evaluate ... | head`: stop quietly

@@ -145,3 +145,21 @@ def test_train_set_rejects_unknown_fields_and_bad_values_with_usage_exit(setting
     assert info.value.code == 2 and "--set" in err
     if "=" not in setting or setting.startswith("no_such"):
         assert "label_smoothing" in err and "max_batches" in err  # the fields are listed
+
+
+def test_main_leaves_the_warning_machinery_as_it_found_it(shapes_dir, capsys):
+    import warnings
+
+    before = (warnings.formatwarning, warnings.showwarning)
+    run(capsys, "doctor")
+    run(capsys, "train", "--data", shapes_dir / "missing", "--epochs", 1)
+    assert (warnings.formatwarning, warnings.showwarning) == before
+
+
+def test_help_lists_the_exit_code_table(capsys):
+    from quicksketch_lib.cli import EXIT_CODES
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert all(f"{code} {meaning}" in out for code, meaning in EXIT_CODES.items())
