@@ -279,8 +279,7 @@ def generate_doodles(out_dir, per_class: int = 2000, seed: int = 0, progress: bo
     the same arguments give the same bytes. Files are written to a temporary
     name and renamed, so a folder never holds a half-written ``.npy``;
     ``SYNTHETIC.txt`` says in plain words that these are generated doodles,
-    not Quick Draw data. Takes about 1.5 ms per drawing on one core
-    (10 x 2000 in about 30 s). Returns ``out_dir``.
+    not Quick Draw data. Returns ``out_dir``.
     """
     from tqdm.auto import tqdm
 

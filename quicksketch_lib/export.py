@@ -9,8 +9,8 @@ export is verified: onnxruntime's logits must match PyTorch's within
 :func:`export_int8` adds an int8 model (``X.int8.onnx``, same input, output and
 metadata): static quantisation calibrated on the checkpoint's held-out drawings,
 checked by its top-1 agreement with the fp32 model on held-out drawings it was not
-calibrated on (at least ``INT8_MIN_AGREEMENT``, or the export fails). On a CPU with
-VNNI it answers one drawing in under 1 ms on one core, about 3x faster than fp32.
+calibrated on (at least ``INT8_MIN_AGREEMENT``, or the export fails). Its speed:
+README "Speed" and ``quicksketch bench``.
 """
 
 from __future__ import annotations
@@ -122,8 +122,7 @@ def quantize_int8(onnx_path: str | os.PathLike, calibration: np.ndarray,
     exported model with onnxruntime, calibrated on ``calibration`` (normalised
     ``(N, 1, 28, 28)`` float32); the metadata (class names ...) is carried over.
 
-    The int8 convolutions use the CPU's VNNI instructions: the way under 1 ms for a
-    batch-1 call on one core (an fp32 forward pass is about 0.23 GFLOP).
+    The int8 convolutions use the CPU's VNNI instructions where it has them.
     """
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
