@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import atomic_write, save_npy_atomic
+from .progress import progress_bar
 from .rasterize import rasterize_strokes, sample_along
 
 MARKER_FILE = "SYNTHETIC.txt"
@@ -281,8 +282,6 @@ def generate_doodles(out_dir, per_class: int = 2000, seed: int = 0, progress: bo
     ``SYNTHETIC.txt`` says in plain words that these are generated doodles,
     not Quick Draw data. Returns ``out_dir``.
     """
-    from tqdm.auto import tqdm
-
     unknown = [c for c in classes if c not in DRAWERS]
     if unknown:
         raise ValueError(f"unknown doodle class(es) {unknown}; expected some of {DOODLE_CLASSES}")
@@ -291,8 +290,8 @@ def generate_doodles(out_dir, per_class: int = 2000, seed: int = 0, progress: bo
     text = MARKER_TEXT.format(seed=seed, per_class=per_class, classes=", ".join(classes))
     with atomic_write(out / MARKER_FILE, "w") as f:
         f.write(text)
-    with tqdm(total=per_class * len(classes), desc="synthetic doodles", unit="drawing",
-              disable=not progress) as bar:
+    with progress_bar(total=per_class * len(classes), desc="synthetic doodles", unit="drawing",
+                      enabled=progress) as bar:
         for name in classes:
             rng = np.random.default_rng([seed, DOODLE_CLASSES.index(name)])
             data = np.empty((per_class, 784), dtype=np.uint8)

@@ -42,6 +42,7 @@ import numpy as np
 from .categories import CATEGORIES, closest_categories
 from .errors import DownloadError
 from .files import atomic_write, save_npy_atomic
+from .progress import progress_bar
 
 DEFAULT_SOURCE = "https://storage.googleapis.com/quickdraw_dataset/full/numpy_bitmap"
 NDJSON_SOURCES = {
@@ -111,10 +112,8 @@ def _open(url: str, start: int, end: int | None, timeout: float):
 
 
 def _progress_bar(total, initial: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, desc=desc,
-                disable=not enabled, leave=False)
+    return progress_bar(total=total, initial=initial, unit="B", unit_scale=True, desc=desc,
+                        enabled=enabled, leave=False)
 
 
 def _nth_newline_end(chunk: bytes, n: int) -> int:

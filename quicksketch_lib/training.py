@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -37,6 +36,7 @@ from .device import autocast, configure_threads, dist_info, rank_device, resolve
 from .errors import CheckpointError
 from .files import atomic_write
 from .model import SketchCNN, flip_averaged_proba
+from .progress import progress_bar
 from .train_step import (TrainStep, build_optimizer, build_scheduler, load_optimizer_state, mean_metrics,
                          portable_lr_state, uses_cuda_graphs)
 
@@ -206,7 +206,8 @@ def train_one_epoch(run: Run, loader: BatchLoader, *, epoch: int = 0, progress: 
     t0 = time.perf_counter()
     step.model.train()
     step.reset()
-    bar = _progress(loader, f"epoch {epoch + 1}/{config.epochs}", progress)
+    bar = progress_bar(loader, enabled=progress, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
+                       unit="batch", mininterval=0.5)
     for i, (x, y) in enumerate(bar):
         if run.augment is not None:
             x = run.augment(x, epoch * 100_003 + i)
@@ -215,7 +216,7 @@ def train_one_epoch(run: Run, loader: BatchLoader, *, epoch: int = 0, progress: 
             run.scheduler.step()
         if run.ema is not None:
             run.ema.update_parameters(run.model)
-        if bar is not loader and i % 20 == 0:
+        if not bar.disable and i % 20 == 0:  # stats() synchronises: only for a visible bar
             bar.set_postfix(loss=f"{step.stats()['train_loss']:.3f}")
     stats = {**step.stats(), "lr": float(step.optimizer.param_groups[0]["lr"])}
     if config.schedule == "step":
@@ -307,15 +308,6 @@ def _build_ema(model: nn.Module, decay: float):
         return None
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
-
-
-def _progress(loader, desc: str, enabled: bool):
-    """A progress bar in notebooks and terminals; none in logs (stderr not a terminal)."""
-    in_notebook = "ipykernel" in sys.modules
-    if not enabled or not (in_notebook or sys.stderr.isatty()):
-        return loader
-    from tqdm.auto import tqdm
-    return tqdm(loader, desc=desc, leave=False, unit="batch", mininterval=0.5)
 
 
 def _format_record(r: dict, epochs: int) -> str:
