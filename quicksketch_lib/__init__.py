@@ -18,11 +18,11 @@ listed above it.
 
     model       SketchCNN, ModelConfig, test-time flip
     checkpoint  self-describing checkpoints
-    train_step  one optimisation step: optimizer, schedule, CUDA graph, portable state
+    train_step  one optimisation step: optimizer, schedule, EMA, CUDA graph, portable state
+    evaluation  held-out loss and accuracy, confusion, calibration
     training    TrainConfig and fit
     recipes     named TrainConfig presets and `--set KEY=VALUE`
 
-    evaluation  accuracy, confusion, calibration
     export      ONNX (and int8) export with a parity check
     inference   Predictor: top-k guesses for drawings and images
     plots       the figures of the notebooks, `evaluate --png` and the README

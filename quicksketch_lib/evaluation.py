@@ -16,11 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch import nn
 
 from .checkpoint import Checkpoint
-from .data import SketchData, load_folder, normalize_batch
-from .device import autocast
+from .data import BatchLoader, SketchData, load_folder, normalize_batch
+from .device import autocast, dist_info
 from .model import flip_averaged_proba
+from .train_step import mean_metrics
 
 
 @dataclass
@@ -75,6 +78,29 @@ def predict_proba(model: torch.nn.Module, images_u8: np.ndarray, batch_size: int
             p = flip_averaged_proba(model, x) if tta_flip else model(x).float().softmax(1)
         out.append(p.cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+@torch.no_grad()
+def evaluate_loader(model: nn.Module, loader: BatchLoader, dtype: torch.dtype | None,
+                    flip: bool = False) -> dict:
+    """Loss, accuracy and total over a loader (all ranks summed); ``flip`` averages the
+    probabilities of each drawing and its mirror image (test-time augmentation)."""
+    model.eval()
+    device = loader.device
+    sums = torch.zeros(3, dtype=torch.float64, device=device)
+    for x, y in loader:
+        with autocast(device, dtype):
+            if flip:  # log-probabilities: cross-entropy is their NLL
+                logits = flip_averaged_proba(model, x).clamp_min(1e-12).log()
+            else:
+                logits = model(x)
+        sums[0] += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
+        sums[1] += (logits.argmax(1) == y).sum()
+        sums[2] += len(y)
+    if dist_info()[1] > 1:
+        dist.all_reduce(sums)
+    loss, accuracy, total = mean_metrics(sums)
+    return {"loss": loss, "accuracy": accuracy, "total": total}
 
 
 def metrics_from_proba(proba: np.ndarray, labels: np.ndarray, classes: list[str],
