@@ -43,12 +43,10 @@ from quicksketch_lib.cli import config_override
 from quicksketch_lib.data import BatchLoader, load_folder, stratified_split
 from quicksketch_lib.device import pick_device, resolve_precision
 from quicksketch_lib.evaluation import evaluate_loader, evaluation_set, load_for_checkpoint
+from quicksketch_lib.locations import find_data
 from quicksketch_lib.model import ModelConfig, SketchCNN
 from quicksketch_lib.recipes import recipe_config
 from quicksketch_lib.training import fit
-
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "quickdraw"
-
 
 def held_out_accuracy(model: SketchCNN, images, labels, flip: bool, precision: str = "auto") -> float:
     """Top-1 on held-out uint8 rows; with ``flip`` average softmax over the drawing and its mirror."""
@@ -59,7 +57,7 @@ def held_out_accuracy(model: SketchCNN, images, labels, flip: bool, precision: s
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=str(DEFAULT_DATA))
+    p.add_argument("--data", help="data folder (default: $QUICKSKETCH_DATA, else data/quickdraw)")
     p.add_argument("--classes", default="ten", help="'ten' (the README's ten), 'all', or a comma list")
     p.add_argument("--recipe", default="original")
     p.add_argument("--epochs", type=int, default=20)
@@ -79,6 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--evaluate", metavar="CKPT",
                    help="re-evaluate a checkpoint: EMA and raw weights, with and without flip")
     args = p.parse_args(argv)
+    args.data = find_data(args.data, generate=False).path
     if args.table:
         print_table(Path(args.results))
         return {}
