@@ -39,7 +39,6 @@ PIXELS = IMAGE_SIZE * IMAGE_SIZE
 NORM_MEAN = 0.5
 NORM_STD = 0.5
 DATA_FORMAT_HINT = "expected (N, 784) uint8, one <class>.npy per class -- see README 'Data format'"
-ENV_DATA = "QUICKSKETCH_DATA"
 
 
 # --------------------------------------------------------------------------- files
@@ -376,45 +375,6 @@ def _total_memory() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return 8 * 2**30
-
-
-# --------------------------------------------------------------------------- where data comes from
-def project_root() -> Path:
-    """The QuickSketch checkout (folder with pyproject.toml) or the current directory."""
-    here = Path(__file__).resolve().parents[1]
-    return here if (here / "pyproject.toml").exists() else Path.cwd()
-
-
-@dataclass
-class DataSource:
-    path: Path
-    kind: str  # "env", "downloaded", "offline-default" or "given"
-
-    def describe(self) -> str:
-        words = {"env": f"${ENV_DATA}", "downloaded": "downloaded Quick Draw data",
-                 "offline-default": "the OFFLINE DEFAULT: synthetic doodles, not Quick Draw",
-                 "given": "the folder given"}
-        return f"Using data from {self.path} ({words[self.kind]})"
-
-
-def find_data(explicit: str | os.PathLike | None = None, *, generate: bool = True,
-              per_class: int = 2000) -> DataSource:
-    """Pick the data folder: ``explicit``, then ``$QUICKSKETCH_DATA``, then
-    ``data/quickdraw`` (what ``quicksketch download`` writes), then the offline
-    default ``data/synthetic`` (generated on first use when ``generate``)."""
-    if explicit:
-        return DataSource(Path(explicit), "given")
-    if os.environ.get(ENV_DATA):
-        return DataSource(Path(os.environ[ENV_DATA]), "env")
-    data_dir = project_root() / "data"
-    downloaded = data_dir / "quickdraw"
-    if downloaded.is_dir() and any(downloaded.glob("*.npy")):
-        return DataSource(downloaded, "downloaded")
-    synthetic = data_dir / "synthetic"
-    if generate and not (synthetic / "SYNTHETIC.txt").exists():
-        from .doodles import generate_doodles
-        generate_doodles(synthetic, per_class=per_class, seed=0)
-    return DataSource(synthetic, "offline-default")
 
 
 # --------------------------------------------------------------------------- splits
