@@ -23,6 +23,7 @@ import argparse
 import os
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -49,6 +50,18 @@ def predictions(feats, state, tta_flip: bool) -> np.ndarray:
     if tta_flip:
         proba = (proba + (feats[1] @ w.T + b).softmax(1)) / 2
     return proba.argmax(1).numpy()
+
+
+def cached(folder, name: str, compute):
+    if not folder:
+        return compute()
+    path = Path(folder) / f"{name}.pt"
+    if path.exists():
+        return torch.load(path, weights_only=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = compute()
+    torch.save(value, path)
+    return value
 
 
 def check_only_head_changed(before: dict, after: dict) -> None:
@@ -80,6 +93,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="TeachConfig overrides")
     p.add_argument("--no-sequence", action="store_true")
+    p.add_argument("--cache", metavar="DIR", help="keep the frozen body's features of the held-out "
+                                                  "drawings here between runs (they never change)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     overrides = {k: type(getattr(TeachConfig(), k))(v) for k, v in (s.split("=") for s in args.set)}
@@ -91,12 +106,12 @@ def main() -> None:
     model = ckpt.build_model()
     ten = load_folder(args.data, classes=list(THE_TEN))
     images, labels, subset = evaluation_set(ckpt, ten)
-    ten_feats = flip_features(model, images)
+    ten_feats = cached(args.cache, "ten", lambda: flip_features(model, images))
     before = (predictions(ten_feats, ckpt.model_state, ckpt.tta_flip) == labels).mean()
     print(f"the ten, {len(labels):,} drawings ({subset}): {before:.2%}")
     files = select_class_files(args.data)
     splits = {c: class_split(files[c], args.held_out) for c in args.classes}
-    held = {c: flip_features(model, s[1]) for c, s in splits.items()}
+    held = {c: cached(args.cache, c, lambda: flip_features(model, s[1])) for c, s in splits.items()}
 
     rows = []
     print(f"\n{'class':<12} {'K':>3} {'recall':>7} {'ten after':>9} {'change':>7} {'seconds':>7}")
