@@ -7,7 +7,9 @@ training part (a seeded half of its drawings); then::
     recall   the new class's recall on its held-out drawings (the other half, up to --held-out)
     ten      the ten's accuracy on the pretrained model's recorded held-out split (4,000
              drawings, test-time flip as the model's recipe says), before -> after
-    seconds  wall time of one teach_class call (--threads, default 2)
+    wall s   wall time of one teach_class call (--threads, default 2); on a shared, loaded
+             machine this is inflated by the load: the load average is printed beside it
+    CPU s    CPU time the call used (all its threads): about the wall time on one idle core
 
 and three classes are taught one after another. Run (about 5 minutes on 2 busy cores)::
 
@@ -79,9 +81,10 @@ def class_split(path, held_out: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
 
 
 def teach_timed(ckpt, name, rows, config):
-    t0 = time.perf_counter()
+    """The taught checkpoint, wall seconds, and CPU seconds (all threads of this process)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     taught = teach_class(ckpt, name, rows, config=config)
-    return taught, time.perf_counter() - t0
+    return taught, time.perf_counter() - t0, time.process_time() - c0
 
 
 def main() -> None:
@@ -114,22 +117,23 @@ def main() -> None:
     held = {c: cached(args.cache, c, lambda: flip_features(model, s[1])) for c, s in splits.items()}
 
     rows = []
-    print(f"\n{'class':<12} {'K':>3} {'recall':>7} {'ten after':>9} {'change':>7} {'seconds':>7}")
+    print(f"\n{'class':<12} {'K':>3} {'recall':>7} {'ten after':>9} {'change':>7} {'wall s':>7} {'CPU s':>7}")
     for name in args.classes:
         for k in args.ks:
-            taught, seconds = teach_timed(ckpt, name, splits[name][0][:k], config)
+            taught, seconds, cpu = teach_timed(ckpt, name, splits[name][0][:k], config)
             check_only_head_changed(ckpt.model_state, taught.model_state)
             recall = (predictions(held[name], taught.model_state, ckpt.tta_flip) == len(ckpt.classes)).mean()
             after = (predictions(ten_feats, taught.model_state, ckpt.tta_flip) == labels).mean()
-            rows.append((name, k, recall, after, seconds))
+            rows.append((name, k, recall, after, seconds, cpu))
             print(f"{name:<12} {k:>3} {recall:>7.1%} {after:>9.2%} {100 * (after - before):>+7.2f} "
-                  f"{seconds:>7.2f}", flush=True)
+                  f"{seconds:>7.2f} {cpu:>7.2f}  (load {os.getloadavg()[0]:.1f})", flush=True)
     print(f"\nmedian over {len(args.classes)} classes (the ten before: {before:.2%})")
-    print(f"{'K':>3} {'recall':>7} {'ten after':>9} {'change':>7} {'seconds':>7}  (load {os.getloadavg()[0]:.2f})")
+    print(f"{'K':>3} {'recall':>7} {'ten after':>9} {'change':>7} {'wall s':>7} {'CPU s':>7}"
+          f"  (load {os.getloadavg()[0]:.2f})")
     for k in args.ks:
         sel = [r for r in rows if r[1] == k]
-        med = [statistics.median(r[i] for r in sel) for i in (2, 3, 4)]
-        print(f"{k:>3} {med[0]:>7.1%} {med[1]:>9.2%} {100 * (med[1] - before):>+7.2f} {med[2]:>7.2f}")
+        med = [statistics.median(r[i] for r in sel) for i in (2, 3, 4, 5)]
+        print(f"{k:>3} {med[0]:>7.1%} {med[1]:>9.2%} {100 * (med[1] - before):>+7.2f} {med[2]:>7.2f} {med[3]:>7.2f}")
     if not args.no_sequence:
         teach_sequence(ckpt, splits, held, ten_feats, labels, before, config)
 
@@ -139,13 +143,13 @@ def teach_sequence(ckpt, splits, held, ten_feats, labels, before, config, k: int
     print(f"\n{' -> '.join(names)} taught one after another, K = {k}")
     current = ckpt
     for name in names:
-        current, seconds = teach_timed(current, name, splits[name][0][:k], config)
+        current, seconds, cpu = teach_timed(current, name, splits[name][0][:k], config)
         after = (predictions(ten_feats, current.model_state, ckpt.tta_flip) == labels).mean()
         recalls = ", ".join(
             f"{c} {(predictions(held[c], current.model_state, ckpt.tta_flip) == current.classes.index(c)).mean():.1%}"
             for c in current.classes[len(ckpt.classes):])
         print(f"+ {name:<10} ten {before:.2%} -> {after:.2%} ({100 * (after - before):+.2f}); "
-              f"recall {recalls}; {seconds:.2f} s")
+              f"recall {recalls}; {seconds:.2f} s wall, {cpu:.2f} s CPU (load {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":
