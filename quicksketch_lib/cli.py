@@ -283,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_demo)
 
     _add_optional(sub, "bench", "quicksketch_lib.bench")
+    _add_optional(sub, "teach", "quicksketch_lib.teach")
     return p
 
 
