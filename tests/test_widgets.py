@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import QUICKDRAW, STROKES, THE_TEN
-from quicksketch_lib.errors import InputError
+from quicksketch_lib.checkpoint import PRETRAINED, PRETRAINED_PATH
+from quicksketch_lib.doodles import draw_doodle
+from quicksketch_lib.errors import InputError, QuickSketchError
 from quicksketch_lib.inference import Predictor
 from quicksketch_lib.model import ModelConfig, SketchCNN
 from quicksketch_lib.rasterize import rasterize_strokes, read_ndjson
 from quicksketch_lib import widgets
-from quicksketch_lib.widgets import (BLANK_TEXT, SketchPad, checkpoint_for_drawing, find_checkpoint,
-                                     predict_strokes, saliency_map, time_update)
+from quicksketch_lib.widgets import (BLANK_TEXT, SketchPad, checkpoint_for_drawing, default_save_path,
+                                     drawing_checkpoint, find_checkpoint, predict_strokes, saliency_map,
+                                     time_update)
 
 # A small SketchCNN on real bitmaps of the ten classes: about 20 s on 2 busy cores.
 SMALL_MODEL = {"channels": (16, 32, 64), "hidden": 128}
@@ -94,8 +99,8 @@ def test_browser_stroke_updates_and_previews(untrained_pad):
 
 def test_errors_in_browser_events_go_to_the_output(untrained_pad):
     untrained_pad._on_message(untrained_pad, {"kind": "preview", "stroke": [[1, 2]], "seq": 1}, [])
-    assert "InputError" in untrained_pad._error
-    assert "InputError" in untrained_pad.output.outputs[-1]["text"]
+    assert untrained_pad._error.startswith("error: stroke 0 has 1 coordinate lists")
+    assert untrained_pad.output.outputs[-1]["text"] == untrained_pad._error + "\n"
     with pytest.raises(InputError):  # the Python API raises directly
         untrained_pad.update_from_strokes([[[1, 2, 3]]])
 
@@ -131,18 +136,132 @@ def test_display_text_is_stable(untrained_pad):
     assert "application/vnd.jupyter.widget-view+json" in bundle
 
 
-def test_checkpoint_search_order_and_quick_training(tmp_path, shapes_dir, monkeypatch, capsys):
+def test_checkpoint_search_order_falls_back_to_the_pretrained_model(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(widgets, "project_root", lambda: tmp_path)
     monkeypatch.delenv(widgets.ENV_CHECKPOINT, raising=False)
-    monkeypatch.setenv("QUICKSKETCH_DATA", str(shapes_dir))
     assert find_checkpoint() == (None, "no checkpoint found")
-    path = checkpoint_for_drawing(epochs=1, max_batches=1)  # nothing found: trains a short one
-    assert path == tmp_path / "models" / "sketchpad.pt" and "just trained" in capsys.readouterr().out
-    assert SketchPad(path).classes == ["box", "cross", "ring"]
-    assert find_checkpoint()[0] == path  # found next time
+    assert drawing_checkpoint()[0] == PRETRAINED  # nothing trained here: the shipped model, no training
+    assert checkpoint_for_drawing() == PRETRAINED and "Drawing with pretrained" in capsys.readouterr().out
+    pad = SketchPad()
+    assert pad.classes == list(THE_TEN) and pad._model_name.startswith("pretrained (shipped")
+    (tmp_path / "models").mkdir()
+    demo = tmp_path / "models" / "demo.pt"
+    shutil.copy(PRETRAINED_PATH, demo)
+    assert find_checkpoint() == (demo, "written by `make demo`")
+    assert SketchPad()._model_name.startswith(f"{demo} (written by `make demo`)")
     monkeypatch.setenv(widgets.ENV_CHECKPOINT, str(tmp_path / "missing.pt"))
     with pytest.raises(InputError, match="does not exist"):
         find_checkpoint()
+
+
+# ----------------------------------------------------------------------- teach mode
+def doodles(name: str, count: int, seed: int = 0) -> list[list]:
+    """``count`` synthetic doodles of ``name`` as strokes (the shapes of quicksketch_lib.doodles)."""
+    rng = np.random.default_rng(seed)
+    return [draw_doodle(name, rng) for _ in range(count)]
+
+
+def send(pad: SketchPad, kind: str, **content) -> None:
+    """A message as the browser sends it when a teach-mode button is pressed."""
+    pad._on_message(pad, {"kind": kind, **content}, [])
+
+
+@pytest.fixture
+def teach_pad() -> SketchPad:
+    """The shipped pretrained model of the ten, in teach mode (no data needed)."""
+    return SketchPad(PRETRAINED, teach=True, backend="torch")
+
+
+def add_drawn_examples(pad: SketchPad, drawings) -> None:
+    for strokes in drawings:
+        pad.strokes = strokes  # pointer-up sends the strokes ...
+        send(pad, "add_example")  # ... then the button press
+
+
+def test_examples_are_the_rasterised_drawings_and_undo_removes_the_last(teach_pad):
+    stars = doodles("star", 3)
+    add_drawn_examples(teach_pad, stars)
+    assert teach_pad._error == "" and len(teach_pad.examples) == 3
+    np.testing.assert_array_equal(teach_pad.examples[1], rasterize_strokes(stars[1]))
+    assert teach_pad._examples == np.stack(teach_pad.examples).tobytes()  # what the thumbnails show
+    assert teach_pad.strokes == [] and teach_pad.headline == BLANK_TEXT  # canvas ready for the next
+    send(teach_pad, "undo_example")
+    assert len(teach_pad.examples) == 2 and len(teach_pad._examples) == 2 * 784
+    np.testing.assert_array_equal(teach_pad.examples[-1], rasterize_strokes(stars[1]))
+
+
+def test_teach_forget_and_save_a_class(teach_pad, tmp_path):
+    teach_pad.class_name = "star"  # typed in the name box
+    add_drawn_examples(teach_pad, doodles("star", 10))
+    send(teach_pad, "teach")
+    assert teach_pad._error == "", teach_pad._error
+    assert teach_pad.classes == list(THE_TEN) + ["star"] and teach_pad.taught == ["star"]
+    assert teach_pad.examples == [] and teach_pad._examples == b"" and teach_pad._busy == ""
+    assert teach_pad._status.startswith("taught 'star' from 10 drawings in ")
+    assert "taught: star" in teach_pad._model_name
+    unseen = doodles("star", 5, seed=1)
+    top5 = [[c for c, _ in teach_pad.update_from_strokes(d)] for d in unseen]
+    assert sum("star" in t for t in top5) >= 4, top5  # the live top-5 knows the new class
+    assert [c for c, _ in teach_pad._predictions] == top5[-1]  # and so does the page
+
+    path = teach_pad.save(tmp_path / "taught.pt")
+    assert teach_pad._status == f"saved {path}"
+    reloaded = SketchPad(path, backend="torch")
+    assert reloaded.classes == teach_pad.classes and reloaded.taught == ["star"]
+    again, before = reloaded.update_from_strokes(unseen[0]), teach_pad.update_from_strokes(unseen[0])
+    assert [c for c, _ in again] == [c for c, _ in before]
+    np.testing.assert_allclose([p for _, p in again], [p for _, p in before], atol=1e-6)
+
+    send(teach_pad, "forget")  # the name box still says "star"
+    assert teach_pad._error == "" and teach_pad.classes == list(THE_TEN) and teach_pad.taught == []
+    assert teach_pad._status == "forgot 'star': the model knows 10 classes"
+    assert "star" not in [c for c, _ in teach_pad.update_from_strokes(unseen[0])]
+
+
+def test_save_defaults_to_models_and_never_writes_into_the_package(teach_pad, tmp_path, monkeypatch):
+    monkeypatch.setattr(widgets, "project_root", lambda: tmp_path)
+    assert default_save_path("sketchcnn", ["smiley face", "star"]) == tmp_path / "models" / "sketchcnn+smiley_face+star.pt"
+    send(teach_pad, "save")
+    assert (tmp_path / "models" / "sketchcnn_ten+copy.pt").is_file() and teach_pad._error == ""
+    with pytest.raises(InputError, match="inside the installed package"):
+        teach_pad.save(PRETRAINED_PATH.parent / "mine.pt")
+
+
+@pytest.mark.parametrize("name, examples, expected", [
+    ("star", 2, "too few|at least"),
+    ("cat", 10, "already"),
+    ("", 10, "type the name"),
+])
+def test_teaching_errors_show_in_the_pad(teach_pad, name, examples, expected):
+    teach_pad.class_name = name
+    add_drawn_examples(teach_pad, doodles("star", examples))
+    send(teach_pad, "teach")
+    assert re.search(expected, teach_pad._error) and teach_pad._error.startswith("error: "), teach_pad._error
+    assert "\n" not in teach_pad._error  # one line, no traceback
+    assert teach_pad.output.outputs[-1]["text"] == teach_pad._error + "\n"
+    assert teach_pad.classes == list(THE_TEN) and len(teach_pad.examples) == examples  # nothing lost
+
+
+def test_blank_examples_and_missing_ones_show_errors(teach_pad):
+    send(teach_pad, "add_example")  # nothing drawn yet
+    assert teach_pad._error.startswith("error: the canvas is blank") and teach_pad.examples == []
+    send(teach_pad, "undo_example")
+    assert teach_pad._error == "error: there is no example to remove"
+    send(teach_pad, "forget")
+    assert teach_pad._error.startswith("error: ")
+    with pytest.raises(QuickSketchError, match="blank"):  # the library refuses blank drawings too
+        teach_pad.examples = [np.zeros((28, 28), np.uint8)] * 10
+        teach_pad.teach("nothing")
+
+
+def test_a_pad_without_a_checkpoint_cannot_teach(untrained_pad):
+    pad = SketchPad(untrained_pad.predictor, teach=True)
+    assert not pad._can_teach
+    pad.update_from_strokes(SQUARE)
+    send(pad, "add_example")
+    pad.class_name = "box2"
+    send(pad, "teach")
+    assert "cannot learn" in pad._error
 
 
 # ----------------------------------------------------------------------- real drawings
