@@ -255,7 +255,7 @@ class SketchPad(anywidget.AnyWidget):
     _line_fraction = traitlets.Float(LINE_FRACTION).tag(sync=True)
     _error = traitlets.Unicode("").tag(sync=True)
     _shown_strokes = traitlets.Int(0).tag(sync=True)  # strokes in the last full update (a test hook)
-    _model_name = traitlets.Unicode("").tag(sync=True)  # which model answers, in words
+    _model_info = traitlets.Unicode("").tag(sync=True)  # which model answers, in words
     _examples = traitlets.Bytes(b"").tag(sync=True)  # K x 784 uint8: the thumbnails
     _taught = traitlets.List([]).tag(sync=True)  # classes taught to the model that answers
     _status = traitlets.Unicode("").tag(sync=True)  # what the last teach/forget/save did
@@ -405,7 +405,7 @@ class SketchPad(anywidget.AnyWidget):
         if taught:
             words += f" · taught: {', '.join(taught)}"
         self._taught = taught
-        self._model_name = words
+        self._model_info = words
 
     def _refresh(self, strokes, preview: bool = True) -> Prediction:
         t0 = time.perf_counter()

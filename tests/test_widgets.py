@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import QUICKDRAW, STROKES, THE_TEN
+from conftest import STROKES, THE_TEN
 from quicksketch_lib.checkpoint import PRETRAINED, PRETRAINED_PATH
 from quicksketch_lib.doodles import draw_doodle
 from quicksketch_lib.errors import InputError, QuickSketchError
@@ -21,33 +20,9 @@ from quicksketch_lib.widgets import (BLANK_TEXT, SketchPad, checkpoint_for_drawi
                                      drawing_checkpoint, find_checkpoint, predict_strokes, saliency_map,
                                      time_update)
 
-# A small SketchCNN on real bitmaps of the ten classes: about 20 s on 2 busy cores.
-SMALL_MODEL = {"channels": (16, 32, 64), "hidden": 128}
-WELL_LEARNED = ["house", "banana", "book"]  # classes the small model gets right most often
-
-
-def train_small_checkpoint(out_dir: Path, per_class: int = 300, epochs: int = 2) -> Path:
-    """Train (once per test session: cached in ``out_dir``) a small model on the ten classes."""
-    from quicksketch_lib.data import load_folder
-    from quicksketch_lib.training import TrainConfig, fit
-
-    path = Path(out_dir) / "small-ten.pt"
-    if not path.exists():
-        data = load_folder(QUICKDRAW, classes=THE_TEN, per_class=per_class)
-        model = SketchCNN(ModelConfig(num_classes=len(data.classes), **SMALL_MODEL))
-        fit(model, data, TrainConfig(epochs=epochs, batch_size=64, lr=3e-3, seed=0), out=path,
-            progress=False)
-    return path
-
-
 def recorded_drawings(name: str, limit: int | None = None) -> list[list]:
     """Real raw strokes of class ``name`` from ../shared/data/strokes."""
     return [r["drawing"] for r in read_ndjson(STROKES / f"{name}.ndjson", limit)]
-
-
-@pytest.fixture(scope="session")
-def small_checkpoint(tmp_path_factory, quickdraw_dir) -> Path:
-    return train_small_checkpoint(tmp_path_factory.getbasetemp() / "widget-model")
 
 
 @pytest.fixture
@@ -143,12 +118,12 @@ def test_checkpoint_search_order_falls_back_to_the_pretrained_model(tmp_path, mo
     assert drawing_checkpoint()[0] == PRETRAINED  # nothing trained here: the shipped model, no training
     assert checkpoint_for_drawing() == PRETRAINED and "Drawing with pretrained" in capsys.readouterr().out
     pad = SketchPad()
-    assert pad.classes == list(THE_TEN) and pad._model_name.startswith("pretrained (shipped")
+    assert pad.classes == list(THE_TEN) and pad._model_info.startswith("pretrained (shipped")
     (tmp_path / "models").mkdir()
     demo = tmp_path / "models" / "demo.pt"
     shutil.copy(PRETRAINED_PATH, demo)
     assert find_checkpoint() == (demo, "written by `make demo`")
-    assert SketchPad()._model_name.startswith(f"{demo} (written by `make demo`)")
+    assert SketchPad()._model_info.startswith(f"{demo} (written by `make demo`)")
     monkeypatch.setenv(widgets.ENV_CHECKPOINT, str(tmp_path / "missing.pt"))
     with pytest.raises(InputError, match="does not exist"):
         find_checkpoint()
@@ -198,7 +173,7 @@ def test_teach_forget_and_save_a_class(teach_pad, tmp_path):
     assert teach_pad.classes == list(THE_TEN) + ["star"] and teach_pad.taught == ["star"]
     assert teach_pad.examples == [] and teach_pad._examples == b"" and teach_pad._busy == ""
     assert teach_pad._status.startswith("taught 'star' from 10 drawings in ")
-    assert "taught: star" in teach_pad._model_name
+    assert "taught: star" in teach_pad._model_info
     unseen = doodles("star", 5, seed=1)
     top5 = [[c for c, _ in teach_pad.update_from_strokes(d)] for d in unseen]
     assert sum("star" in t for t in top5) >= 4, top5  # the live top-5 knows the new class
@@ -272,10 +247,12 @@ def test_recorded_strokes_match_the_rasteriser(strokes_dir, untrained_pad):
             np.testing.assert_array_equal(untrained_pad.image, rasterize_strokes(drawing))
 
 
-def test_trained_model_names_recorded_drawings(small_checkpoint, strokes_dir):
-    pad = SketchPad(small_checkpoint, backend="torch")
-    predictor = Predictor.from_checkpoint(small_checkpoint, backend="torch")
-    for name in WELL_LEARNED:
+def test_pretrained_model_infos_recorded_drawings(strokes_dir):
+    """The shipped model names every class of the ten on real recorded strokes (measured:
+    top-1 right for 83-100 % of each class's 8-15 drawings)."""
+    pad = SketchPad(PRETRAINED, backend="torch")
+    predictor = Predictor.from_checkpoint(PRETRAINED, backend="torch")
+    for name in THE_TEN:
         drawings = recorded_drawings(name)
         top1 = []
         for drawing in drawings:
@@ -284,4 +261,4 @@ def test_trained_model_names_recorded_drawings(small_checkpoint, strokes_dir):
             assert pad.headline.startswith(predictions[0][0])
             top1.append(predictions[0][0])
         hits = top1.count(name) / len(drawings)
-        assert hits >= 0.6, f"{name}: top-1 right for {hits:.0%} of {len(drawings)} drawings: {top1}"
+        assert hits >= 0.75, f"{name}: top-1 right for {hits:.0%} of {len(drawings)} drawings: {top1}"

@@ -45,7 +45,7 @@ function teachPanel(parent) {
   const exampleRow = el("div", "qs-teach-row", panel);
   const add = el("button", "qs-add-example", exampleRow, "Add example");
   const undo = el("button", "qs-undo-example", exampleRow, "Undo example");
-  const counter = el("span", "qs-example-count", exampleRow);
+  const counter = el("div", "qs-example-count", panel);
   const thumbs = el("div", "qs-thumbs", panel);
   const actionRow = el("div", "qs-teach-row", panel);
   const teach = el("button", "qs-teach", actionRow, "Teach");
@@ -170,7 +170,7 @@ function render({ model, el: root }) {
   }
 
   function showModel() {
-    modelLine.textContent = `model: ${model.get("_model_name")}`;
+    modelLine.textContent = `model: ${model.get("_model_info")}`;
     root.dataset.taught = model.get("_taught").join("|");
     teach.taught.textContent = model.get("_taught").length ? `taught: ${model.get("_taught").join(", ")}` : "";
   }
@@ -300,7 +300,7 @@ function render({ model, el: root }) {
   for (const name of ["teach_mode", "class_name", "_busy", "_status", "_examples", "_can_teach"]) {
     model.on(`change:${name}`, showTeach);
   }
-  model.on("change:_model_name", showModel);
+  model.on("change:_model_info", showModel);
   model.on("change:_taught", showModel);
 
   const observer = new ResizeObserver(resize);
