@@ -53,7 +53,7 @@ from .errors import InputError, QuickSketchError
 from .inference import Prediction, Predictor
 from .model import SketchCNN
 from .rasterize import FRAME, LINE_DIAMETER, PADDING, rasterize_strokes
-from .teach import forget_class, teach_class
+from .teach import TeachConfig, forget_class, taught_classes, teach_class
 
 STATIC = Path(__file__).parent / "static"
 BLANK_TEXT = "draw something"
@@ -226,7 +226,9 @@ class SketchPad(anywidget.AnyWidget):
     model of the ten), a :class:`Predictor`, or a ``(model, classes)`` pair; by
     default :func:`drawing_checkpoint` (a model trained here, else the pretrained
     one). The explanation view (gradient saliency) and teaching need a torch
-    model, so they are off for a bare Predictor or an ONNX file.
+    model, so they are off for a bare Predictor or an ONNX file. ``replay`` and
+    ``teach_config`` go to :func:`~quicksketch_lib.teach.teach_class` (the
+    pretrained model carries its own replay drawings).
 
     Python-side state: ``strokes`` (list of ``[xs, ys, ts]``), ``image``
     (28x28 uint8), ``predictions`` (``[(class, p), ...]``, empty for a blank
@@ -260,9 +262,10 @@ class SketchPad(anywidget.AnyWidget):
     _taught = traitlets.List([]).tag(sync=True)  # classes taught to the model that answers
     _status = traitlets.Unicode("").tag(sync=True)  # what the last teach/forget/save did
     _busy = traitlets.Unicode("").tag(sync=True)  # non-empty while teaching
+    _min_examples = traitlets.Int(5).tag(sync=True)
 
     def __init__(self, model_or_checkpoint=None, top_k: int = 5, backend: str = "auto",
-                 teach: bool = False, **kwargs):
+                 teach: bool = False, replay=None, teach_config: TeachConfig | None = None, **kwargs):
         if model_or_checkpoint is None:
             model_or_checkpoint, self.why = drawing_checkpoint()
         else:
@@ -272,12 +275,13 @@ class SketchPad(anywidget.AnyWidget):
         self.image = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)
         self.predictions: Prediction = []
         self.examples: list[np.ndarray] = []
+        self.replay, self.teach_config = replay, teach_config or TeachConfig()
         self.output = ipywidgets.Output()
         self._updating = False
         m = model_or_checkpoint  # "Save" names the new file after it: models/<stem>+<taught>.pt
         self._base = resolve_checkpoint(m).stem.split("+")[0] if isinstance(m, (str, os.PathLike)) else "sketchpad"
         super().__init__(_can_explain=self.model is not None, _can_teach=self.checkpoint is not None,
-                         teach_mode=teach, **kwargs)
+                         teach_mode=teach, _min_examples=self.teach_config.min_drawings, **kwargs)
         self._describe_model()
         self.observe(self._on_strokes, names="strokes")
         self.observe(self._on_explain, names="explain")
@@ -347,7 +351,7 @@ class SketchPad(anywidget.AnyWidget):
         t0 = time.perf_counter()
         self._busy = f"teaching '{name}' from {k} drawings ..."
         try:
-            ckpt = teach_class(self._teachable(), name, drawings)
+            ckpt = teach_class(self._teachable(), name, drawings, replay=self.replay, config=self.teach_config)
         finally:
             self._busy = ""
         seconds = time.perf_counter() - t0
@@ -465,10 +469,6 @@ class SketchPad(anywidget.AnyWidget):
         bundle["text/plain"] = (f"SketchPad: draw in the square; top-{self.top_k} guesses "
                                 "update while you draw")
         return bundle
-
-
-def taught_classes(ckpt: Checkpoint) -> list[str]:  # TODO(13b): 13a's record of taught classes
-    return list(ckpt.data.get("taught", []))
 
 
 def _shown_path(path: Path) -> str:

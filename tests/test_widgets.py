@@ -8,13 +8,14 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import STROKES, THE_TEN
+from conftest import STROKES, THE_TEN, make_shapes
 from quicksketch_lib.checkpoint import PRETRAINED, PRETRAINED_PATH
 from quicksketch_lib.doodles import draw_doodle
 from quicksketch_lib.errors import InputError, QuickSketchError
 from quicksketch_lib.inference import Predictor
 from quicksketch_lib.model import ModelConfig, SketchCNN
 from quicksketch_lib.rasterize import rasterize_strokes, read_ndjson
+from quicksketch_lib.teach import TeachConfig
 from quicksketch_lib import widgets
 from quicksketch_lib.widgets import (BLANK_TEXT, SketchPad, checkpoint_for_drawing, default_save_path,
                                      drawing_checkpoint, find_checkpoint, predict_strokes, saliency_map,
@@ -229,6 +230,22 @@ def test_blank_examples_and_missing_ones_show_errors(teach_pad):
         teach_pad.teach("nothing")
 
 
+def test_a_model_without_stored_replay_is_taught_with_the_replay_given():
+    model = SketchCNN(ModelConfig(num_classes=3, channels=(8, 16, 32), hidden=32))
+    shapes = make_shapes(n_per_class=30)
+    quick = TeachConfig(new_samples=20, steps=20)  # the plumbing, not the method's quality
+    pad = SketchPad((model, list(shapes)), replay=shapes, teach=True, teach_config=quick)
+    pad.class_name = "star"
+    add_drawn_examples(pad, doodles("star", 5))
+    send(pad, "teach")
+    assert pad._error == "" and pad.classes == ["box", "cross", "ring", "star"]
+    plain = SketchPad((model, list(shapes)), teach=True, teach_config=quick)  # nothing to replay: the pad says so
+    plain.class_name = "star"
+    add_drawn_examples(plain, doodles("star", 5))
+    send(plain, "teach")
+    assert plain._error.startswith("error: ") and "replay" in plain._error
+
+
 def test_a_pad_without_a_checkpoint_cannot_teach(untrained_pad):
     pad = SketchPad(untrained_pad.predictor, teach=True)
     assert not pad._can_teach
@@ -247,7 +264,7 @@ def test_recorded_strokes_match_the_rasteriser(strokes_dir, untrained_pad):
             np.testing.assert_array_equal(untrained_pad.image, rasterize_strokes(drawing))
 
 
-def test_pretrained_model_infos_recorded_drawings(strokes_dir):
+def test_pretrained_model_names_recorded_drawings(strokes_dir):
     """The shipped model names every class of the ten on real recorded strokes (measured:
     top-1 right for 83-100 % of each class's 8-15 drawings)."""
     pad = SketchPad(PRETRAINED, backend="torch")

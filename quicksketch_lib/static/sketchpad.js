@@ -40,8 +40,7 @@ function teachPanel(parent) {
   name.type = "text";
   name.placeholder = "e.g. snowman";
   name.spellcheck = false;
-  el("div", "qs-teach-hint", panel,
-    "Draw an example, press Add example; about 10 work well. Then Teach.");
+  const hint = el("div", "qs-teach-hint", panel);
   const exampleRow = el("div", "qs-teach-row", panel);
   const add = el("button", "qs-add-example", exampleRow, "Add example");
   const undo = el("button", "qs-undo-example", exampleRow, "Undo example");
@@ -53,7 +52,7 @@ function teachPanel(parent) {
   const save = el("button", "qs-save", actionRow, "Save");
   const status = el("div", "qs-teach-status", panel);
   const taught = el("div", "qs-taught", panel);
-  return { panel, name, add, undo, counter, thumbs, teach, forget, save, status, taught,
+  return { panel, name, hint, add, undo, counter, thumbs, teach, forget, save, status, taught,
            buttons: [add, undo, teach, forget, save] };
 }
 
@@ -191,6 +190,8 @@ function render({ model, el: root }) {
       thumb.getContext("2d").putImageData(img, 0, 0);
     }
     const name = model.get("class_name").trim() || "the new class";
+    teach.hint.textContent = `Draw an example, press Add example (at least ${model.get("_min_examples")}; `
+      + "about 10 work well), then Teach.";
     teach.counter.textContent = count === 1 ? `1 example of ${name}` : `${count} examples of ${name}`;
     root.dataset.examples = String(count);
   }
