@@ -46,11 +46,12 @@ import numpy as np
 import torch
 import traitlets
 
-from .checkpoint import (DEFAULT_CHECKPOINT, ENV_CHECKPOINT, PRETRAINED, Checkpoint, load_checkpoint,
-                         resolve_checkpoint, save_checkpoint)
-from .data import IMAGE_SIZE, normalize_batch, project_root
-from .errors import InputError, QuickSketchError
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .data import IMAGE_SIZE, normalize_batch
+from .errors import CheckpointError, InputError, QuickSketchError
 from .inference import Prediction, Predictor
+from . import locations
+from .locations import PRETRAINED, PRETRAINED_PATH, find_checkpoint, resolve_checkpoint
 from .model import SketchCNN
 from .rasterize import FRAME, LINE_DIAMETER, PADDING, rasterize_strokes
 from .teach import TeachConfig, forget_class, taught_classes, teach_class
@@ -129,36 +130,22 @@ def time_update(predictor: Predictor, strokes, repeats: int = 50, top_k: int = 5
 
 
 # --------------------------------------------------------------------------- finding a model
-def find_checkpoint() -> tuple[Path | None, str]:
-    """A checkpoint trained here: ``$QUICKSKETCH_CHECKPOINT``, else ``models/sketchcnn.pt``
-    (notebook 03), else ``models/demo.pt`` (``make demo``). Returns (path or None, why)."""
-    if os.environ.get(ENV_CHECKPOINT):
-        path = Path(os.environ[ENV_CHECKPOINT])
-        if not path.is_file():
-            raise InputError(f"${ENV_CHECKPOINT}={path} does not exist; point it at a "
-                             "checkpoint (.pt) or unset it")
-        return path, f"from ${ENV_CHECKPOINT}"
-    for name, why in ((DEFAULT_CHECKPOINT.name, "trained in notebook 03"), ("demo.pt", "written by `make demo`")):
-        path = project_root() / "models" / name
-        if path.is_file():
-            return path, why
-    return None, "no checkpoint found"
-
-
-def drawing_checkpoint() -> tuple[Path | str, str]:
-    """What the SketchPad draws with when given nothing: :func:`find_checkpoint`'s model,
-    else the shipped pretrained model of the ten classes. Returns (path or "pretrained", why)."""
+def drawing_checkpoint() -> tuple[Path, str]:
+    """The checkpoint the SketchPad draws with when given none, and why:
+    :func:`~quicksketch_lib.locations.find_checkpoint` (a model trained here, else the
+    shipped pretrained one). Nothing is trained here."""
     path, why = find_checkpoint()
     if path is None:
-        return PRETRAINED, "shipped with QuickSketch; no trained checkpoint found"
+        raise CheckpointError(f"{PRETRAINED_PATH}: the shipped pretrained model is missing; "
+                              "reinstall QuickSketch or train one with `quicksketch train`")
     return path, why
 
 
 def checkpoint_for_drawing(epochs: int | None = None, per_class: int | None = None,
-                           max_batches: int | None = None) -> Path | str:
-    """:func:`drawing_checkpoint`'s choice, printed. It no longer trains a quick model when none
-    is found (the pretrained model answers), so ``epochs``, ``per_class`` and ``max_batches``
-    are ignored; they stay only so that notebooks written for the older version still run."""
+                           max_batches: int | None = None) -> Path:
+    """:func:`drawing_checkpoint`, printed. ``epochs``, ``per_class`` and ``max_batches`` are
+    ignored (it no longer trains a quick model: the pretrained one answers); they stay only so
+    that notebooks written for the older version still run."""
     path, why = drawing_checkpoint()
     print(f"Drawing with {path} ({why})")
     return path
@@ -169,7 +156,7 @@ def default_save_path(base: str, taught: Sequence[str], folder: Path | None = No
     """Where "Save" writes: ``models/<base>+<taught classes>.pt`` in the project, never in
     the package (``base``: the stem of the checkpoint the pad started from)."""
     names = "+".join(n.replace(" ", "_").replace("/", "_") for n in taught) or "copy"
-    return (folder or project_root() / "models") / f"{base}+{names}.pt"
+    return (folder or locations.project_root() / "models") / f"{base}+{names}.pt"
 
 
 def examples_bytes(examples: Sequence[np.ndarray]) -> bytes:
@@ -193,11 +180,12 @@ def _load(model_or_checkpoint, backend: str) -> tuple[Predictor, torch.nn.Module
         return m, None, None, "a Predictor"
     if isinstance(m, (str, os.PathLike)):
         path = resolve_checkpoint(m)
+        name = PRETRAINED if path == PRETRAINED_PATH else str(m)
         predictor = Predictor.from_checkpoint(path, backend)
         if path.suffix == ".onnx":
-            return predictor, None, None, str(m)
+            return predictor, None, None, name
         ckpt = load_checkpoint(path)
-        return predictor, ckpt.build_model("cpu"), ckpt, str(m)
+        return predictor, ckpt.build_model("cpu"), ckpt, name
     if isinstance(m, (tuple, list)) and len(m) == 2 and isinstance(m[0], torch.nn.Module):
         model, classes = m
         return Predictor.from_model(model, classes), model.eval(), _checkpoint_of(model, classes), "a model"

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import torch
 
-from quicksketch_lib.checkpoint import PRETRAINED_PATH, load_checkpoint, save_checkpoint
+from quicksketch_lib.checkpoint import load_checkpoint, save_checkpoint
 from quicksketch_lib.data import load_folder
+from quicksketch_lib.locations import PRETRAINED_PATH
 from quicksketch_lib.teach import attach_replay, replay_from_training_data
 
 REPLAY_PER_CLASS = 50  # drawings per class kept for teach_class's replay (~0.4 MB)

@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from quicksketch_lib.checkpoint import PRETRAINED, PRETRAINED_PATH
+from quicksketch_lib.locations import PRETRAINED, PRETRAINED_PATH
 from quicksketch_lib.inference import Predictor
 from quicksketch_lib.rasterize import simplify_strokes
 from quicksketch_lib.widgets import predict_strokes

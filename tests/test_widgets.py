@@ -9,17 +9,18 @@ import numpy as np
 import pytest
 
 from conftest import STROKES, THE_TEN, make_shapes
-from quicksketch_lib.checkpoint import PRETRAINED, PRETRAINED_PATH
+from quicksketch_lib.locations import PRETRAINED, PRETRAINED_PATH
 from quicksketch_lib.doodles import draw_doodle
-from quicksketch_lib.errors import InputError, QuickSketchError
+from quicksketch_lib.errors import CheckpointError, InputError, QuickSketchError
 from quicksketch_lib.inference import Predictor
 from quicksketch_lib.model import ModelConfig, SketchCNN
 from quicksketch_lib.rasterize import rasterize_strokes, read_ndjson
 from quicksketch_lib.teach import TeachConfig
-from quicksketch_lib import widgets
+from quicksketch_lib import locations
 from quicksketch_lib.widgets import (BLANK_TEXT, SketchPad, checkpoint_for_drawing, default_save_path,
                                      drawing_checkpoint, find_checkpoint, predict_strokes, saliency_map,
                                      time_update)
+
 
 def recorded_drawings(name: str, limit: int | None = None) -> list[list]:
     """Real raw strokes of class ``name`` from ../shared/data/strokes."""
@@ -112,20 +113,23 @@ def test_display_text_is_stable(untrained_pad):
     assert "application/vnd.jupyter.widget-view+json" in bundle
 
 
-def test_checkpoint_search_order_falls_back_to_the_pretrained_model(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(widgets, "project_root", lambda: tmp_path)
-    monkeypatch.delenv(widgets.ENV_CHECKPOINT, raising=False)
-    assert find_checkpoint() == (None, "no checkpoint found")
-    assert drawing_checkpoint()[0] == PRETRAINED  # nothing trained here: the shipped model, no training
-    assert checkpoint_for_drawing() == PRETRAINED and "Drawing with pretrained" in capsys.readouterr().out
+def test_checkpoint_search_order_ends_with_the_pretrained_model(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(locations, "project_root", lambda: tmp_path)
+    monkeypatch.delenv(locations.ENV_CHECKPOINT, raising=False)
+    assert drawing_checkpoint()[0] == PRETRAINED_PATH  # nothing trained here: the shipped model, no training
+    assert checkpoint_for_drawing() == PRETRAINED_PATH and "Drawing with " in capsys.readouterr().out
     pad = SketchPad()
-    assert pad.classes == list(THE_TEN) and pad._model_info.startswith("pretrained (shipped")
+    assert pad.classes == list(THE_TEN) and pad._model_info.startswith("pretrained (the shipped pretrained")
     (tmp_path / "models").mkdir()
     demo = tmp_path / "models" / "demo.pt"
     shutil.copy(PRETRAINED_PATH, demo)
     assert find_checkpoint() == (demo, "written by `make demo`")
-    assert SketchPad()._model_info.startswith(f"{demo} (written by `make demo`)")
-    monkeypatch.setenv(widgets.ENV_CHECKPOINT, str(tmp_path / "missing.pt"))
+    assert SketchPad()._model_info.startswith(f"{demo} (written by `make demo`) · 10 classes")
+    monkeypatch.setattr(locations, "PRETRAINED_PATH", tmp_path / "no-pretrained.pt")
+    demo.unlink()
+    with pytest.raises(CheckpointError, match="shipped pretrained model is missing"):
+        SketchPad()
+    monkeypatch.setenv(locations.ENV_CHECKPOINT, str(tmp_path / "missing.pt"))
     with pytest.raises(InputError, match="does not exist"):
         find_checkpoint()
 
@@ -195,7 +199,7 @@ def test_teach_forget_and_save_a_class(teach_pad, tmp_path):
 
 
 def test_save_defaults_to_models_and_never_writes_into_the_package(teach_pad, tmp_path, monkeypatch):
-    monkeypatch.setattr(widgets, "project_root", lambda: tmp_path)
+    monkeypatch.setattr(locations, "project_root", lambda: tmp_path)
     assert default_save_path("sketchcnn", ["smiley face", "star"]) == tmp_path / "models" / "sketchcnn+smiley_face+star.pt"
     send(teach_pad, "save")
     assert (tmp_path / "models" / "sketchcnn_ten+copy.pt").is_file() and teach_pad._error == ""
