@@ -1,25 +1,28 @@
 """The ``quicksketch`` command line (also ``python -m quicksketch_lib``).
 
 Each subcommand is a thin layer over the library: parse, call, print. Errors a
-user can fix end in one line ``error: ...`` and an exit code:
-
-    0 success    2 bad usage (argparse)    3 bad input: data, checkpoint or file
-    4 download failed (offline, unknown class, server error)    1 anything unexpected
+user can fix end in one line ``error: ...`` and an exit code from :data:`EXIT_CODES`:
+0 success, 2 bad usage (argparse), 3 bad input (data, checkpoint or file: a
+``QuickSketchError``), 4 download failed (``DownloadError``: offline, unknown class,
+server error), 1 anything unexpected.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import warnings
-from pathlib import Path
 
-from .errors import DataError, DownloadError, QuickSketchError
+from .errors import DownloadError, QuickSketchError
+from .locations import DEFAULT_CHECKPOINT, DEMO_CHECKPOINT, DOWNLOADED_DATA
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_DOWNLOAD = 0, 1, 2, 3, 4
-DEFAULT_OUT = "models/sketchcnn.pt"
+# The one table of exit codes: --help's epilog is made from it; errors.py and the README cite it.
+EXIT_CODES = {EXIT_OK: "ok", EXIT_USAGE: "bad usage", EXIT_BAD_INPUT: "bad data/checkpoint/input",
+              EXIT_DOWNLOAD: "download failed", EXIT_UNEXPECTED: "unexpected"}
 
 
 # --------------------------------------------------------------------------- subcommands
@@ -40,23 +43,46 @@ def cmd_subset(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .data import find_data, load_folder
+    """Train; under torchrun (``WORLD_SIZE`` set) every process joins the group first, and
+    only rank 0 prints and writes (``--batch-size`` is per process)."""
+    import torch.distributed as dist
+
+    from .device import init_distributed
+
+    rank, world = init_distributed(args.device)
+    try:
+        if rank == 0:
+            if world > 1:
+                print(f"DistributedDataParallel: {world} processes, {dist.get_backend()} backend, "
+                      f"batch {args.batch_size or 256} per process", flush=True)
+            return _train(args, world)
+        args.quiet = True
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+            return _train(args, world)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(args, world: int) -> int:
+    from .data import load_folder
     from .device import set_seed
+    from .locations import find_data
     from .model import ModelConfig, SketchCNN
     from .recipes import recipe_config, recipe_per_class
-    from .training import dist_info, fit, history_path
+    from .training import fit, history_path
 
-    config = recipe_config(
-        args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        device=args.device, precision=args.precision, compile=args.compile or None,
-        channels_last=False if args.no_channels_last else None,
-        cuda_graphs=False if args.no_cuda_graphs else None, num_threads=args.threads,
-        max_batches=args.max_batches)
+    named = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                 device=args.device, precision=args.precision, compile=args.compile or None,
+                 channels_last=False if args.no_channels_last else None,
+                 cuda_graphs=False if args.no_cuda_graphs else None, num_threads=args.threads,
+                 max_batches=args.max_batches)
+    config = recipe_config(args.recipe, **{**named, **dict(args.set)})  # --set wins
     source = find_data(args.data)
     print(source.describe())
     # Under torchrun each rank reads only its shard of the memory-mapped files.
     per_class = args.per_class if args.per_class is not None else recipe_per_class(args.recipe)
-    data = load_folder(source.path, classes=args.classes, per_class=per_class, mapped=dist_info()[1] > 1)
+    data = load_folder(source.path, classes=args.classes, per_class=per_class, mapped=world > 1)
     print(data.describe())
     set_seed(config.seed)  # the initial weights too come from --seed
     model = SketchCNN(ModelConfig(num_classes=len(data.classes)))
@@ -68,7 +94,7 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .checkpoint import load_checkpoint
-    from .evaluation import evaluate, load_for_checkpoint, save_confusion_png
+    from .evaluation import evaluate, load_for_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint)
     data = load_for_checkpoint(ckpt, args.data, args.per_class)
@@ -77,6 +103,7 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(f"wrote {report.save_json(args.json)}")
     if args.png:
+        from .plots import save_confusion_png  # the core evaluates; drawing is the caller's
         print(f"wrote {save_confusion_png(report, args.png)}")
     return EXIT_OK
 
@@ -128,11 +155,22 @@ def cmd_demo(args) -> int:
 
 
 # --------------------------------------------------------------------------- parser
+def config_override(text: str) -> tuple[str, object]:
+    """argparse ``type`` for ``--set KEY=VALUE`` (``recipes.parse_override``): a bad key or
+    value is a usage error (exit 2) that lists the fields."""
+    from .recipes import parse_override
+
+    try:
+        return parse_override(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="quicksketch",
         description="QuickSketch: classify 28x28 Quick, Draw! sketches with SketchCNN.",
-        epilog="Exit codes: 0 ok, 2 bad usage, 3 bad data/checkpoint/input, 4 download failed, 1 unexpected.")
+        epilog="Exit codes: " + ", ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()) + ".")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("doctor", help="check torch, CUDA/MPS/CPU and what the trainer will use",
@@ -155,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train SketchCNN. Defaults are the original recipe (Adam 1e-3, wd 1e-4, "
                                    "StepLR(10, 0.5), 20 epochs, batch 256, 90/10 split), on the fast path "
                                    "(bf16 autocast + channels_last where the hardware has it). A checkpoint "
-                                   "is saved after every epoch; --resume continues an interrupted run.")
+                                   "is saved after every epoch; --resume continues an interrupted run. "
+                                   "Data-parallel on several GPUs or CPU processes: "
+                                   "torchrun --nproc_per_node=N -m quicksketch_lib train ...")
     s.add_argument("--data", help="data folder (default: $QUICKSKETCH_DATA, data/quickdraw, "
                                   "else the offline default of synthetic doodles)")
     s.add_argument("--recipe", default="original", help="named recipe: original (default), quicksketch, or learner "
@@ -164,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, help="batch size (default 256)")
     s.add_argument("--lr", type=float, help="learning rate (recipe default)")
     s.add_argument("--seed", type=int, help="seed for split, init and batch order (default 0)")
-    s.add_argument("--out", default=DEFAULT_OUT, help=f"checkpoint path (default {DEFAULT_OUT})")
+    s.add_argument("--out", default=str(DEFAULT_CHECKPOINT), help=f"checkpoint path (default {DEFAULT_CHECKPOINT})")
     s.add_argument("--resume", action="store_true", help="continue the run saved at --out")
     s.add_argument("--classes", nargs="+", metavar="NAME", help="train on these classes only")
     s.add_argument("--per-class", type=int, metavar="N", help="use at most N drawings per class "
@@ -178,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="on a GPU, launch each step's kernels from Python instead of replaying a CUDA graph")
     s.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     s.add_argument("--max-batches", type=int, metavar="N", help="cap batches per epoch (quick runs)")
+    s.add_argument("--set", action="append", default=[], type=config_override, metavar="KEY=VALUE",
+                   help="set any TrainConfig field, e.g. --set label_smoothing=0.1 --set schedule=cosine "
+                        "(repeatable; wins over the recipe and the options above)")
     s.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     s.set_defaults(func=cmd_train)
 
@@ -226,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--classes", nargs="+", default=None, metavar="NAME",
                    help="official class names, spaces kept (default: the ten)")
     s.add_argument("--per-class", type=int, default=5000, metavar="N", help="drawings per class (default 5000)")
-    s.add_argument("--out", default="data/quickdraw", help="output folder (default data/quickdraw)")
+    s.add_argument("--out", default=str(DOWNLOADED_DATA), help=f"output folder (default {DOWNLOADED_DATA})")
     s.add_argument("--source", help="another base URL or a local folder")
     s.add_argument("--format", default="npy", help="npy (default), ndjson-raw or ndjson-simplified")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -238,11 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "a short run, evaluate, export to ONNX and predict a few drawings.")
     s.add_argument("--epochs", type=int, default=3, help="epochs of the short run (default 3)")
     s.add_argument("--per-class", type=int, default=1500, help="drawings per class used (default 1500)")
-    s.add_argument("--out", default="models/demo.pt", help="checkpoint path (default models/demo.pt)")
+    s.add_argument("--out", default=str(DEMO_CHECKPOINT), help=f"checkpoint path (default {DEMO_CHECKPOINT})")
     s.add_argument("--offline", action="store_true", help="never try to download")
     s.set_defaults(func=cmd_demo)
 
     _add_optional(sub, "bench", "quicksketch_lib.bench")
+    _add_optional(sub, "teach", "quicksketch_lib.teach")
     return p
 
 
@@ -259,17 +303,22 @@ def _add_optional(sub, name: str, module: str) -> None:
     mod.add_parser(sub)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line ``warning: ...`` on stderr (no file and line of library code)."""
+    print(f"warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # restores the filters and showwarning on the way out
             warnings.simplefilter("default")
-            warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+            warnings.showwarning = _show_warning
             return args.func(args)
     except DownloadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_DOWNLOAD
-    except (QuickSketchError, DataError) as exc:
+    except QuickSketchError as exc:  # DataError, CheckpointError, InputError
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # e.g. `quicksketch evaluate ... | head`: stop quietly

@@ -11,33 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .categories import THE_TEN
-from .data import DataSource, find_data, load_folder, project_root
+from .data import load_folder
+from .locations import DEMO_CHECKPOINT, choose_demo_data
 
 
-
-def choose_demo_data(offline: bool = False, per_class: int = 1500) -> DataSource:
-    """``$QUICKSKETCH_DATA`` / data/quickdraw, else download the ten, else the offline default."""
-    source = find_data(generate=False)
-    if source.kind != "offline-default":
-        return source
-    if not offline:
-        from .download import DEFAULT_SOURCE, download_classes, is_online
-
-        if is_online(DEFAULT_SOURCE):
-            print("No data/quickdraw yet and the network is up: downloading the ten classes "
-                  f"({per_class} drawings each) ...")
-            target = project_root() / "data" / "quickdraw"
-            download_classes(THE_TEN, target, per_class=per_class)
-            return DataSource(target, "downloaded")
-        print("Offline and no data/quickdraw: using the offline default (synthetic doodles).")
-    return find_data(generate=True)
-
-
-def run_demo(epochs: int = 3, per_class: int = 1500, out: str = "models/demo.pt",
+def run_demo(epochs: int = 3, per_class: int = 1500, out: str | Path = DEMO_CHECKPOINT,
              offline: bool = False) -> dict:
     """Run the whole pipeline briefly and print where everything went."""
-    from .evaluation import evaluate, save_confusion_png
+    from .evaluation import evaluate
+    from .plots import save_confusion_png
     from .export import export_onnx
     from .inference import Predictor
     from .device import set_seed

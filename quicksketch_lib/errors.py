@@ -1,7 +1,8 @@
 """Exceptions that carry a one-line, actionable message for the user.
 
 The command line turns each of these into ``error: <message>`` and an exit code
-(see ``cli.EXIT_CODES``) instead of a traceback from deep inside numpy or torch.
+(``cli.EXIT_CODES``: 4 for a DownloadError, 3 for the others) instead of a traceback
+from deep inside numpy or torch.
 """
 
 
@@ -23,3 +24,13 @@ class InputError(QuickSketchError):
 
 class DownloadError(QuickSketchError):
     """Data could not be fetched (offline, unknown class, server error)."""
+
+
+class OutputError(QuickSketchError):
+    """An output cannot be written: a folder where a file is expected, inside the input,
+    read-only, full, or held by another run."""
+
+
+class TrainingError(QuickSketchError):
+    """Training cannot go on as asked: it diverged (non-finite loss) or a resume does
+    not match the run it continues."""
