@@ -298,6 +298,8 @@ def plot_run_comparison(runs: dict[str, Sequence[dict]], title: str = "Held-out 
         ax.set_ylim(0.8, 1.0)
         ax.grid(alpha=0.3)
     ax_seen.set_xscale("log")
+    ax_seen.set_xticks([10, 20, 50, 100, 200, 500, 1000], ["10", "20", "50", "100", "200", "500", "1000"])
+    ax_seen.minorticks_off()
     ax_epoch.legend(fontsize=8, loc="lower right")
     fig.suptitle(title)
     fig.tight_layout()
