@@ -12,6 +12,7 @@ One module per stage of the pipeline:
     evaluation  accuracy, confusion, calibration
     inference   Predictor: top-k guesses for drawings and images
     export      ONNX export with a parity check
+    teach       teach a trained model a new class from a few drawings
     widgets     the SketchPad drawing widget
     device      device, seeding, precision, `doctor`
     cli         the `quicksketch` command
