@@ -32,6 +32,7 @@ The result is an ordinary checkpoint with one more class. It records what was ta
 from __future__ import annotations
 
 import copy
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, fields, replace
@@ -68,7 +69,8 @@ class TeachConfig:
     lr: float = 0.05
     weight_decay: float = 1e-3  # L2 on the new row
     new_class_weight: float = 1.0  # loss weight of the new class relative to one old class
-    false_positive_rate: float = 0.01  # bias calibration: at most this share of replay -> new
+    false_positive_rate: float = 0.01  # bias calibration: at most this share of replay -> new (1 = off)
+    imprint: bool = True  # start the new row from the examples' features (False: from zeros)
     seed: int = 0
     num_threads: int = 0  # 0 = torch's current setting
 
@@ -188,7 +190,8 @@ def _replay_from_recorded_root(ckpt: Checkpoint, per_class: int, seed: int) -> d
 @torch.no_grad()
 def penultimate_features(model: SketchCNN, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """The 256-d features the output layer reads, for a normalised batch ``(B, 1, 28, 28)``."""
-    model.eval()
+    model.eval().to(memory_format=torch.channels_last)  # ~1.4x faster on CPUs, same numbers
+    x = x.contiguous(memory_format=torch.channels_last)
     body = torch.nn.Sequential(model.features, *model.classifier[:-1])
     return torch.cat([body(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
@@ -211,6 +214,8 @@ def imprint_row(new_features: torch.Tensor, weight: torch.Tensor, bias: torch.Te
     bias makes the new score on its examples equal the old classes' mean score on their own."""
     direction = F.normalize(F.normalize(new_features, dim=1).mean(0), dim=0)
     w = direction * weight.norm(dim=1).mean()
+    if len(old_features) == 0:
+        return w, bias.mean()
     own = (old_features @ weight.T + bias).gather(1, old_labels[:, None]).mean()
     b = own - (new_features @ w).mean()
     return w, b
@@ -236,6 +241,8 @@ def fit_row(w: torch.Tensor, b: torch.Tensor, feats: torch.Tensor, labels: torch
 def calibrate_bias(w: torch.Tensor, b: torch.Tensor, old_feats: torch.Tensor, old_logits: torch.Tensor,
                    rate: float) -> torch.Tensor:
     """Lower the bias until at most ``rate`` of the replay drawings would be the new class."""
+    if rate >= 1 or len(old_feats) == 0:
+        return b
     margin = old_logits.max(1).values - old_feats @ w  # new wins where b > margin
     limit = torch.quantile(margin, rate) if rate > 0 else margin.min()
     return torch.minimum(b, limit)
@@ -279,7 +286,10 @@ def _teach_row(ckpt: Checkpoint, rows: np.ndarray, replay_rows: dict[str, np.nda
     new_x = augmented_copies(rows, config.new_samples, config.augment, generator)
     feats = penultimate_features(model, torch.cat([old_x, new_x]))
     old_f, new_f = feats[:len(old_x)], feats[len(old_x):]
-    w, b = imprint_row(new_f, weight, bias, old_f, old_y)
+    if config.imprint:
+        w, b = imprint_row(new_f, weight, bias, old_f, old_y)
+    else:
+        w, b = torch.zeros(weight.shape[1]), torch.zeros(())
     labels = torch.cat([old_y, torch.full((len(new_f),), len(ckpt.classes))])
     counts = torch.bincount(labels).float()
     per_class = torch.ones_like(counts)
@@ -326,3 +336,71 @@ def forget_class(ckpt: Checkpoint, name: str) -> Checkpoint:
         out.data["taught"] = taught
     out.train_state, out.path = None, None
     return out
+
+
+# --------------------------------------------------------------------------- reading drawings
+def load_drawings(paths) -> np.ndarray:
+    """uint8 ``(N, 784)`` drawings from ``.npy`` rows, pictures (PNG/JPEG...) and ``.ndjson``
+    strokes (Google's raw format, one drawing a line), rasterised the Quick Draw way."""
+    from .inference import load_inputs
+    from .rasterize import iter_ndjson, rasterize_strokes
+
+    parts = []
+    for path in map(Path, paths):
+        if path.suffix.lower() == ".ndjson":
+            drawings = [rasterize_strokes(r["drawing"]).reshape(-1) for r in iter_ndjson(path)]
+            if not drawings:
+                raise TeachError(f"{path}: holds no drawings; expected one Quick Draw drawing per line")
+            parts.append(np.stack(drawings))
+        else:
+            parts.append(load_inputs([path])[1])
+    return np.concatenate(parts) if parts else np.zeros((0, 784), np.uint8)
+
+
+# --------------------------------------------------------------------------- command line
+def cmd_teach(args) -> int:
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .inference import Predictor
+
+    ckpt = load_checkpoint(args.checkpoint)
+    if args.forget:
+        out = forget_class(ckpt, args.forget)
+        save_checkpoint(out, args.out)
+        print(f"forgot '{args.forget}': the model knows {len(out.classes)} classes again; wrote {args.out}")
+        return 0
+    if not args.name or not args.drawings:
+        print("quicksketch teach: error: --name and --drawings are required (or --forget NAME)", file=sys.stderr)
+        return 2
+    replay = load_folder(args.data, classes=[c for c in ckpt.classes if c not in taught_classes(ckpt)]) \
+        if args.data else None
+    rows = load_drawings(args.drawings)
+    config = TeachConfig(seed=args.seed, num_threads=args.threads or 0)
+    out = teach_class(ckpt, args.name, rows, replay=replay, config=config)
+    save_checkpoint(out, args.out)
+    found = Predictor.from_model(out.build_model(), out.classes, out.tta_flip).predict(rows, top_k=1)
+    hits = sum(top[0][0] == out.classes[-1] for top in found)
+    print(f"taught '{out.classes[-1]}' from {len(rows)} drawings in {out.data['taught'][-1]['seconds']:.1f} s "
+          f"({hits} of {len(rows)} now recognised); the model knows {len(out.classes)} classes; "
+          f"wrote {args.out}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    """Register ``quicksketch teach`` on the CLI's subparsers."""
+    s = sub.add_parser(
+        "teach", help="teach a checkpoint a new class from a few drawings (or forget one)",
+        description="Add a class to a trained model from K >= 5 drawings: a new output row imprinted "
+                    "from the drawings' features and fine-tuned with replayed drawings of the old "
+                    "classes, in seconds on a CPU. Writes a new checkpoint; --forget removes a taught "
+                    "class again (the other weights exactly as before).")
+    s.add_argument("checkpoint", help="checkpoint .pt, or 'pretrained' (the shipped model of the ten)")
+    s.add_argument("--name", help="the new class's name")
+    s.add_argument("--drawings", nargs="+", metavar="FILE",
+                   help=".npy rows ((N, 784) or (N, 28, 28) uint8), pictures (PNG/JPEG...) or .ndjson strokes")
+    s.add_argument("--out", required=True, metavar="NEW.pt", help="where to write the new checkpoint")
+    s.add_argument("--forget", metavar="NAME", help="instead of teaching: remove the taught class NAME")
+    s.add_argument("--data", metavar="DIR", help="the old classes' training data, for checkpoints that "
+                                                 "carry no replay drawings")
+    s.add_argument("--seed", type=int, default=0, help="seed for augmentation and replay (default 0)")
+    s.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    s.set_defaults(func=cmd_teach)
