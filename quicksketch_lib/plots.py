@@ -86,7 +86,7 @@ def plot_drawing_grid(images, labels, classes: Sequence[str], per_class: int = 8
             ax.set_xticks([])
             ax.set_yticks([])
             if j < len(pick):
-                ax.imshow(images[pick[j]], cmap=INK, vmin=0, vmax=255)
+                ax.imshow(images[pick[j]], cmap=INK, vmin=0, vmax=255, interpolation="nearest")
         axes[c, 0].set_ylabel(name, rotation=0, ha="right", va="center")
     fig.suptitle(title)
     fig.supxlabel("random drawings (28×28, ink dark)")
@@ -110,7 +110,7 @@ def plot_mean_drawings(images, labels, classes: Sequence[str], title: str = "The
              for c in range(k)]
     top = max(float(np.max(means)), 1.0)  # one scale for every class, so panels compare
     for c, name in enumerate(classes):
-        im = axes.flat[c].imshow(means[c], cmap=INK, vmin=0, vmax=top)
+        im = axes.flat[c].imshow(means[c], cmap=INK, vmin=0, vmax=top, interpolation="nearest")
         axes.flat[c].set_xlabel(name)
     fig.suptitle(title)
     fig.tight_layout()
@@ -136,7 +136,7 @@ def plot_strokes_vs_bitmap(strokes, title: str = "One drawing: strokes and its 2
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("x")
         ax.set_ylabel("y")
-    axes[2].imshow(rasterize_strokes(strokes), cmap=INK, vmin=0, vmax=255)
+    axes[2].imshow(rasterize_strokes(strokes), cmap=INK, vmin=0, vmax=255, interpolation="nearest")
     axes[2].set_title("28×28 bitmap (what SketchCNN sees)", fontsize=10)
     axes[2].set_xlabel("pixel column")
     axes[2].set_ylabel("pixel row")
@@ -295,7 +295,7 @@ def plot_confident_mistakes(images, labels, proba: np.ndarray, classes: Sequence
         ax.set_frame_on(False)
     for ax, i in zip(axes.flat, idx):
         p = int(proba[i].argmax())
-        ax.imshow(images[i], cmap=INK, vmin=0, vmax=255)
+        ax.imshow(images[i], cmap=INK, vmin=0, vmax=255, interpolation="nearest")
         ax.set_title(f"true: {classes[int(np.asarray(labels)[i])]}\nsaid: {classes[p]} {proba[i, p]:.0%}",
                      fontsize=8)
     if not len(idx):
