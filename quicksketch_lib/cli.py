@@ -10,6 +10,7 @@ user can fix end in one line ``error: ...`` and an exit code:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -17,11 +18,9 @@ import warnings
 from pathlib import Path
 
 from .errors import DataError, DownloadError, QuickSketchError
+from .locations import DEFAULT_CHECKPOINT, DEMO_CHECKPOINT, DOWNLOADED_DATA, PRETRAINED, PRETRAINED_ONNX
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_DOWNLOAD = 0, 1, 2, 3, 4
-DEFAULT_OUT = "models/sketchcnn.pt"
-# checkpoint.PRETRAINED and export.PRETRAINED_ONNX, spelled out so that --help imports no torch
-PRETRAINED, PRETRAINED_ONNX = "pretrained", "models/pretrained.onnx"
 
 
 # --------------------------------------------------------------------------- subcommands
@@ -42,11 +41,34 @@ def cmd_subset(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .data import find_data, load_folder
+    """Train; under torchrun (``WORLD_SIZE`` set) every process joins the group first, and
+    only rank 0 prints and writes (``--batch-size`` is per process)."""
+    import torch.distributed as dist
+
+    from .device import init_distributed
+
+    rank, world = init_distributed(args.device)
+    try:
+        if rank == 0:
+            if world > 1:
+                print(f"DistributedDataParallel: {world} processes, {dist.get_backend()} backend, "
+                      f"batch {args.batch_size or 256} per process", flush=True)
+            return _train(args, world)
+        args.quiet = True
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+            return _train(args, world)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(args, world: int) -> int:
+    from .data import load_folder
     from .device import set_seed
+    from .locations import find_data
     from .model import ModelConfig, SketchCNN
     from .recipes import recipe_config
-    from .training import dist_info, fit, history_path
+    from .training import fit, history_path
 
     config = recipe_config(
         args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
@@ -57,7 +79,7 @@ def cmd_train(args) -> int:
     source = find_data(args.data)
     print(source.describe())
     # Under torchrun each rank reads only its shard of the memory-mapped files.
-    data = load_folder(source.path, classes=args.classes, per_class=args.per_class, mapped=dist_info()[1] > 1)
+    data = load_folder(source.path, classes=args.classes, per_class=args.per_class, mapped=world > 1)
     print(data.describe())
     set_seed(config.seed)  # the initial weights too come from --seed
     model = SketchCNN(ModelConfig(num_classes=len(data.classes)))
@@ -156,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train SketchCNN. Defaults are the original recipe (Adam 1e-3, wd 1e-4, "
                                    "StepLR(10, 0.5), 20 epochs, batch 256, 90/10 split), on the fast path "
                                    "(bf16 autocast + channels_last where the hardware has it). A checkpoint "
-                                   "is saved after every epoch; --resume continues an interrupted run.")
+                                   "is saved after every epoch; --resume continues an interrupted run. "
+                                   "Data-parallel on several GPUs or CPU processes: "
+                                   "torchrun --nproc_per_node=N -m quicksketch_lib train ...")
     s.add_argument("--data", help="data folder (default: $QUICKSKETCH_DATA, data/quickdraw, "
                                   "else the offline default of synthetic doodles)")
     s.add_argument("--recipe", default="original", help="named recipe: original (default) or quicksketch")
@@ -164,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, help="batch size (default 256)")
     s.add_argument("--lr", type=float, help="learning rate (recipe default)")
     s.add_argument("--seed", type=int, help="seed for split, init and batch order (default 0)")
-    s.add_argument("--out", default=DEFAULT_OUT, help=f"checkpoint path (default {DEFAULT_OUT})")
+    s.add_argument("--out", default=str(DEFAULT_CHECKPOINT), help=f"checkpoint path (default {DEFAULT_CHECKPOINT})")
     s.add_argument("--resume", action="store_true", help="continue the run saved at --out")
     s.add_argument("--classes", nargs="+", metavar="NAME", help="train on these classes only")
     s.add_argument("--per-class", type=int, metavar="N", help="use at most N drawings per class")
@@ -227,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--classes", nargs="+", default=None, metavar="NAME",
                    help="official class names, spaces kept (default: the ten)")
     s.add_argument("--per-class", type=int, default=5000, metavar="N", help="drawings per class (default 5000)")
-    s.add_argument("--out", default="data/quickdraw", help="output folder (default data/quickdraw)")
+    s.add_argument("--out", default=str(DOWNLOADED_DATA), help=f"output folder (default {DOWNLOADED_DATA})")
     s.add_argument("--source", help="another base URL or a local folder")
     s.add_argument("--format", default="npy", help="npy (default), ndjson-raw or ndjson-simplified")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -239,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "a short run, evaluate, export to ONNX and predict a few drawings.")
     s.add_argument("--epochs", type=int, default=3, help="epochs of the short run (default 3)")
     s.add_argument("--per-class", type=int, default=1500, help="drawings per class used (default 1500)")
-    s.add_argument("--out", default="models/demo.pt", help="checkpoint path (default models/demo.pt)")
+    s.add_argument("--out", default=str(DEMO_CHECKPOINT), help=f"checkpoint path (default {DEMO_CHECKPOINT})")
     s.add_argument("--offline", action="store_true", help="never try to download")
     s.set_defaults(func=cmd_demo)
 

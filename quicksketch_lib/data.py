@@ -16,37 +16,49 @@ Two ways to read drawings:
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import io
 import os
+import stat
+import struct
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
 
 from .errors import DataError
-from .files import save_npy_atomic
+from .files import check_output_folder, save_npy_atomic
 
 IMAGE_SIZE = 28
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 NORM_MEAN = 0.5
 NORM_STD = 0.5
 DATA_FORMAT_HINT = "expected (N, 784) uint8, one <class>.npy per class -- see README 'Data format'"
-ENV_DATA = "QUICKSKETCH_DATA"
 
 
 # --------------------------------------------------------------------------- files
 def list_class_files(root: str | os.PathLike) -> dict[str, Path]:
     """Map class name -> ``.npy`` path for a data folder, sorted by name.
 
-    Hidden files (``.foo.npy``) and non-``.npy`` files are skipped with a
-    warning that counts them; class names that differ only in case are an error.
+    Hidden files (``.foo.npy``), and entries named ``*.npy`` that are not regular files
+    (a folder, a FIFO, a broken link or a symlink loop), are skipped with a warning that
+    names them -- a class never disappears silently. Class names that differ only in case
+    are an error.
     """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: data folder not found; {DATA_FORMAT_HINT}")
-    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix == ".npy")
+    named = sorted(p for p in root.iterdir() if p.suffix == ".npy")
+    odd = [f"{p.name} ({_not_a_file(p)})" for p in named if _not_a_file(p)]
+    if odd:
+        warnings.warn(f"{root}: skipped {len(odd)} entr{'y' if len(odd) == 1 else 'ies'} that "
+                      f"{'is' if len(odd) == 1 else 'are'} not a regular file: {', '.join(odd)}")
+    files = [p for p in named if not _not_a_file(p)]
     hidden = [p for p in files if p.name.startswith(".")]
     if hidden:
         warnings.warn(f"{root}: skipped {len(hidden)} hidden file(s): {', '.join(p.name for p in hidden)}")
@@ -63,6 +75,17 @@ def list_class_files(root: str | os.PathLike) -> dict[str, Path]:
     return {p.stem: p for p in files}
 
 
+def _not_a_file(path: Path) -> str:
+    """Why ``path`` is not a regular file ("" when it is one)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return "a symlink loop" if exc.errno == errno.ELOOP else "a broken link"
+    if stat.S_ISREG(mode):
+        return ""
+    return "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+
+
 def select_class_files(root: str | os.PathLike, classes: Sequence[str] | None = None) -> dict[str, Path]:
     """:func:`list_class_files`, keeping only ``classes`` when given (in the same sorted
     file-name order, so labels never depend on the order ``classes`` is given in)."""
@@ -77,24 +100,124 @@ def select_class_files(root: str | os.PathLike, classes: Sequence[str] | None = 
     return {c: path for c, path in files.items() if c in wanted}
 
 
-def open_class_file(path: str | os.PathLike) -> np.ndarray:
-    """Memory-map one class file and check it is ``(N, 784)`` uint8 with N > 0."""
+class NpyHeader(NamedTuple):
+    """What a ``.npy`` file's header says: shape, dtype, memory order and where the data starts."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran_order: bool
+    offset: int
+
+    @property
+    def data_bytes(self) -> int:
+        return int(np.prod(self.shape, dtype=object)) * self.dtype.itemsize
+
+
+NPY_MAGIC = b"\x93NUMPY"
+MAX_HEADER_BYTES = 10_000  # numpy's own limit for a header it reads without trusting the file
+
+
+def parse_npy_header(data: bytes) -> NpyHeader | int:
+    """The header of a ``.npy`` file from its first bytes.
+
+    Returns the number of bytes needed instead when ``data`` is too short to hold the
+    whole header; raises :class:`ValueError` (one line, what was found) when it is not a
+    ``.npy`` file or its header is longer than :data:`MAX_HEADER_BYTES`.
+    """
+    if not data:
+        raise ValueError("it is empty (0 bytes)")
+    if len(data) < 12 and NPY_MAGIC.startswith(data[:6]):
+        return 12
+    if data[:6] != NPY_MAGIC:
+        return _not_npy(data)
+    major = data[6]
+    if major not in (1, 2, 3):
+        raise ValueError(f"unsupported .npy format version {major}")
+    offset = 10 + struct.unpack("<H", data[8:10])[0] if major == 1 else 12 + struct.unpack("<I", data[8:12])[0]
+    if offset - 12 > MAX_HEADER_BYTES:
+        raise ValueError(f"its .npy header claims {offset:,} bytes; at most {MAX_HEADER_BYTES:,} are read")
+    if len(data) < offset:
+        return offset
+    buf = io.BytesIO(data[:offset])
+    np.lib.format.read_magic(buf)
+    read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+    try:
+        shape, fortran, dtype = read_header(buf)
+    except (ValueError, SyntaxError, TypeError) as exc:
+        raise ValueError(f"its .npy header is malformed ({_short(exc)})") from None
+    if dtype.hasobject:
+        raise ValueError("it holds Python objects (pickled data), which QuickSketch never loads")
+    return NpyHeader(tuple(shape), np.dtype(dtype), bool(fortran), offset)
+
+
+def _not_npy(data: bytes) -> int:
+    start = data[:16]
+    kind = "text" if all(32 <= b < 127 or b in b"\t\r\n" for b in start) else "binary data"
+    if start.lstrip().lower().startswith((b"<!doctype", b"<html", b"<?xml")):
+        kind = "an HTML/XML page"
+    raise ValueError(f"it is {kind} starting with {start[:12]!r}, not a .npy file (those start with {NPY_MAGIC!r})")
+
+
+def read_npy_header(path: str | os.PathLike) -> NpyHeader:
+    """Read and check a ``.npy`` file's header without loading its data.
+
+    Raises :class:`DataError` naming the file when it is not a ``.npy`` file, holds
+    objects, or its header promises more (or fewer) bytes than the file has -- so a
+    header claiming 10^12 rows is refused before anything is allocated.
+    """
     path = Path(path)
     try:
+        with open(path, "rb") as f:
+            data = f.read(12)
+            parsed = parse_npy_header(data)
+            if isinstance(parsed, int):
+                data += f.read(parsed - len(data))
+                parsed = parse_npy_header(data)
+            size = os.fstat(f.fileno()).st_size
+    except ValueError as exc:
+        raise DataError(f"{path}: {exc}; {DATA_FORMAT_HINT}") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if isinstance(parsed, int):
+        raise DataError(f"{path}: ends inside its .npy header ({size} bytes); it is truncated -- "
+                        "re-download or regenerate it")
+    if size - parsed.offset != parsed.data_bytes:
+        raise DataError(f"{path}: its header promises {parsed.data_bytes:,} bytes of {parsed.dtype} "
+                        f"{parsed.shape} but the file holds {size - parsed.offset:,}; it is truncated or "
+                        "damaged -- re-download or regenerate it")
+    return parsed
+
+
+def check_bitmap_header(where: str | os.PathLike, header: NpyHeader) -> None:
+    """Raise :class:`DataError` unless ``header`` is Quick Draw bitmaps: (N, 784) uint8, N > 0."""
+    if len(header.shape) != 2 or header.shape[1] != PIXELS or header.fortran_order:
+        raise DataError(f"{where}: has shape {header.shape}{' (Fortran order)' if header.fortran_order else ''}; "
+                        f"{DATA_FORMAT_HINT}")
+    if header.dtype != np.uint8:
+        raise DataError(f"{where}: has dtype {header.dtype}; {DATA_FORMAT_HINT}")
+    if header.shape[0] == 0:
+        raise DataError(f"{where}: holds 0 drawings; remove the file or add drawings")
+
+
+def open_class_file(path: str | os.PathLike) -> np.ndarray:
+    """Memory-map one class file after checking it is ``(N, 784)`` uint8 with N > 0.
+
+    The one check of Quick Draw bitmap files (:func:`read_npy_header` then
+    :func:`check_bitmap_header`), shared by the data folder, ``download`` and ``predict``.
+    """
+    path = Path(path)
+    header = read_npy_header(path)
+    if len(header.shape) == 2 and header.shape[1] == PIXELS and header.dtype != np.uint8 \
+            and header.dtype.kind in "biuf" and not header.fortran_order:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npy file ({_short(exc)}); "
-                        f"it may be truncated or not numpy -- re-download or regenerate it") from None
-    if not isinstance(arr, np.ndarray):
-        raise DataError(f"{path}: not a single numpy array; {DATA_FORMAT_HINT}")
-    if arr.ndim != 2 or arr.shape[1] != PIXELS:
-        raise DataError(f"{path}: has shape {arr.shape}; {DATA_FORMAT_HINT}")
-    if arr.dtype != np.uint8:
         raise DataError(f"{path}: {_describe_bad_dtype(arr)}; {DATA_FORMAT_HINT} "
                         "(convert with np.clip(a, 0, 255).astype(np.uint8) after checking the values)")
-    if arr.shape[0] == 0:
-        raise DataError(f"{path}: holds 0 drawings; remove the file or add drawings")
-    return arr
+    check_bitmap_header(path, header)
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{path}: not a readable .npy file ({_short(exc)}); "
+                        "re-download or regenerate it") from None
 
 
 def _describe_bad_dtype(arr: np.ndarray) -> str:
@@ -135,8 +258,21 @@ class SketchData:
         return f"{len(self):,} {kind} in {len(self.classes)} classes from {self.root}"
 
     def fingerprint(self) -> dict:
-        """What identifies this data for a checkpoint's recorded split."""
-        return {"classes": list(self.classes), "counts": self.counts, "per_class": self.per_class}
+        """What identifies this data for a checkpoint's recorded split: classes, counts and
+        the SHA-256 of each class's drawings (:func:`rows_digest`), in class order."""
+        return {"classes": list(self.classes), "counts": self.counts, "per_class": self.per_class,
+                "sha256": self.digests}
+
+    @cached_property
+    def digests(self) -> list[str]:
+        """:func:`rows_digest` of each class's drawings (computed once)."""
+        out = []
+        for c in range(len(self.classes)):
+            where = np.flatnonzero(np.asarray(self.labels) == c)
+            contiguous = len(where) and where[-1] - where[0] + 1 == len(where)
+            rows = self.images[where[0]:where[-1] + 1] if contiguous else self.images[where]
+            out.append(rows_digest(rows))
+        return out
 
     def subset(self, indices: np.ndarray) -> "SketchData":
         idx = np.asarray(indices)
@@ -206,6 +342,15 @@ class MappedImages:
         return out[0] if idx.ndim == 0 else out
 
 
+def rows_digest(rows: np.ndarray) -> str:
+    """SHA-256 of uint8 drawings ``(N, 784)`` (their bytes in row order): the same
+    drawings give the same digest in any folder, on any machine."""
+    h = hashlib.sha256()
+    for start in range(0, len(rows), 65536):
+        h.update(np.ascontiguousarray(rows[start:start + 65536], dtype=np.uint8).data)
+    return h.hexdigest()
+
+
 def read_rows(arr: np.ndarray, out: np.ndarray) -> None:
     """Copy the first ``len(out)`` rows of a memory-mapped class file into ``out``.
 
@@ -230,45 +375,6 @@ def _total_memory() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return 8 * 2**30
-
-
-# --------------------------------------------------------------------------- where data comes from
-def project_root() -> Path:
-    """The QuickSketch checkout (folder with pyproject.toml) or the current directory."""
-    here = Path(__file__).resolve().parents[1]
-    return here if (here / "pyproject.toml").exists() else Path.cwd()
-
-
-@dataclass
-class DataSource:
-    path: Path
-    kind: str  # "env", "downloaded", "offline-default" or "given"
-
-    def describe(self) -> str:
-        words = {"env": f"${ENV_DATA}", "downloaded": "downloaded Quick Draw data",
-                 "offline-default": "the OFFLINE DEFAULT: synthetic doodles, not Quick Draw",
-                 "given": "the folder given"}
-        return f"Using data from {self.path} ({words[self.kind]})"
-
-
-def find_data(explicit: str | os.PathLike | None = None, *, generate: bool = True,
-              per_class: int = 2000) -> DataSource:
-    """Pick the data folder: ``explicit``, then ``$QUICKSKETCH_DATA``, then
-    ``data/quickdraw`` (what ``quicksketch download`` writes), then the offline
-    default ``data/synthetic`` (generated on first use when ``generate``)."""
-    if explicit:
-        return DataSource(Path(explicit), "given")
-    if os.environ.get(ENV_DATA):
-        return DataSource(Path(os.environ[ENV_DATA]), "env")
-    data_dir = project_root() / "data"
-    downloaded = data_dir / "quickdraw"
-    if downloaded.is_dir() and any(downloaded.glob("*.npy")):
-        return DataSource(downloaded, "downloaded")
-    synthetic = data_dir / "synthetic"
-    if generate and not (synthetic / "SYNTHETIC.txt").exists():
-        from .doodles import generate_doodles
-        generate_doodles(synthetic, per_class=per_class, seed=0)
-    return DataSource(synthetic, "offline-default")
 
 
 # --------------------------------------------------------------------------- splits
@@ -431,16 +537,16 @@ def make_subset(src: str | os.PathLike, dst: str | os.PathLike, per_class: int,
 
     Rows are a seeded random sample (sorted, so reads are sequential) taken from
     memory-mapped files: a 100k-drawing class file is never read whole. Each
-    output file is written atomically. Returns class -> rows written.
+    output file is written atomically. Returns class -> rows written. ``dst`` must not be
+    ``src``, inside it, or an existing file (refused before anything is written).
     """
-    files = select_class_files(src, classes)
     if per_class < 1:
         raise DataError(f"--per-class must be at least 1, got {per_class}")
-    dst = Path(dst)
-    dst.mkdir(parents=True, exist_ok=True)
+    files = select_class_files(src, classes)
+    dst = check_output_folder(dst, source=src)  # never SRC itself, inside it, or a file
+    arrays = {name: open_class_file(path) for name, path in files.items()}  # all checked first
     written = {}
-    for i, (name, path) in enumerate(files.items()):
-        arr = open_class_file(path)
+    for i, (name, arr) in enumerate(arrays.items()):
         n = min(per_class, len(arr))
         rng = np.random.default_rng([seed, i])
         rows = np.sort(rng.choice(len(arr), size=n, replace=False))

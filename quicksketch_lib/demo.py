@@ -14,25 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .categories import THE_TEN
-from .data import DataSource, find_data, load_folder, project_root
-
-def choose_demo_data(offline: bool = False, per_class: int = 1500) -> DataSource:
-    """``$QUICKSKETCH_DATA`` / data/quickdraw, else download the ten, else the offline default."""
-    source = find_data(generate=False)
-    if source.kind != "offline-default":
-        return source
-    if not offline:
-        from .download import DEFAULT_SOURCE, download_classes, is_online
-
-        if is_online(DEFAULT_SOURCE):
-            print("No data/quickdraw yet and the network is up: downloading the ten classes "
-                  f"({per_class} drawings each) ...")
-            target = project_root() / "data" / "quickdraw"
-            download_classes(THE_TEN, target, per_class=per_class)
-            return DataSource(target, "downloaded")
-        print("Offline and no data/quickdraw: using the offline default (synthetic doodles).")
-    return find_data(generate=True)
+from .data import load_folder
+from .locations import DEMO_CHECKPOINT, choose_demo_data
 
 
 def _circle(cx: float, cy: float, r: float, start: float = 0.0, sweep: float = 2 * np.pi) -> list:
@@ -65,7 +48,8 @@ def sample_drawings() -> dict[str, list]:
 def predict_with_pretrained() -> int:
     """The pretrained model of the ten real classes answers :func:`sample_drawings`;
     returns how many it got right."""
-    from .checkpoint import PRETRAINED, load_checkpoint
+    from .checkpoint import load_checkpoint
+    from .locations import PRETRAINED
     from .inference import Predictor
     from .rasterize import rasterize_strokes
 
@@ -84,7 +68,7 @@ def predict_with_pretrained() -> int:
     return right
 
 
-def run_demo(epochs: int = 3, per_class: int = 1500, out: str = "models/demo.pt",
+def run_demo(epochs: int = 3, per_class: int = 1500, out: str | Path = DEMO_CHECKPOINT,
              offline: bool = False) -> dict:
     """Run the whole pipeline briefly and print where everything went."""
     from .evaluation import evaluate, save_confusion_png
@@ -125,7 +109,7 @@ def run_demo(epochs: int = 3, per_class: int = 1500, out: str = "models/demo.pt"
 
     where = {"checkpoint": out_path, "history": history_path(out_path), "metrics": json_path,
              "confusion": png_path, "onnx": export.path}
-    print("\nDone. Files:")
+    print("\nFiles written:")
     for k, v in where.items():
         print(f"  {k:<10} {v}")
     if data.synthetic:

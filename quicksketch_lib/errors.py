@@ -23,3 +23,13 @@ class InputError(QuickSketchError):
 
 class DownloadError(QuickSketchError):
     """Data could not be fetched (offline, unknown class, server error)."""
+
+
+class OutputError(QuickSketchError):
+    """An output cannot be written: a folder where a file is expected, inside the input,
+    read-only, full, or held by another run."""
+
+
+class TrainingError(QuickSketchError):
+    """Training cannot go on as asked: it diverged (non-finite loss) or a resume does
+    not match the run it continues."""

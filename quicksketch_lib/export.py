@@ -26,14 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import PRETRAINED_PATH, Checkpoint, load_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint
 from .data import normalize_batch
 from .errors import QuickSketchError
+from .locations import PRETRAINED_ONNX, PRETRAINED_PATH
 
 PARITY_TOLERANCE = 1e-4
 OPSET = 18
 INT8_MIN_AGREEMENT = 0.95  # top-1 agreement of the int8 model with fp32 on held-out drawings
-PRETRAINED_ONNX = Path("models") / "pretrained.onnx"  # `quicksketch export pretrained` writes here
 
 
 @dataclass

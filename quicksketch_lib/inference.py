@@ -21,7 +21,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .checkpoint import load_checkpoint, resolve_checkpoint
+from .checkpoint import load_checkpoint
+from .locations import resolve_checkpoint
 from .data import IMAGE_SIZE, PIXELS, normalize_batch
 from .device import torch_threads
 from .errors import InputError

@@ -34,10 +34,11 @@ import numpy as np
 import torch
 import traitlets
 
-from .checkpoint import DEFAULT_CHECKPOINT, ENV_CHECKPOINT
-from .data import IMAGE_SIZE, normalize_batch, project_root
+from .data import IMAGE_SIZE, normalize_batch
 from .errors import InputError
 from .inference import Prediction, Predictor
+from . import locations
+from .locations import find_checkpoint
 from .rasterize import FRAME, LINE_DIAMETER, PADDING, rasterize_strokes
 
 STATIC = Path(__file__).parent / "static"
@@ -114,42 +115,23 @@ def time_update(predictor: Predictor, strokes, repeats: int = 50, top_k: int = 5
 
 
 # --------------------------------------------------------------------------- finding a model
-QUICK_CHECKPOINT = Path("models") / "sketchpad.pt"
 QUICK_MODEL = {"channels": (32, 64, 128), "hidden": 128}  # a compact SketchCNN: trains in minutes on a CPU
-
-
-def find_checkpoint() -> tuple[Path | None, str]:
-    """The checkpoint to draw with: ``$QUICKSKETCH_CHECKPOINT``, else ``models/sketchcnn.pt``
-    (notebook 03), ``models/demo.pt`` (``make demo``), ``models/sketchpad.pt`` (an earlier
-    quick run of :func:`checkpoint_for_drawing`). Returns (path or None, why)."""
-    if os.environ.get(ENV_CHECKPOINT):
-        path = Path(os.environ[ENV_CHECKPOINT])
-        if not path.is_file():
-            raise InputError(f"${ENV_CHECKPOINT}={path} does not exist; point it at a "
-                             "checkpoint (.pt) or unset it")
-        return path, f"from ${ENV_CHECKPOINT}"
-    for name, why in ((DEFAULT_CHECKPOINT.name, "trained in notebook 03"), ("demo.pt", "written by `make demo`"),
-                      (QUICK_CHECKPOINT.name, "a quick model trained here earlier")):
-        path = project_root() / "models" / name
-        if path.is_file():
-            return path, why
-    return None, "no checkpoint found"
 
 
 def checkpoint_for_drawing(epochs: int = 3, per_class: int = 1000, max_batches: int | None = None) -> Path:
     """A checkpoint for the SketchPad (see :func:`find_checkpoint`); when there is none, trains
     a compact SketchCNN for ``epochs`` on the ten classes (or every class of the data found by
-    :func:`~quicksketch_lib.data.find_data`) into ``models/sketchpad.pt``. Prints what it uses."""
+    :func:`~quicksketch_lib.locations.find_data`) into ``models/sketchpad.pt``. Prints what it uses."""
     path, why = find_checkpoint()
     if path is None:
-        from .data import find_data, load_folder, walkthrough_classes
+        from .data import load_folder, walkthrough_classes
         from .model import ModelConfig, SketchCNN
         from .training import TrainConfig, fit
 
-        source = find_data()
+        source = locations.find_data()
         data = load_folder(source.path, classes=walkthrough_classes(source.path), per_class=per_class)
         print(f"No checkpoint yet: training a compact SketchCNN for {epochs} epoch(s) on {data.describe()}")
-        path = project_root() / QUICK_CHECKPOINT
+        path = locations.project_root() / locations.QUICK_CHECKPOINT
         model = SketchCNN(ModelConfig(num_classes=len(data.classes), **QUICK_MODEL))
         fit(model, data, TrainConfig(epochs=epochs, max_batches=max_batches), out=path, progress=False)
         why = "just trained: a short run"

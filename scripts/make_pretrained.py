@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from quicksketch_lib.checkpoint import PRETRAINED_PATH, load_checkpoint, save_checkpoint
+from quicksketch_lib.checkpoint import load_checkpoint, save_checkpoint
+from quicksketch_lib.locations import PRETRAINED_PATH
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from quicksketch_lib.errors import InputError
 from quicksketch_lib.inference import Predictor
 from quicksketch_lib.model import ModelConfig, SketchCNN
 from quicksketch_lib.rasterize import rasterize_strokes, read_ndjson
-from quicksketch_lib import widgets
+from quicksketch_lib import locations
 from quicksketch_lib.widgets import (BLANK_TEXT, SketchPad, checkpoint_for_drawing, find_checkpoint,
                                      predict_strokes, saliency_map, time_update)
 
@@ -132,15 +132,16 @@ def test_display_text_is_stable(untrained_pad):
 
 
 def test_checkpoint_search_order_and_quick_training(tmp_path, shapes_dir, monkeypatch, capsys):
-    monkeypatch.setattr(widgets, "project_root", lambda: tmp_path)
-    monkeypatch.delenv(widgets.ENV_CHECKPOINT, raising=False)
+    monkeypatch.setattr(locations, "project_root", lambda: tmp_path)
+    monkeypatch.setattr(locations, "PRETRAINED_PATH", tmp_path / "no-pretrained.pt")  # nothing shipped either
+    monkeypatch.delenv(locations.ENV_CHECKPOINT, raising=False)
     monkeypatch.setenv("QUICKSKETCH_DATA", str(shapes_dir))
     assert find_checkpoint() == (None, "no checkpoint found")
     path = checkpoint_for_drawing(epochs=1, max_batches=1)  # nothing found: trains a short one
     assert path == tmp_path / "models" / "sketchpad.pt" and "just trained" in capsys.readouterr().out
     assert SketchPad(path).classes == ["box", "cross", "ring"]
     assert find_checkpoint()[0] == path  # found next time
-    monkeypatch.setenv(widgets.ENV_CHECKPOINT, str(tmp_path / "missing.pt"))
+    monkeypatch.setenv(locations.ENV_CHECKPOINT, str(tmp_path / "missing.pt"))
     with pytest.raises(InputError, match="does not exist"):
         find_checkpoint()
 
