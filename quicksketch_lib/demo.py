@@ -71,7 +71,8 @@ def predict_with_pretrained() -> int:
 def run_demo(epochs: int = 3, per_class: int = 1500, out: str | Path = DEMO_CHECKPOINT,
              offline: bool = False) -> dict:
     """Run the whole pipeline briefly and print where everything went."""
-    from .evaluation import evaluate, save_confusion_png
+    from .evaluation import evaluate
+    from .plots import save_confusion_png
     from .export import export_onnx
     from .inference import Predictor
     from .device import set_seed

@@ -95,6 +95,16 @@ class SketchCNN(nn.Module):
         return model_summary(self, input_size)
 
 
+def flip_averaged_proba(model, x: torch.Tensor) -> torch.Tensor:
+    """Test-time augmentation: the mean of the class probabilities of each drawing and its
+    mirror image. ``model`` maps a batch ``(N, 1, 28, 28)`` to logits (a module, or any
+    function: the ONNX path passes one); probabilities are fp32 or wider."""
+    def proba(images: torch.Tensor) -> torch.Tensor:
+        logits = model(images)
+        return logits.to(torch.promote_types(logits.dtype, torch.float32)).softmax(1)
+    return (proba(x) + proba(x.flip(-1))) / 2
+
+
 def model_summary(model: SketchCNN, input_size: tuple[int, int, int] = (1, 28, 28)) -> str:
     """Run one dummy forward pass and tabulate each stage's output shape, parameters and
     multiply-adds (MACs) for one drawing."""

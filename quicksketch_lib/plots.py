@@ -9,9 +9,13 @@ the files store white ink on black.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from .rasterize import as_image_batch
 
 
 INK = "gray_r"  # 0 = background = white paper, 255 = ink = black
@@ -49,10 +53,16 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], t
 
 
 # --------------------------------------------------------------------------- data (notebook 01)
-def _square(images) -> np.ndarray:
-    """uint8 drawings ``(N, 784)`` or ``(N, 28, 28)`` as ``(N, 28, 28)``."""
-    a = np.asarray(images)
-    return a.reshape(len(a), 28, 28)
+def save_confusion_png(report, path: str | os.PathLike, title: str = "") -> Path:
+    """Plot an ``EvalReport``'s row-normalised confusion matrix with class names to a PNG."""
+    plt = _pyplot()
+    fig = plot_confusion(report.confusion, report.classes,
+                         title=title or f"Confusion matrix ({report.accuracy:.1%} accuracy)")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def plot_class_balance(counts: Sequence[int], classes: Sequence[str], title: str = "Drawings per class"):
@@ -75,7 +85,7 @@ def plot_drawing_grid(images, labels, classes: Sequence[str], per_class: int = 8
                       title: str = "Random drawings of every class"):
     """A grid: one row per class, ``per_class`` random drawings (seeded) in each row."""
     plt = _pyplot()
-    images, labels = _square(images), np.asarray(labels)
+    images, labels = np.asarray(as_image_batch(images)[0]), np.asarray(labels)
     rng = np.random.default_rng(seed)
     k = len(classes)
     fig, axes = plt.subplots(k, per_class, figsize=(per_class * 0.9 + 1.2, k * 0.9 + 0.6), squeeze=False)
@@ -97,7 +107,7 @@ def plot_drawing_grid(images, labels, classes: Sequence[str], per_class: int = 8
 def plot_mean_drawings(images, labels, classes: Sequence[str], title: str = "The mean drawing of every class"):
     """Pixel-wise mean of each class: where people put ink for that class."""
     plt = _pyplot()
-    images, labels = _square(images), np.asarray(labels)
+    images, labels = np.asarray(as_image_batch(images)[0]), np.asarray(labels)
     k = len(classes)
     cols = min(k, 10)
     rows = -(-k // cols)
@@ -285,7 +295,7 @@ def plot_confident_mistakes(images, labels, proba: np.ndarray, classes: Sequence
                             cols: int = 6, title: str = "Most confidently wrong drawings"):
     """Gallery of the wrong predictions the model was surest about: true vs predicted class."""
     plt = _pyplot()
-    images = _square(images)
+    images = np.asarray(as_image_batch(images)[0])
     idx = confident_mistakes(labels, proba, n)
     rows = max(1, -(-n // cols))  # fixed layout, whatever the number of mistakes
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.8, rows * 2.1 + 0.4), squeeze=False)

@@ -127,6 +127,47 @@ def test_usage_errors_exit_2(capsys):
     assert info.value.code == 2
 
 
+def test_train_set_reaches_any_config_field(shapes_dir, tmp_path, capsys):
+    from quicksketch_lib.checkpoint import load_checkpoint
+
+    ckpt = tmp_path / "m.pt"
+    code, _, err = run(capsys, "train", "--data", shapes_dir, "--epochs", 1, "--max-batches", 1, "--out", ckpt,
+                       "--quiet", "--set", "label_smoothing=0.1", "--set", "tta-flip=true", "--set", "epochs=2",
+                       "--set", "schedule=cosine")
+    config = load_checkpoint(ckpt).train_config
+    assert code == EXIT_OK, err
+    assert (config["label_smoothing"], config["tta_flip"], config["epochs"], config["schedule"]) == (0.1, True, 2,
+                                                                                                     "cosine")
+
+
+@pytest.mark.parametrize("setting", ["no_such_field=1", "lr=fast", "tta_flip=maybe", "lr"])
+def test_train_set_rejects_unknown_fields_and_bad_values_with_usage_exit(setting, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--set", setting])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "--set" in err
+    if "=" not in setting or setting.startswith("no_such"):
+        assert "label_smoothing" in err and "max_batches" in err  # the fields are listed
+
+
+def test_main_leaves_the_warning_machinery_as_it_found_it(shapes_dir, capsys):
+    import warnings
+
+    before = (warnings.formatwarning, warnings.showwarning)
+    run(capsys, "doctor")
+    run(capsys, "train", "--data", shapes_dir / "missing", "--epochs", 1)
+    assert (warnings.formatwarning, warnings.showwarning) == before
+
+
+def test_help_lists_the_exit_code_table(capsys):
+    from quicksketch_lib.cli import EXIT_CODES
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert all(f"{code} {meaning}" in out for code, meaning in EXIT_CODES.items())
+
+
 # --------------------------------------------------------------------------- the shipped pretrained model
 def _clock_png(path):
     """A clock drawn dark on white, as a person might save one from a paint program."""
