@@ -60,7 +60,7 @@ Trainer = Callable[[int], int]  # train n batches, return images seen
 
 @dataclass
 class BenchSettings:
-    """How much to measure. ``quick()`` fits in under 3 minutes on 2 CPU cores."""
+    """How much to measure; ``quick()`` is ``--quick`` (its run time: README "Speed")."""
 
     per_class: int | None = 2000  # drawings per class loaded (both paths load the same)
     warmup_steps: int = 2  # training steps per path before timing

@@ -1,10 +1,10 @@
 """The ``quicksketch`` command line (also ``python -m quicksketch_lib``).
 
 Each subcommand is a thin layer over the library: parse, call, print. Errors a
-user can fix end in one line ``error: ...`` and an exit code:
-
-    0 success    2 bad usage (argparse)    3 bad input: data, checkpoint or file
-    4 download failed (offline, unknown class, server error)    1 anything unexpected
+user can fix end in one line ``error: ...`` and an exit code from :data:`EXIT_CODES`:
+0 success, 2 bad usage (argparse), 3 bad input (data, checkpoint or file: a
+``QuickSketchError``), 4 download failed (``DownloadError``: offline, unknown class,
+server error), 1 anything unexpected.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ import json
 import os
 import sys
 import warnings
-from pathlib import Path
 
-from .errors import DataError, DownloadError, QuickSketchError
-from .locations import DEFAULT_CHECKPOINT, DEMO_CHECKPOINT, DOWNLOADED_DATA
+from .errors import DownloadError, QuickSketchError
+from .locations import DEFAULT_CHECKPOINT, DEMO_CHECKPOINT, DOWNLOADED_DATA, PRETRAINED, PRETRAINED_ONNX
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_DOWNLOAD = 0, 1, 2, 3, 4
+# The one table of exit codes: --help's epilog is made from it; errors.py and the README cite it.
+EXIT_CODES = {EXIT_OK: "ok", EXIT_USAGE: "bad usage", EXIT_BAD_INPUT: "bad data/checkpoint/input",
+              EXIT_DOWNLOAD: "download failed", EXIT_UNEXPECTED: "unexpected"}
 
 
 # --------------------------------------------------------------------------- subcommands
@@ -70,12 +72,12 @@ def _train(args, world: int) -> int:
     from .recipes import recipe_config
     from .training import fit, history_path
 
-    config = recipe_config(
-        args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        device=args.device, precision=args.precision, compile=args.compile or None,
-        channels_last=False if args.no_channels_last else None,
-        cuda_graphs=False if args.no_cuda_graphs else None, num_threads=args.threads,
-        max_batches=args.max_batches)
+    named = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                 device=args.device, precision=args.precision, compile=args.compile or None,
+                 channels_last=False if args.no_channels_last else None,
+                 cuda_graphs=False if args.no_cuda_graphs else None, num_threads=args.threads,
+                 max_batches=args.max_batches)
+    config = recipe_config(args.recipe, **{**named, **dict(args.set)})  # --set wins
     source = find_data(args.data)
     print(source.describe())
     # Under torchrun each rank reads only its shard of the memory-mapped files.
@@ -91,7 +93,7 @@ def _train(args, world: int) -> int:
 
 def cmd_evaluate(args) -> int:
     from .checkpoint import load_checkpoint
-    from .evaluation import evaluate, load_for_checkpoint, save_confusion_png
+    from .evaluation import evaluate, load_for_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint)
     data = load_for_checkpoint(ckpt, args.data, args.per_class)
@@ -100,6 +102,7 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(f"wrote {report.save_json(args.json)}")
     if args.png:
+        from .plots import save_confusion_png  # the core evaluates; drawing is the caller's
         print(f"wrote {save_confusion_png(report, args.png)}")
     return EXIT_OK
 
@@ -151,11 +154,22 @@ def cmd_demo(args) -> int:
 
 
 # --------------------------------------------------------------------------- parser
+def config_override(text: str) -> tuple[str, object]:
+    """argparse ``type`` for ``--set KEY=VALUE`` (``recipes.parse_override``): a bad key or
+    value is a usage error (exit 2) that lists the fields."""
+    from .recipes import parse_override
+
+    try:
+        return parse_override(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="quicksketch",
         description="QuickSketch: classify 28x28 Quick, Draw! sketches with SketchCNN.",
-        epilog="Exit codes: 0 ok, 2 bad usage, 3 bad data/checkpoint/input, 4 download failed, 1 unexpected.")
+        epilog="Exit codes: " + ", ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()) + ".")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("doctor", help="check torch, CUDA/MPS/CPU and what the trainer will use",
@@ -201,13 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="on a GPU, launch each step's kernels from Python instead of replaying a CUDA graph")
     s.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     s.add_argument("--max-batches", type=int, metavar="N", help="cap batches per epoch (quick runs)")
+    s.add_argument("--set", action="append", default=[], type=config_override, metavar="KEY=VALUE",
+                   help="set any TrainConfig field, e.g. --set label_smoothing=0.1 --set schedule=cosine "
+                        "(repeatable; wins over the recipe and the options above)")
     s.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("evaluate", help="accuracy, top-3, per-class precision/recall, confusion, ECE",
                        description="Evaluate a checkpoint. On the folder it was trained on, only its "
                                    "recorded held-out split is used; on any other folder, every drawing.")
-    s.add_argument("checkpoint", help="checkpoint .pt")
+    s.add_argument("checkpoint", help=f"checkpoint .pt, or '{PRETRAINED}' (the shipped model of the ten classes)")
     s.add_argument("--data", required=True, help="data folder")
     s.add_argument("--per-class", type=int, metavar="N", help="at most N drawings per class "
                                                               "(default: as in training, same folder)")
@@ -221,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print the top-k classes for each drawing: rows of a .npy file "
                                    "((N, 784) or (N, 28, 28) uint8) or images of any size, dark on light "
                                    "or light on dark.")
-    s.add_argument("checkpoint", help="checkpoint .pt (or an exported .onnx)")
+    s.add_argument("checkpoint", help=f"checkpoint .pt, an exported .onnx, or '{PRETRAINED}' "
+                                      "(the shipped model of the ten classes)")
     s.add_argument("inputs", nargs="+", metavar="INPUT", help=".npy, .png, .jpg ...")
     s.add_argument("--top-k", type=int, default=5, help="how many guesses (default 5)")
     s.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
@@ -234,8 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("export", help="export a checkpoint to ONNX, verified against PyTorch",
                        description="Write one self-contained .onnx (dynamic batch axis, class names and "
                                    "normalisation in its metadata) and check onnxruntime against PyTorch.")
-    s.add_argument("checkpoint", help="checkpoint .pt")
-    s.add_argument("--out", help="output .onnx (default: beside the checkpoint)")
+    s.add_argument("checkpoint", help=f"checkpoint .pt, or '{PRETRAINED}' (the shipped model of the ten classes)")
+    s.add_argument("--out", help="output .onnx (default: beside the checkpoint; "
+                                 f"for '{PRETRAINED}': {PRETRAINED_ONNX})")
     s.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     s.add_argument("--int8", action="store_true",
                    help="also write an int8 model (.int8.onnx), calibrated on held-out drawings")
@@ -283,17 +302,22 @@ def _add_optional(sub, name: str, module: str) -> None:
     mod.add_parser(sub)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line ``warning: ...`` on stderr (no file and line of library code)."""
+    print(f"warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # restores the filters and showwarning on the way out
             warnings.simplefilter("default")
-            warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+            warnings.showwarning = _show_warning
             return args.func(args)
     except DownloadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_DOWNLOAD
-    except (QuickSketchError, DataError) as exc:
+    except QuickSketchError as exc:  # DataError, CheckpointError, InputError
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # e.g. `quicksketch evaluate ... | head`: stop quietly

@@ -33,6 +33,7 @@ import torch
 
 from .errors import DataError
 from .files import check_output_folder, save_npy_atomic
+from .rasterize import as_image_batch
 
 IMAGE_SIZE = 28
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
@@ -428,11 +429,11 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
 
 
 def to_tensor(rows: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 ``(..., 784)`` or ``(..., 28, 28)`` -> float ``(..., 1, 28, 28)`` in [0, 1]."""
-    t = torch.as_tensor(rows)
-    square = t.ndim >= 2 and tuple(t.shape[-2:]) == (IMAGE_SIZE, IMAGE_SIZE)
-    lead = t.shape[:-2] if square else t.shape[:-1]
-    return t.reshape(*lead, 1, IMAGE_SIZE, IMAGE_SIZE).to(torch.float32) / 255.0
+    """uint8 ``(N, 784)`` or ``(N, 28, 28)`` -> float ``(N, 1, 28, 28)`` in [0, 1] (one
+    drawing, ``(784,)`` or ``(28, 28)``: ``(1, 28, 28)``)."""
+    batch, single = as_image_batch(torch.as_tensor(rows))
+    x = batch[:, None].to(torch.float32) / 255.0
+    return x[0] if single else x
 
 
 def normalize_batch(images_u8: torch.Tensor) -> torch.Tensor:

@@ -123,9 +123,8 @@ def configure_threads(num_threads: int = 0) -> int:
 def torch_threads(n: int):
     """Run a block with ``n`` intra-op threads, then restore the previous count.
 
-    A single drawing is too small to split across threads: on a busy 2-core
-    machine one thread answered in ~15 ms where two took 100+ ms.
-    """
+    A single drawing is too small to split across threads (README "Speed" has the
+    measurement)."""
     previous = torch.get_num_threads()
     if n == previous:
         yield

@@ -8,6 +8,7 @@ drawing when given another folder.
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -15,11 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch import nn
 
 from .checkpoint import Checkpoint
-from .data import SketchData, load_folder, normalize_batch
-from .device import autocast
-from .training import flip_averaged_proba
+from .data import BatchLoader, SketchData, load_folder, normalize_batch
+from .device import autocast, dist_info
+from .model import flip_averaged_proba
+from .train_step import mean_metrics
 
 
 @dataclass
@@ -76,6 +80,29 @@ def predict_proba(model: torch.nn.Module, images_u8: np.ndarray, batch_size: int
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
+@torch.no_grad()
+def evaluate_loader(model: nn.Module, loader: BatchLoader, dtype: torch.dtype | None,
+                    flip: bool = False) -> dict:
+    """Loss, accuracy and total over a loader (all ranks summed); ``flip`` averages the
+    probabilities of each drawing and its mirror image (test-time augmentation)."""
+    model.eval()
+    device = loader.device
+    sums = torch.zeros(3, dtype=torch.float64, device=device)
+    for x, y in loader:
+        with autocast(device, dtype):
+            if flip:  # log-probabilities: cross-entropy is their NLL
+                logits = flip_averaged_proba(model, x).clamp_min(1e-12).log()
+            else:
+                logits = model(x)
+        sums[0] += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
+        sums[1] += (logits.argmax(1) == y).sum()
+        sums[2] += len(y)
+    if dist_info()[1] > 1:
+        dist.all_reduce(sums)
+    loss, accuracy, total = mean_metrics(sums)
+    return {"loss": loss, "accuracy": accuracy, "total": total}
+
+
 def metrics_from_proba(proba: np.ndarray, labels: np.ndarray, classes: list[str],
                        subset: str = "", n_bins: int = 15) -> EvalReport:
     """All the numbers of an EvalReport from probabilities and true labels."""
@@ -108,7 +135,11 @@ def expected_calibration_error(proba: np.ndarray, labels: np.ndarray, n_bins: in
     return float(ece)
 
 
-HELD_OUT = "held-out split recorded in the checkpoint"
+class Subset(enum.StrEnum):
+    """Which drawings an evaluation used: a description (a str) that code tests by identity."""
+
+    HELD_OUT = "held-out split recorded in the checkpoint"
+    ALL = "all drawings (not the checkpoint's training data)"
 
 
 def load_for_checkpoint(ckpt: Checkpoint, data_dir: str | os.PathLike,
@@ -120,15 +151,15 @@ def load_for_checkpoint(ckpt: Checkpoint, data_dir: str | os.PathLike,
     return load_folder(data_dir, classes=ckpt.classes, per_class=per_class)
 
 
-def evaluation_set(ckpt: Checkpoint, data: SketchData) -> tuple[np.ndarray, np.ndarray, str]:
+def evaluation_set(ckpt: Checkpoint, data: SketchData) -> tuple[np.ndarray, np.ndarray, Subset]:
     """The drawings to evaluate ``ckpt`` on: its held-out split if ``data`` is its training
-    data (the description is then :data:`HELD_OUT`), else every drawing."""
+    data (``Subset.HELD_OUT``), else every drawing (``Subset.ALL``)."""
     ckpt.check_classes(data.classes, str(data.root))
     same = ckpt.data.get("counts") == data.counts and "val_indices" in ckpt.split
     if same:
         idx = ckpt.split["val_indices"].numpy()
-        return data.images[idx], data.labels[idx], HELD_OUT
-    return data.images, data.labels, "all drawings (not the checkpoint's training data)"
+        return data.images[idx], data.labels[idx], Subset.HELD_OUT
+    return data.images, data.labels, Subset.ALL
 
 
 def evaluate(ckpt: Checkpoint, data: SketchData, batch_size: int = 1024,
@@ -148,17 +179,3 @@ def format_confusion(report: EvalReport, width: int = 6) -> str:
     rows = [f"{n:<{width}} " + " ".join(f"{v:>{width}}" for v in row)
             for n, row in zip(names, report.confusion)]
     return "\n".join([head, *rows])
-
-
-def save_confusion_png(report: EvalReport, path: str | os.PathLike, title: str = "") -> Path:
-    """Plot the row-normalised confusion matrix with class names to a PNG."""
-    from .plots import plot_confusion
-    import matplotlib.pyplot as plt
-
-    fig = plot_confusion(report.confusion, report.classes,
-                         title=title or f"Confusion matrix ({report.accuracy:.1%} accuracy)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path

@@ -50,6 +50,30 @@ def build_scheduler(optimizer, config, steps_per_epoch: int):
     raise ValueError(f"schedule must be 'step', 'cosine' or 'onecycle', got {config.schedule!r}")
 
 
+def lr_schedule(config, steps_per_epoch: int) -> list[float]:
+    """The learning rate at every step of a run (for plots), without training."""
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)
+    sched = build_scheduler(opt, config, steps_per_epoch)
+    lrs = []
+    for _ in range(config.epochs):
+        for _ in range(steps_per_epoch):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            if config.schedule != "step":
+                sched.step()
+        if config.schedule == "step":
+            sched.step()
+    return lrs
+
+
+def build_ema(model: nn.Module, decay: float):
+    """An exponential moving average of ``model``'s weights (and buffers); None when ``decay`` is 0."""
+    if decay <= 0:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 def uses_cuda_graphs(config, device: torch.device, dtype: torch.dtype | None, world: int = 1) -> bool:
     """Whether ``fit`` captures the training step as a CUDA graph (``config``: a
     ``TrainConfig``): on a GPU with ``cuda_graphs`` on, except with ``torch.compile``,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -31,13 +30,16 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .augment import seeded_augmenter
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import NORM_MEAN, NORM_STD, BatchLoader, SketchData, shard_indices, stratified_split
-from .device import autocast, configure_threads, dist_info, rank_device, resolve_precision, set_seed
+from .device import configure_threads, dist_info, rank_device, resolve_precision, set_seed
 from .errors import CheckpointError
 from .files import atomic_write
+from .evaluation import evaluate_loader
 from .model import SketchCNN
-from .train_step import (TrainStep, build_optimizer, build_scheduler, load_optimizer_state, mean_metrics,
+from .progress import progress_bar
+from .train_step import (TrainStep, build_ema, build_optimizer, build_scheduler, load_optimizer_state,
                          portable_lr_state, uses_cuda_graphs)
 
 
@@ -183,7 +185,8 @@ def start_run(model: SketchCNN, config: TrainConfig, device: torch.device, steps
     step = TrainStep(_wrap(model, config, device, world), optimizer, criterion, device, dtype, scaler,
                      cuda_graph=graphed)
     run = Run(config, model, step, build_scheduler(optimizer, config, steps_per_epoch),
-              _build_ema(model, config.ema_decay), _augmenter(config, device))
+              build_ema(model, config.ema_decay),
+              seeded_augmenter(config.augment, config.seed) if config.augment > 0 else None)
     if resume is not None:
         _restore(run, resume)
     return run
@@ -206,7 +209,8 @@ def train_one_epoch(run: Run, loader: BatchLoader, *, epoch: int = 0, progress: 
     t0 = time.perf_counter()
     step.model.train()
     step.reset()
-    bar = _progress(loader, f"epoch {epoch + 1}/{config.epochs}", progress)
+    bar = progress_bar(loader, enabled=progress, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
+                       unit="batch", mininterval=0.5)
     for i, (x, y) in enumerate(bar):
         if run.augment is not None:
             x = run.augment(x, epoch * 100_003 + i)
@@ -215,7 +219,7 @@ def train_one_epoch(run: Run, loader: BatchLoader, *, epoch: int = 0, progress: 
             run.scheduler.step()
         if run.ema is not None:
             run.ema.update_parameters(run.model)
-        if bar is not loader and i % 20 == 0:
+        if not bar.disable and i % 20 == 0:  # stats() synchronises: only for a visible bar
             bar.set_postfix(loss=f"{step.stats()['train_loss']:.3f}")
     stats = {**step.stats(), "lr": float(step.optimizer.param_groups[0]["lr"])}
     if config.schedule == "step":
@@ -249,78 +253,6 @@ def _report(run: Run, ckpt: Checkpoint, out: Path | None, progress: bool, callba
         write_history(run.history, out)
     for cb in callbacks or []:
         cb(record)
-
-
-# --------------------------------------------------------------------------- schedule, evaluation
-def lr_schedule(config: TrainConfig, steps_per_epoch: int) -> list[float]:
-    """The learning rate at every step of a run (for plots), without training."""
-    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)
-    sched = build_scheduler(opt, config, steps_per_epoch)
-    lrs = []
-    for _ in range(config.epochs):
-        for _ in range(steps_per_epoch):
-            lrs.append(opt.param_groups[0]["lr"])
-            opt.step()
-            if config.schedule != "step":
-                sched.step()
-        if config.schedule == "step":
-            sched.step()
-    return lrs
-
-
-def flip_averaged_proba(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Test-time augmentation: the mean of the probabilities of each drawing and its mirror."""
-    return (model(x).float().softmax(1) + model(x.flip(-1)).float().softmax(1)) / 2
-
-
-@torch.no_grad()
-def evaluate_loader(model: nn.Module, loader: BatchLoader, dtype: torch.dtype | None,
-                    flip: bool = False) -> dict:
-    """Loss, accuracy and total over a loader (all ranks summed); ``flip`` averages the
-    probabilities of each drawing and its mirror image (test-time augmentation)."""
-    model.eval()
-    device = loader.device
-    sums = torch.zeros(3, dtype=torch.float64, device=device)
-    for x, y in loader:
-        with autocast(device, dtype):
-            if flip:  # log-probabilities: cross-entropy is their NLL
-                logits = flip_averaged_proba(model, x).clamp_min(1e-12).log()
-            else:
-                logits = model(x)
-        sums[0] += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
-        sums[1] += (logits.argmax(1) == y).sum()
-        sums[2] += len(y)
-    if dist_info()[1] > 1:
-        dist.all_reduce(sums)
-    loss, accuracy, total = mean_metrics(sums)
-    return {"loss": loss, "accuracy": accuracy, "total": total}
-
-
-def _augmenter(config: TrainConfig, device: torch.device):
-    if config.augment <= 0:
-        return None
-    from .augment import augment_batch
-
-    def apply(x: torch.Tensor, seed: int) -> torch.Tensor:
-        g = torch.Generator(device=x.device).manual_seed(config.seed * 7_919 + seed)
-        return augment_batch(x, config.augment, g)
-    return apply
-
-
-def _build_ema(model: nn.Module, decay: float):
-    if decay <= 0:
-        return None
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
-
-
-def _progress(loader, desc: str, enabled: bool):
-    """A progress bar in notebooks and terminals; none in logs (stderr not a terminal)."""
-    in_notebook = "ipykernel" in sys.modules
-    if not enabled or not (in_notebook or sys.stderr.isatty()):
-        return loader
-    from tqdm.auto import tqdm
-    return tqdm(loader, desc=desc, leave=False, unit="batch", mininterval=0.5)
 
 
 def _format_record(r: dict, epochs: int) -> str:

@@ -9,8 +9,8 @@ from quicksketch_lib.data import load_folder
 from quicksketch_lib.model import ModelConfig, SketchCNN
 from quicksketch_lib.recipes import recipe_config
 from quicksketch_lib.train_step import (TrainStep, build_optimizer, build_scheduler, load_optimizer_state,
-                                        portable_lr_state, uses_cuda_graphs)
-from quicksketch_lib.training import TrainConfig, fit, history_path, lr_schedule
+                                        lr_schedule, portable_lr_state, uses_cuda_graphs)
+from quicksketch_lib.training import TrainConfig, fit, history_path
 
 
 def _model(n=3, seed=0):
