@@ -17,7 +17,7 @@ import sys
 import warnings
 
 from .errors import DownloadError, QuickSketchError
-from .locations import DEFAULT_CHECKPOINT, DEMO_CHECKPOINT, DOWNLOADED_DATA
+from .locations import DEFAULT_CHECKPOINT, DEMO_CHECKPOINT, DOWNLOADED_DATA, PRETRAINED, PRETRAINED_ONNX
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_DOWNLOAD = 0, 1, 2, 3, 4
 # The one table of exit codes: --help's epilog is made from it; errors.py and the README cite it.
@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("evaluate", help="accuracy, top-3, per-class precision/recall, confusion, ECE",
                        description="Evaluate a checkpoint. On the folder it was trained on, only its "
                                    "recorded held-out split is used; on any other folder, every drawing.")
-    s.add_argument("checkpoint", help="checkpoint .pt")
+    s.add_argument("checkpoint", help=f"checkpoint .pt, or '{PRETRAINED}' (the shipped model of the ten classes)")
     s.add_argument("--data", required=True, help="data folder")
     s.add_argument("--per-class", type=int, metavar="N", help="at most N drawings per class "
                                                               "(default: as in training, same folder)")
@@ -238,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print the top-k classes for each drawing: rows of a .npy file "
                                    "((N, 784) or (N, 28, 28) uint8) or images of any size, dark on light "
                                    "or light on dark.")
-    s.add_argument("checkpoint", help="checkpoint .pt (or an exported .onnx)")
+    s.add_argument("checkpoint", help=f"checkpoint .pt, an exported .onnx, or '{PRETRAINED}' "
+                                      "(the shipped model of the ten classes)")
     s.add_argument("inputs", nargs="+", metavar="INPUT", help=".npy, .png, .jpg ...")
     s.add_argument("--top-k", type=int, default=5, help="how many guesses (default 5)")
     s.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
@@ -251,8 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("export", help="export a checkpoint to ONNX, verified against PyTorch",
                        description="Write one self-contained .onnx (dynamic batch axis, class names and "
                                    "normalisation in its metadata) and check onnxruntime against PyTorch.")
-    s.add_argument("checkpoint", help="checkpoint .pt")
-    s.add_argument("--out", help="output .onnx (default: beside the checkpoint)")
+    s.add_argument("checkpoint", help=f"checkpoint .pt, or '{PRETRAINED}' (the shipped model of the ten classes)")
+    s.add_argument("--out", help="output .onnx (default: beside the checkpoint; "
+                                 f"for '{PRETRAINED}': {PRETRAINED_ONNX})")
     s.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     s.add_argument("--int8", action="store_true",
                    help="also write an int8 model (.int8.onnx), calibrated on held-out drawings")
@@ -283,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_demo)
 
     _add_optional(sub, "bench", "quicksketch_lib.bench")
+    _add_optional(sub, "teach", "quicksketch_lib.teach")
     return p
 
 

@@ -30,6 +30,7 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .data import normalize_batch
 from .errors import QuickSketchError
 from .files import atomic_path
+from .locations import PRETRAINED_ONNX, PRETRAINED_PATH
 
 PARITY_TOLERANCE = 1e-4
 OPSET = 18
@@ -64,17 +65,26 @@ def onnx_metadata(ckpt: Checkpoint) -> dict[str, str]:
     }
 
 
+def default_onnx_path(ckpt: Checkpoint) -> Path:
+    """Where an export goes unless told: beside the checkpoint (``m.pt`` -> ``m.onnx``), except
+    for the shipped pretrained model, whose export goes to ``models/pretrained.onnx`` (relative
+    to the current folder, like ``train``'s default) -- never into the installed package."""
+    if ckpt.path is None:
+        raise QuickSketchError("an export needs `out` for a checkpoint not loaded from a file")
+    if Path(ckpt.path).resolve() == PRETRAINED_PATH.resolve():
+        return PRETRAINED_ONNX
+    return Path(ckpt.path).with_suffix(".onnx")
+
+
 def export_onnx(checkpoint: str | os.PathLike | Checkpoint, out: str | os.PathLike | None = None,
                 opset: int = OPSET) -> ExportReport:
-    """Export ``checkpoint`` to ``out`` (default: next to it, ``.onnx``) and verify parity."""
+    """Export ``checkpoint`` to ``out`` (default: :func:`default_onnx_path`) and verify parity.
+
+    ``checkpoint`` may be ``"pretrained"``, the shipped model of the ten classes."""
     import onnx
 
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    if out is None:
-        if ckpt.path is None:
-            raise QuickSketchError("export_onnx needs `out` for a checkpoint not loaded from a file")
-        out = Path(ckpt.path).with_suffix(".onnx")
-    out = Path(out)
+    out = Path(out) if out is not None else default_onnx_path(ckpt)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = ckpt.build_model("cpu")
     example = torch.zeros(2, 1, 28, 28)
@@ -171,7 +181,7 @@ def held_out_drawings(ckpt: Checkpoint, data_dir: str | os.PathLike) -> tuple[np
 def export_int8(checkpoint: str | os.PathLike | Checkpoint, data_dir: str | os.PathLike | None = None,
                 out: str | os.PathLike | None = None, calibrate: int = 512, check: int = 2000,
                 opset: int = OPSET, seed: int = 0, fp32: str | os.PathLike | None = None) -> Int8Report:
-    """Export ``checkpoint`` as int8 ONNX (default: beside it, ``.int8.onnx``).
+    """Export ``checkpoint`` as int8 ONNX (default: :func:`default_onnx_path` with ``.int8.onnx``).
 
     Calibrated on ``calibrate`` of the checkpoint's held-out drawings from ``data_dir``
     (default: the folder it was trained on), checked on up to ``check`` others.
@@ -183,11 +193,7 @@ def export_int8(checkpoint: str | os.PathLike | Checkpoint, data_dir: str | os.P
     if not data_dir or not Path(data_dir).is_dir():
         raise QuickSketchError("int8 export calibrates on real drawings: pass --data with the folder "
                                f"the model was trained on{f' ({data_dir} is not there)' if data_dir else ''}")
-    if out is None:
-        if ckpt.path is None:
-            raise QuickSketchError("export_int8 needs `out` for a checkpoint not loaded from a file")
-        out = Path(ckpt.path).with_suffix(".int8.onnx")
-    out = Path(out)
+    out = Path(out) if out is not None else default_onnx_path(ckpt).with_suffix(".int8.onnx")
     out.parent.mkdir(parents=True, exist_ok=True)
     rows, source = held_out_drawings(ckpt, data_dir)
     order = np.random.default_rng(seed).permutation(len(rows))

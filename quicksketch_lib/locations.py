@@ -38,6 +38,7 @@ QUICK_CHECKPOINT = Path("models") / "sketchpad.pt"
 # The shipped model of the ten classes (README "Pretrained model").
 PRETRAINED = "pretrained"
 PRETRAINED_PATH = Path(__file__).resolve().parent / "pretrained" / "sketchcnn_ten.pt"
+PRETRAINED_ONNX = Path("models") / "pretrained.onnx"  # `quicksketch export pretrained` writes here, never into the package
 
 
 def project_root() -> Path:

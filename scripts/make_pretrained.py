@@ -7,7 +7,9 @@ The shipped model was made with (README "Pretrained model", seed 0, any CUDA GPU
     python scripts/make_pretrained.py models/ten.pt
 
 It drops the resume state (optimizer, scheduler, RNG), stores the weights as float16
-(half the size; held-out accuracy unchanged, checked by tests/test_checkpoint.py) and
+(half the size; held-out accuracy unchanged, checked by tests/test_checkpoint.py), adds
+``REPLAY_PER_CLASS`` seeded drawings per class from the TRAINING part of ``--data`` (never
+the recorded held-out split) so that ``quicksketch teach`` needs no data folder, and
 writes ``quicksketch_lib/pretrained/sketchcnn_ten.pt``. ``load_checkpoint`` casts the
 weights back to float32.
 """
@@ -20,15 +22,24 @@ from pathlib import Path
 import torch
 
 from quicksketch_lib.checkpoint import load_checkpoint, save_checkpoint
+from quicksketch_lib.data import load_folder
 from quicksketch_lib.locations import PRETRAINED_PATH
+from quicksketch_lib.teach import attach_replay, replay_from_training_data
+
+REPLAY_PER_CLASS = 50  # drawings per class kept for teach_class's replay (~0.4 MB)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("checkpoint", help="the checkpoint written by the training command above")
     p.add_argument("--out", default=str(PRETRAINED_PATH), help=f"where to write (default {PRETRAINED_PATH})")
+    p.add_argument("--data", default="data/quickdraw",
+                   help="the folder it was trained on, for the replay drawings (default data/quickdraw)")
     args = p.parse_args()
     ckpt = load_checkpoint(args.checkpoint)
+    data = load_folder(args.data, classes=ckpt.classes, per_class=ckpt.data.get("per_class"))
+    attach_replay(ckpt, replay_from_training_data(ckpt, data, REPLAY_PER_CLASS),
+                  f"{REPLAY_PER_CLASS} per class, seed 0, from the training part of {args.data}")
     ckpt.train_state = None
     ckpt.model_state = {k: v.half() if v.is_floating_point() else v for k, v in ckpt.model_state.items()}
     ckpt.data = {**ckpt.data, "root": "data/quickdraw"}  # where the README's download puts the ten
