@@ -58,7 +58,9 @@ def test_batch_loader_shuffles_reproducibly_per_epoch(shapes_dir):
 @pytest.mark.parametrize("fits", [True, False], ids=["data-on-gpu", "pinned-copies"])
 def test_batch_loader_on_a_gpu_gives_the_cpu_batches(shapes_dir, monkeypatch, fits):
     """Both GPU paths: the whole uint8 array on the device, or (too big for it) each batch
-    gathered on the CPU, pinned and copied without blocking. Same batches as on the CPU."""
+    gathered on the CPU, pinned and copied without blocking. Same drawings in the same order
+    as on the CPU; the normalised values may differ in the last bit (the GPU's division
+    rounds differently: seen on an H200), so images are compared to float32 rounding."""
     import quicksketch_lib.data as data_module
 
     monkeypatch.setattr(data_module, "_fits_on", lambda *a, **k: fits)
@@ -68,7 +70,8 @@ def test_batch_loader_on_a_gpu_gives_the_cpu_batches(shapes_dir, monkeypatch, fi
     assert gpu.images.is_cuda == fits
     for (xc, yc), (xg, yg) in zip(cpu, gpu):
         assert xg.is_cuda and yg.is_cuda
-        assert torch.equal(xg.cpu(), xc) and torch.equal(yg.cpu(), yc)
+        assert torch.equal(yg.cpu(), yc)
+        torch.testing.assert_close(xg.cpu(), xc, rtol=0, atol=1e-6)
 
 
 def test_normalize_batch_maps_0_255_to_minus1_1():
