@@ -137,6 +137,7 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+CHECKPOINT_SHA_KEY = "quicksketch_checkpoint_sha256"  # an exported model's record of its checkpoint
 TRAIN_HINT = "train one with `quicksketch train` or use `pretrained`"
 
 

@@ -22,9 +22,11 @@ def choose_demo_data(offline: bool = False, per_class: int = 1500) -> DataSource
     if source.kind != "offline-default":
         return source
     if not offline:
+        import urllib.parse
+
         from .download import DEFAULT_SOURCE, download_classes, is_online
 
-        if is_online(DEFAULT_SOURCE):
+        if is_online(urllib.parse.urlsplit(DEFAULT_SOURCE).hostname):
             print("No data/quickdraw yet and the network is up: downloading the ten classes "
                   f"({per_class} drawings each) ...")
             target = project_root() / "data" / "quickdraw"

@@ -26,12 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import Checkpoint, load_checkpoint
+from .checkpoint import CHECKPOINT_SHA_KEY, Checkpoint, file_sha256, load_checkpoint
 from .data import normalize_batch
-from .errors import QuickSketchError
+from .errors import CheckpointError, QuickSketchError
+from .files import check_output_file, disk_error
 
 PARITY_TOLERANCE = 1e-4
 OPSET = 18
+MIN_OPSET = 18  # torch's exporter writes 18 and newer; older opsets would need a conversion
 INT8_MIN_AGREEMENT = 0.95  # top-1 agreement of the int8 model with fp32 on held-out drawings
 
 
@@ -60,6 +62,8 @@ def onnx_metadata(ckpt: Checkpoint) -> dict[str, str]:
         # Predictor averages each drawing with its mirror image when the checkpoint was
         # trained to be evaluated that way (test-time flip)
         "quicksketch_tta_flip": "true" if ckpt.tta_flip else "false",
+        # so `predict --backend auto` uses this file only beside the checkpoint it came from
+        CHECKPOINT_SHA_KEY: file_sha256(ckpt.path) if ckpt.path and Path(ckpt.path).is_file() else "",
     }
 
 
@@ -73,11 +77,34 @@ def export_onnx(checkpoint: str | os.PathLike | Checkpoint, out: str | os.PathLi
         if ckpt.path is None:
             raise QuickSketchError("export_onnx needs `out` for a checkpoint not loaded from a file")
         out = Path(ckpt.path).with_suffix(".onnx")
-    out = Path(out)
+    out = check_output_file(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = ckpt.build_model("cpu")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.export.tmp")
+    try:
+        proto = _export_proto(model, opset)
+        for key, value in onnx_metadata(ckpt).items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        try:
+            onnx.save(proto, str(tmp))
+        except OSError as exc:
+            raise disk_error(out, exc) from None
+        diff = parity_check(model, tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ExportReport(out, diff, opset, out.stat().st_size)
+
+
+def written_opset(proto) -> int:
+    """The ONNX (default domain) opset a model proto declares."""
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), -1)
+
+
+def _export_proto(model: torch.nn.Module, opset: int):
+    """The ONNX proto of ``model`` at exactly ``opset``; refused when the exporter wrote another."""
     example = torch.zeros(2, 1, 28, 28)
-    tmp = out.with_name("." + out.name + ".tmp")
     onnx_log = logging.getLogger("torch.onnx")
     level = onnx_log.level
     onnx_log.setLevel(logging.ERROR)  # the exporter's chatter (e.g. "torchvision is not installed")
@@ -91,13 +118,10 @@ def export_onnx(checkpoint: str | os.PathLike | Checkpoint, out: str | os.PathLi
         finally:
             onnx_log.setLevel(level)
     proto = program.model_proto
-    for key, value in onnx_metadata(ckpt).items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(proto, str(tmp))
-    diff = parity_check(model, tmp)
-    os.replace(tmp, out)
-    return ExportReport(out, diff, opset, out.stat().st_size)
+    if written_opset(proto) != opset:
+        raise QuickSketchError(f"the ONNX exporter cannot write opset {opset} for this model (it wrote "
+                               f"{written_opset(proto)}); use --opset {OPSET} (supported: {MIN_OPSET} and newer)")
+    return proto
 
 
 @dataclass
@@ -238,9 +262,23 @@ class OnnxModel:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         self.path = Path(path)
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        if not self.path.is_file():
+            raise CheckpointError(f"{path}: ONNX model not found; write one with `quicksketch export`")
+        if self.path.stat().st_size == 0:
+            raise CheckpointError(f"{path}: is empty (0 bytes), not an ONNX model; re-export it")
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own types for damaged files
+            raise CheckpointError(f"{path}: not a readable ONNX model ({str(exc).strip().splitlines()[0][:120]}); "
+                                  "re-export it with `quicksketch export`") from None
         meta = self.session.get_modelmeta().custom_metadata_map
-        self.classes = json.loads(meta.get("quicksketch_classes", "[]"))
+        try:
+            self.classes = json.loads(meta.get("quicksketch_classes", "[]"))
+        except ValueError:
+            self.classes = []
+        if not self.classes or len(set(self.classes)) != len(self.classes):
+            raise CheckpointError(f"{path}: not a QuickSketch ONNX model (no valid class list in its "
+                                  "metadata); export one with `quicksketch export`")
         self.metadata = meta
 
     def logits(self, x: np.ndarray) -> np.ndarray:

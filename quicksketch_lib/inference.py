@@ -22,10 +22,10 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .checkpoint import load_checkpoint, resolve_checkpoint
+from .checkpoint import CHECKPOINT_SHA_KEY, file_sha256, load_checkpoint, resolve_checkpoint
 from .data import IMAGE_SIZE, PIXELS, normalize_batch, read_npy_header
 from .device import torch_threads
-from .errors import DataError, InputError
+from .errors import CheckpointError, DataError, InputError
 from .rasterize import FRAME, LINE_DIAMETER, PADDING, rasterize_strokes
 
 Prediction = list[tuple[str, float]]
@@ -103,6 +103,8 @@ def blank_rows(drawings) -> np.ndarray:
 
 def top_k_classes(proba: np.ndarray, classes: Sequence[str], k: int = 5) -> list[Prediction]:
     """Per row, the ``k`` most probable classes with their probabilities."""
+    if k < 1:
+        raise InputError(f"top_k must be at least 1, got {k}")
     k = min(k, len(classes))
     order = np.argsort(-proba, axis=1)[:, :k]
     return [[(classes[j], float(p[j])) for j in row] for p, row in zip(proba, order)]
@@ -284,11 +286,22 @@ class Predictor:
         proba = softmax(self._logits(x).astype(np.float64))
         if self.tta_flip:  # the mean with the mirror image's, as training.flip_averaged_proba
             proba = (proba + softmax(self._logits(np.ascontiguousarray(x[..., ::-1])).astype(np.float64))) / 2
+        if not np.isfinite(proba).all():
+            raise CheckpointError(f"the {self.backend} model gave non-finite probabilities (NaN or "
+                                  "infinite weights?); retrain or re-export it")
         return proba
 
     def predict_strokes(self, strokes, top_k: int = 5) -> Prediction:
         """Top-k for a drawing given as strokes (``[xs, ys]`` per stroke, screen coordinates)."""
         return self.predict(rasterize_strokes(strokes), top_k)
+
+    def predict_or_blank(self, drawings, top_k: int = 5) -> list[Prediction]:
+        """Top-k per drawing, and no guesses (``[]``) for a blank one (:func:`blank_rows`)."""
+        rows = as_drawings(drawings)
+        blank = blank_rows(rows)
+        guesses = iter(top_k_classes(self.predict_proba(rows[~blank]), self.classes, top_k)
+                       if (~blank).any() else [])
+        return [[] if b else next(guesses) for b in blank]
 
     def predict(self, drawings, top_k: int = 5) -> list[Prediction] | Prediction:
         """Top-k ``(class, probability)``; one list for one drawing, a list per drawing otherwise."""
@@ -298,13 +311,24 @@ class Predictor:
 
 
 def _usable_onnx(ckpt_path: Path, onnx_path: Path) -> bool:
+    """Whether ``--backend auto`` may answer with ``onnx_path``: it exists, onnxruntime is
+    installed, and it was exported from exactly this checkpoint (the checkpoint's SHA-256
+    recorded in its metadata). Another model's file beside it is ignored with a warning."""
     if ckpt_path.suffix == ".onnx":
         return True
-    if not onnx_path.exists() or (ckpt_path.exists() and onnx_path.stat().st_mtime < ckpt_path.stat().st_mtime):
+    if not onnx_path.is_file() or not ckpt_path.is_file():
         return False
     try:
         import onnxruntime  # noqa: F401
+        from .export import OnnxModel
+        recorded = OnnxModel(onnx_path).metadata.get(CHECKPOINT_SHA_KEY)
     except ImportError:
+        return False
+    except Exception:  # an unreadable .onnx: the checkpoint answers instead
+        recorded = None
+    if recorded != file_sha256(ckpt_path):
+        warnings.warn(f"{onnx_path}: not exported from {ckpt_path} (its recorded checkpoint differs or is "
+                      "missing); using PyTorch -- re-export with `quicksketch export` to use ONNX")
         return False
     return True
 
@@ -316,5 +340,7 @@ def predict(checkpoint: str | os.PathLike, inputs, top_k: int = 5, backend: str 
     if isinstance(inputs, (str, os.PathLike)) or (isinstance(inputs, (list, tuple)) and inputs
                                                    and isinstance(inputs[0], (str, os.PathLike))):
         names, rows = load_inputs([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
-        return list(zip(names, predictor.predict(rows, top_k)))
-    return predictor.predict(inputs, top_k)
+        return list(zip(names, predictor.predict_or_blank(rows, top_k)))
+    single = np.asarray(inputs).shape in ((IMAGE_SIZE, IMAGE_SIZE), (PIXELS,))
+    result = predictor.predict_or_blank(inputs, top_k)
+    return result[0] if single else result

@@ -28,9 +28,11 @@ RECIPES: dict[str, dict] = {
 }
 
 
-def recipe_config(name: str = "original", **overrides) -> TrainConfig:
-    """The ``TrainConfig`` of recipe ``name`` with ``overrides`` applied (None values ignored)."""
+def recipe_config(name: str = "original", base: dict | None = None, **overrides) -> TrainConfig:
+    """The ``TrainConfig`` of recipe ``name``, then ``base`` (e.g. a resumed run's settings),
+    then ``overrides`` (None values ignored)."""
     if name not in RECIPES:
         raise QuickSketchError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}")
-    values = {**RECIPES[name], **{k: v for k, v in overrides.items() if v is not None}}
+    values = {**RECIPES[name], **(base or {}), **{k: v for k, v in overrides.items() if v is not None}}
+    values.pop("recipe", None)
     return TrainConfig(recipe=name, **values)

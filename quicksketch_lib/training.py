@@ -35,8 +35,8 @@ from torch import nn
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import NORM_MEAN, NORM_STD, BatchLoader, SketchData, shard_indices, stratified_split
 from .device import autocast, configure_threads, pick_device, resolve_precision, set_seed
-from .errors import CheckpointError
-from .files import atomic_write
+from .errors import CheckpointError, TrainingError
+from .files import atomic_write, check_output_file, exclusive_lock
 from .model import SketchCNN
 
 
@@ -78,12 +78,20 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+# TrainConfig fields that change what a run learns: a resumed run must keep them (``epochs``
+# too when the schedule is planned over the whole run); the others only say how it runs.
+RESULT_FIELDS = ("batch_size", "lr", "weight_decay", "optimizer", "schedule", "step_size", "gamma",
+                 "warmup_epochs", "label_smoothing", "augment", "ema_decay", "tta_flip",
+                 "val_fraction", "seed", "recipe", "max_batches")
+
+
 @dataclass
 class FitResult:
     model: SketchCNN
     history: list[dict]
     checkpoint: Checkpoint
     path: Path | None = None
+    epochs_trained: int = 0  # in this call (0: a resumed run had already reached its epochs)
 
     @property
     def val_accuracy(self) -> float:
@@ -200,6 +208,16 @@ def fit(model: SketchCNN, data: SketchData, config: TrainConfig | None = None,
     config = config or TrainConfig()
     rank, world = dist_info()
     out = Path(out) if out else None
+    if out is not None and rank == 0:
+        check_output_file(out)  # a read-only or wrong --out fails now, not after an epoch
+        with exclusive_lock(out):  # one training per output file
+            return _fit(model, data, config, out, resume=resume, progress=progress, callbacks=callbacks)
+    return _fit(model, data, config, out, resume=resume, progress=progress, callbacks=callbacks)
+
+
+def _fit(model: SketchCNN, data: SketchData, config: TrainConfig, out: Path | None, *, resume: bool,
+         progress: bool, callbacks) -> FitResult:
+    rank, world = dist_info()
     set_seed(config.seed)
     configure_threads(config.num_threads)
     device = pick_device(config.device)
@@ -245,6 +263,9 @@ def fit(model: SketchCNN, data: SketchData, config: TrainConfig | None = None,
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     step = TrainStep(train_model, optimizer, criterion, device, dtype, scaler, cuda_graph=graphed)
 
+    if len(train_loader) == 0:
+        raise TrainingError(f"no training batches: {len(shard)} training drawings, max_batches="
+                            f"{config.max_batches}; use more drawings or a positive --max-batches")
     ckpt = state
     for epoch in range(start_epoch, config.epochs):
         train_loader.set_epoch(epoch)
@@ -259,6 +280,7 @@ def fit(model: SketchCNN, data: SketchData, config: TrainConfig | None = None,
             for buffer in eval_model.buffers():
                 dist.broadcast(buffer, 0)
         val = evaluate_loader(eval_model, val_loader, dtype, flip=config.tta_flip)
+        _check_finite(train_stats["train_loss"], val["loss"], epoch + 1, config, out)
         record = {"epoch": epoch + 1, **train_stats, "val_loss": val["loss"],
                   "val_accuracy": val["accuracy"], "seconds": seconds,
                   "images_per_s": train_stats["images"] * world / max(seconds, 1e-9)}
@@ -276,11 +298,21 @@ def fit(model: SketchCNN, data: SketchData, config: TrainConfig | None = None,
         if world > 1:
             dist.barrier()
     if ckpt is None:
-        raise CheckpointError(f"{out}: already trained for {config.epochs} epochs; "
-                              "raise --epochs to continue or drop --resume")
+        raise TrainingError(f"epochs must be at least 1, got {config.epochs}")
     ckpt.path = out
     final = ema.module if ema is not None else model
-    return FitResult(final.eval(), history, ckpt, out)
+    return FitResult(final.eval(), history, ckpt, out, epochs_trained=max(0, config.epochs - start_epoch))
+
+
+def _check_finite(train_loss: float, val_loss: float, epoch: int, config: TrainConfig, out) -> None:
+    """Stop a diverged run before it saves: a NaN/infinite loss makes a useless model."""
+    if math.isfinite(train_loss) and math.isfinite(val_loss):
+        return
+    kept = f"; {out} keeps the last good epoch" if out is not None and Path(out).exists() else \
+        "; nothing was saved"
+    raise TrainingError(f"training diverged in epoch {epoch}: the loss became {train_loss:g} (train) / "
+                        f"{val_loss:g} (held-out) with learning rate {config.lr:g}{kept}; "
+                        "try a lower --lr")
 
 
 class TrainStep:
@@ -455,7 +487,7 @@ def _make_checkpoint(eval_model, model, data: SketchData, config: TrainConfig, h
                  "train_accuracy": last["train_accuracy"], "epochs": epochs_done,
                  "train_seconds": sum(h["seconds"] for h in history)},
         history=list(history),
-        data={**data.fingerprint(), "root": str(data.root) if data.root else "",
+        data={**data.fingerprint(), "root": str(Path(data.root).resolve()) if data.root else "",
               "synthetic": data.synthetic},
         split={"val_indices": torch.as_tensor(val_idx, dtype=torch.int64),
                "seed": config.seed, "val_fraction": config.val_fraction},
@@ -515,10 +547,36 @@ def _load_resume_state(out: Path | None, data: SketchData, config: TrainConfig) 
     ckpt.check_classes(data.classes, str(data.root))
     if ckpt.train_state is None:
         raise CheckpointError(f"{out}: has no training state to resume from")
-    if ckpt.data.get("counts") != data.counts:
-        raise CheckpointError(f"{out}: was trained on different drawings (per-class counts differ); "
-                              "resume with the same --data and --per-class")
+    if ckpt.data.get("counts") != data.counts or \
+            ckpt.data.get("sha256", data.digests) != data.digests:
+        raise CheckpointError(f"{out}: was trained on different drawings (per-class "
+                              f"{'counts' if ckpt.data.get('counts') != data.counts else 'fingerprints'} "
+                              "differ); resume with the same --data and --per-class")
+    check_resume_config(ckpt.train_config, config, out)
     return ckpt
+
+
+def check_resume_config(stored: dict, config: TrainConfig, out) -> None:
+    """Refuse to resume with settings that change what the run learns (:data:`RESULT_FIELDS`;
+    ``epochs`` too under a schedule planned over the whole run): the checkpoint would record
+    values it was not trained with."""
+    fields_ = RESULT_FIELDS + (("epochs",) if config.schedule != "step" else ())
+    differ = [f"{k} {stored[k]!r} -> {getattr(config, k)!r}" for k in fields_
+              if k in stored and stored[k] != getattr(config, k)]
+    if differ:
+        raise TrainingError(f"{out}: cannot resume with other settings ({'; '.join(differ)}); "
+                            "resume with the run's own settings (leave them out) or train afresh "
+                            "with another --out")
+
+
+def resume_settings(out: str | os.PathLike) -> dict:
+    """The :data:`RESULT_FIELDS` (and ``epochs``) of the run saved at ``out`` ({} when there is
+    none): what ``quicksketch train --resume`` uses for options not given."""
+    out = Path(out)
+    if not out.is_file():
+        return {}
+    stored = load_checkpoint(out).train_config
+    return {k: stored[k] for k in RESULT_FIELDS + ("epochs",) if k in stored}
 
 
 def _restore(ckpt: Checkpoint, model, optimizer, scheduler, ema, device) -> tuple[int, list]:
