@@ -214,7 +214,7 @@ def _describe(held: int, unseen: int, other: int, all_trained: bool, val: np.nda
         parts.append(f"{unseen:,} drawings after the ones it was trained on")
     if other:
         parts.append(f"{other:,} drawings of classes whose training drawings are not in this folder")
-    return " + ".join(parts) + " (none of them seen in training)"
+    return " + ".join(parts) + "; none of them seen in training"
 
 
 def evaluate(ckpt: Checkpoint, data: SketchData, batch_size: int = 1024,

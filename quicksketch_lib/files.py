@@ -106,6 +106,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
+        if exc.errno is None and "written" in str(exc):  # numpy's short write: the disk filled up
+            exc = OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: {exc}")
         if exc.errno in DISK_ERRORS:
             raise disk_error(path, exc) from None
         raise

@@ -137,7 +137,8 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
                 im.draft("L", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at 1/2, 1/4 or 1/8 scale
                 gray = _gray_picture(im)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"{path}: picture too large ({_short(exc)}); scale it down") from None
+        raise InputError(f"{path}: picture too large ({_short(exc)}); QuickSketch reads pictures up to "
+                         f"{Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (Pillow's limit) -- scale it down") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputError(f"{path}: not a readable image ({type(exc).__name__}); "
                          "expected a PNG/JPEG drawing or a .npy of (N, 784) uint8 rows") from None
