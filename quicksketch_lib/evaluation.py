@@ -221,6 +221,9 @@ def evaluate(ckpt: Checkpoint, data: SketchData, batch_size: int = 1024,
              device: str | torch.device = "cpu", tta_flip: bool | None = None) -> EvalReport:
     """Evaluate a checkpoint on ``data`` (held-out split or all drawings, see above)."""
     images, labels, subset = evaluation_set(ckpt, data)
+    if len(labels) == 0:
+        raise DataError(f"{data.root}: no drawings left to evaluate ({subset}); "
+                        "raise --per-class or evaluate on another folder")
     if tta_flip is None:
         tta_flip = ckpt.tta_flip
     proba = predict_proba(ckpt.build_model(device), images, batch_size, device, tta_flip=tta_flip)
