@@ -123,12 +123,6 @@ def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> Path:
     return Path(path)
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    with atomic_write(path) as f:
-        f.write(data)
-    return Path(path)
-
-
 # --------------------------------------------------------------------------- output locations
 def _probe_folder(folder: Path, shown: Path) -> None:
     """Create and remove a file in the nearest existing folder at or above ``folder``."""
