@@ -29,8 +29,10 @@ demo: $(STAMP)
 # The tested run: notebooks run short (CI=true) and read the real drawings beside the checkout
 # when they exist (an absolute path: nbval starts kernels inside notebooks/), else the offline default.
 SHARED_QUICKDRAW := $(wildcard $(abspath ../shared/data/quickdraw))
+SHARED_STROKES := $(wildcard $(abspath ../shared/data/strokes))
 test: export CI = true
 test: export QUICKSKETCH_DATA = $(SHARED_QUICKDRAW)
+test: export QUICKSKETCH_STROKES = $(SHARED_STROKES)
 # ... and train into artifacts/, never over a model a person trained in models/.
 test: export QUICKSKETCH_CHECKPOINT = $(abspath artifacts/nbval/sketchcnn.pt)
 # pytest exits 5 when it collected no tests: that is a failure here.
@@ -41,6 +43,9 @@ test: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
+# The bench measures on the real drawings and strokes beside the checkout when they exist.
+bench: export QUICKSKETCH_DATA = $(SHARED_QUICKDRAW)
+bench: export QUICKSKETCH_STROKES = $(SHARED_STROKES)
 bench: $(STAMP)
 	$(BIN)/quicksketch bench --quick
 

@@ -12,7 +12,7 @@ the same shape, dtype and memory format where every drawing got its own
 
 Everything is vectorised (no per-sample Python) and the random draws come only from
 ``generator``, so the same generator seed gives the same batch. ``strength`` 0 returns
-``x`` unchanged. Training calls it through ``TrainConfig.augment``.
+``x`` unchanged. Training calls it through ``TrainConfig.augment`` (:func:`seeded_augmenter`).
 """
 
 from __future__ import annotations
@@ -74,3 +74,12 @@ def augment_batch(x: torch.Tensor, strength: float = 1.0, generator: torch.Gener
     if channels_last:
         out = out.contiguous(memory_format=torch.channels_last)
     return out
+
+
+def seeded_augmenter(strength: float, seed: int):
+    """``augment(x, batch_seed)`` for training: :func:`augment_batch` with a generator seeded
+    from the run's ``seed`` and the batch's own number, so a resumed run sees the same draws."""
+    def augment(x: torch.Tensor, batch_seed: int) -> torch.Tensor:
+        g = torch.Generator(device=x.device).manual_seed(seed * 7_919 + batch_seed)
+        return augment_batch(x, strength, g)
+    return augment

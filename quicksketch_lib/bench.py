@@ -11,9 +11,9 @@ Measured (each function is importable, e.g. for a notebook or a test):
   recipe as written (:func:`original_trainer`: fp32, per-sample
   :class:`~quicksketch_lib.data.QuickDrawNPY` with a transform, ``random_split``,
   ``DataLoader(batch_size=256, shuffle=True)``) or QuickSketch's default path
-  (:func:`fast_trainer`: :class:`~quicksketch_lib.data.BatchLoader`, bf16
-  autocast where the hardware has it, channels_last, the trainer's own epoch
-  loop). :func:`compare_training` alternates the two in rounds, so a change in
+  (:func:`fast_loader` and :func:`fast_trainer`: built from the pieces ``fit`` is made
+  of -- ``make_loaders``, ``start_run``, ``train_one_epoch`` -- so bf16 autocast where
+  the hardware has it, channels_last and, on a GPU, the CUDA-graph step). :func:`compare_training` alternates the two in rounds, so a change in
   machine load hits both alike.
 * :func:`measure_loading_throughput` -- images/s of a loader alone.
 * :func:`measure_latency` / :func:`measure_inference` -- batch-1 latency
@@ -49,19 +49,18 @@ import torch
 from torch import nn
 
 from .categories import THE_TEN
-from .data import (BatchLoader, QuickDrawNPY, SketchData, find_data, load_folder, normalize, normalize_batch,
-                   project_root, stratified_split, walkthrough_classes)
-from .device import autocast, configure_threads, cpu_has_fast_bf16, pick_device, resolve_precision
+from .data import BatchLoader, QuickDrawNPY, SketchData, load_folder, normalize, normalize_batch, walkthrough_classes
+from .device import configure_threads, cpu_has_fast_bf16, pick_device, resolve_precision
+from .locations import find_data, strokes_dir
 
 JSON_KEYS = ("machine", "data", "settings", "training", "loading", "inference", "widget", "memory",
              "phase_seconds", "seconds")
-SHARED_DATA = project_root().parent / "shared" / "data"
 Trainer = Callable[[int], int]  # train n batches, return images seen
 
 
 @dataclass
 class BenchSettings:
-    """How much to measure. ``quick()`` fits in under 3 minutes on 2 CPU cores."""
+    """How much to measure; ``quick()`` is ``--quick`` (its run time: README "Speed")."""
 
     per_class: int | None = 2000  # drawings per class loaded (both paths load the same)
     warmup_steps: int = 2  # training steps per path before timing
@@ -81,19 +80,6 @@ class BenchSettings:
 
 
 # --------------------------------------------------------------------------- data
-def bench_data_dir(explicit: str | os.PathLike | None = None) -> tuple[Path, str]:
-    """The folder to measure on and how it was chosen: ``--data``, ``$QUICKSKETCH_DATA``,
-    the real drawings in ``../shared/data/quickdraw``, else :func:`find_data`'s default."""
-    if explicit or os.environ.get("QUICKSKETCH_DATA"):
-        source = find_data(explicit)
-        return source.path, source.describe()
-    shared = SHARED_DATA / "quickdraw"
-    if shared.is_dir() and any(shared.glob("*.npy")):
-        return shared, f"Using data from {shared} (real Quick Draw drawings, ../shared/data)"
-    source = find_data()
-    return source.path, source.describe()
-
-
 def original_loader(root: str | os.PathLike, classes: Sequence[str] | None = None,
                     per_class: int | None = None, batch_size: int = 256,
                     seed: int = 42) -> torch.utils.data.DataLoader:
@@ -108,10 +94,12 @@ def original_loader(root: str | os.PathLike, classes: Sequence[str] | None = Non
 
 def fast_loader(data: SketchData, batch_size: int = 256, device: torch.device | str = "cpu",
                 channels_last: bool = True, seed: int = 0) -> BatchLoader:
-    """QuickSketch's data path as ``fit`` builds it: stratified 90% split, BatchLoader."""
-    train_idx, _ = stratified_split(data.labels, 0.1, seed)
-    return BatchLoader(data.images[train_idx], data.labels[train_idx], batch_size, shuffle=True,
-                       seed=seed, device=device, channels_last=channels_last)
+    """QuickSketch's data path: ``fit``'s own training loader (``make_loaders``: stratified
+    90% split, BatchLoader)."""
+    from .training import TrainConfig, make_loaders
+
+    config = TrainConfig(batch_size=batch_size, channels_last=channels_last, seed=seed)
+    return make_loaders(data, config, device)[0]
 
 
 # --------------------------------------------------------------------------- training
@@ -139,27 +127,20 @@ def original_trainer(loader: Iterable, model: nn.Module, device: torch.device | 
 
 def fast_trainer(loader: BatchLoader, model: nn.Module, precision: str = "auto",
                  channels_last: bool = True) -> Trainer:
-    """QuickSketch's default training step: ``fit``'s own epoch loop on ``loader`` (on a
-    GPU with the step replayed as a CUDA graph; the first call also captures it)."""
-    from .training import TrainConfig, TrainStep, _train_one_epoch, build_optimizer, build_scheduler, \
-        uses_cuda_graphs
+    """QuickSketch's default training step: ``fit``'s own pieces (``start_run``,
+    ``train_one_epoch``) on ``loader`` (on a GPU with the step replayed as a CUDA graph;
+    the first call also captures it)."""
+    from .training import TrainConfig, start_run, train_one_epoch
 
     config = TrainConfig(precision=precision, channels_last=channels_last)
-    device = loader.device
-    dtype = resolve_precision(precision, device)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model.to(device, memory_format=memory_format)
-    graphed = uses_cuda_graphs(config, device, dtype)
-    optimizer = build_optimizer(model, config, graphed=graphed)
-    scheduler = build_scheduler(optimizer, config, len(loader))
-    step = TrainStep(model, optimizer, nn.CrossEntropyLoss(), device, dtype, cuda_graph=graphed)
+    run = start_run(model, config, loader.device, len(loader))
 
-    def run(n: int) -> int:
-        first = graphed and step.graph is None  # warm up and capture in the (untimed) first call
+    def train(n: int) -> int:
+        step = run.step
+        first = step.cuda_graph and step.graph is None  # warm up and capture in the (untimed) first call
         loader.max_batches = max(n, step.warmup + 1) if first else n
-        stats = _train_one_epoch(step, loader, scheduler, None, None, config, 0, progress=False)
-        return stats["images"]
-    return run
+        return train_one_epoch(run, loader, epoch=0)["images"]
+    return train
 
 
 def measure_training_throughput(trainer: Trainer, steps: int = 5, warmup: int = 1) -> dict:
@@ -304,11 +285,11 @@ def measure_inference(model: nn.Module, onnx_path: str | os.PathLike | None, dra
 
 # --------------------------------------------------------------------------- the widget's path
 def bench_strokes(limit: int = 20, classes: Sequence[str] = THE_TEN) -> tuple[list, str]:
-    """Real raw stroke drawings from ``../shared/data/strokes`` (up to ``limit``), else a
-    small synthetic drawing; returns ``(drawings, description)``."""
+    """Real raw stroke drawings from :func:`~quicksketch_lib.locations.strokes_dir` (up to
+    ``limit``), else a small synthetic drawing; returns ``(drawings, description)``."""
     from .rasterize import read_ndjson
 
-    folder = SHARED_DATA / "strokes"
+    folder = strokes_dir()
     drawings = []
     for name in classes:
         path = folder / f"{name}.ndjson"
@@ -394,7 +375,8 @@ def run_bench(data_dir: str | os.PathLike | None = None, settings: BenchSettings
     t_start = time.perf_counter()
     configure_threads(threads)
     dev = pick_device(device)
-    root, described = bench_data_dir(data_dir)
+    source = find_data(data_dir)
+    root, described = source.path, source.describe()
     log(described)
     classes = walkthrough_classes(root)
     result = {"machine": machine_info(dev), "settings": dict(vars(settings)), "memory": {"after": {}}}
@@ -540,7 +522,7 @@ def add_parser(sub) -> None:
                     "recipe (fp32, per-sample Dataset, random_split, DataLoader) and of QuickSketch's "
                     "default path, data loading alone, batch-1 latency and batch-256 throughput with "
                     "PyTorch and onnxruntime, the widget's stroke-to-prediction time and peak memory. "
-                    "Data: --data, $QUICKSKETCH_DATA, ../shared/data/quickdraw (the ten classes), "
+                    "Data: --data, $QUICKSKETCH_DATA, data/quickdraw (the ten classes when it has them), "
                     "else the offline default.")
     s.add_argument("--quick", action="store_true", help="fewer steps: under 3 minutes on 2 CPU cores")
     s.add_argument("--json", metavar="PATH", help="also write the results as JSON")

@@ -32,33 +32,14 @@ from pathlib import Path
 
 import torch
 
-from .data import NORM_MEAN, NORM_STD, project_root
+from .data import NORM_MEAN, NORM_STD
 from .errors import CheckpointError
 from .files import atomic_write
+from .locations import resolve_checkpoint
 from .model import ModelConfig, SketchCNN
 
 FORMAT = "quicksketch-checkpoint"
 FORMAT_VERSION = 1
-DEFAULT_CHECKPOINT = Path("models") / "sketchcnn.pt"
-ENV_CHECKPOINT = "QUICKSKETCH_CHECKPOINT"
-# The shipped model of the ten classes (README "Pretrained model"); ``pretrained`` names it
-# wherever a checkpoint is accepted.
-PRETRAINED = "pretrained"
-PRETRAINED_PATH = Path(__file__).resolve().parent / "pretrained" / "sketchcnn_ten.pt"
-
-
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """``"pretrained"`` -> the shipped model's file; any other name is a path."""
-    return PRETRAINED_PATH if str(path) == PRETRAINED else Path(path)
-
-
-def walkthrough_checkpoint() -> Path:
-    """The notebooks' checkpoint: ``$QUICKSKETCH_CHECKPOINT``, else ``models/sketchcnn.pt``.
-
-    ``make test`` points it into ``artifacts/`` so that the short tested run never
-    overwrites a model a person trained.
-    """
-    return Path(os.environ.get(ENV_CHECKPOINT) or project_root() / DEFAULT_CHECKPOINT)
 
 
 @dataclass

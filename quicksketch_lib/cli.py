@@ -1,30 +1,33 @@
 """The ``quicksketch`` command line (also ``python -m quicksketch_lib``).
 
 Each subcommand is a thin layer over the library: parse, call, print. Errors a
-user can fix end in one line ``error: ...`` and an exit code:
-
-    0 success    2 bad usage (argparse)    3 bad input: data, checkpoint or file
-    4 download failed (offline, unknown class, server error, stalled)    1 anything unexpected
+user can fix end in one line ``error: ...`` and an exit code from :data:`EXIT_CODES`:
+0 success, 2 bad usage (argparse), 3 bad input (data, checkpoint or file: a
+``QuickSketchError``), 4 download failed (``DownloadError``: offline, unknown class,
+server error), 1 anything unexpected.
 
 Option values are checked when parsed (``positive_int``, ``positive_float``, ``seed_value``,
-``device_name``, ``recipe_name``), and every output location before any work
-(``files.check_output_file`` / ``check_output_folder``).
+``device_name``, ``recipe_name``, and ``--set`` values by the same rules), and every output
+location before any work (``files.check_output_file`` / ``check_output_folder``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
 import warnings
-from pathlib import Path
 
-from .errors import DataError, DownloadError, QuickSketchError
+from .errors import DownloadError, QuickSketchError
+from .locations import DEFAULT_CHECKPOINT, DEMO_CHECKPOINT, DOWNLOADED_DATA, PRETRAINED, PRETRAINED_ONNX
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_DOWNLOAD = 0, 1, 2, 3, 4
-DEFAULT_OUT = "models/sketchcnn.pt"
+# The one table of exit codes: --help's epilog is made from it; errors.py and the README cite it.
+EXIT_CODES = {EXIT_OK: "ok", EXIT_USAGE: "bad usage", EXIT_BAD_INPUT: "bad data/checkpoint/input",
+              EXIT_DOWNLOAD: "download failed", EXIT_UNEXPECTED: "unexpected"}
 
 
 # --------------------------------------------------------------------------- option values
@@ -104,27 +107,51 @@ def cmd_subset(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .data import find_data, load_folder
+    """Train; under torchrun (``WORLD_SIZE`` set) every process joins the group first, and
+    only rank 0 prints and writes (``--batch-size`` is per process)."""
+    import torch.distributed as dist
+
+    from .device import init_distributed
+
+    rank, world = init_distributed(args.device)
+    try:
+        if rank == 0:
+            if world > 1:
+                print(f"DistributedDataParallel: {world} processes, {dist.get_backend()} backend, "
+                      f"batch {args.batch_size or 256} per process", flush=True)
+            return _train(args, world)
+        args.quiet = True
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+            return _train(args, world)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(args, world: int) -> int:
+    from .data import load_folder
     from .device import set_seed
     from .files import check_output_file
+    from .locations import find_data
     from .model import ModelConfig, SketchCNN
     from .recipes import recipe_config
-    from .training import dist_info, fit, history_path, resume_settings
+    from .training import fit, history_path, resume_settings
 
     check_output_file(args.out)  # before reading data or training
     # --resume continues with the run's own settings; options given must agree (fit checks)
     stored = resume_settings(args.out) if args.resume else {}
-    config = recipe_config(
-        args.recipe or stored.get("recipe", "original"), base=stored,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        device=args.device, precision=args.precision, compile=args.compile or None,
-        channels_last=False if args.no_channels_last else None,
-        cuda_graphs=False if args.no_cuda_graphs else None, num_threads=args.threads,
-        max_batches=args.max_batches)
+    named = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                 device=args.device, precision=args.precision, compile=args.compile or None,
+                 channels_last=False if args.no_channels_last else None,
+                 cuda_graphs=False if args.no_cuda_graphs else None, num_threads=args.threads,
+                 max_batches=args.max_batches)
+    overrides = {**named, **dict(args.set)}  # --set wins
+    recipe = overrides.pop("recipe", None) or args.recipe or stored.get("recipe", "original")
+    config = recipe_config(recipe, base=stored, **overrides)
     source = find_data(args.data)
     print(source.describe())
     # Under torchrun each rank reads only its shard of the memory-mapped files.
-    data = load_folder(source.path, classes=args.classes, per_class=args.per_class, mapped=dist_info()[1] > 1)
+    data = load_folder(source.path, classes=args.classes, per_class=args.per_class, mapped=world > 1)
     print(data.describe())
     set_seed(config.seed)  # the initial weights too come from --seed
     model = SketchCNN(ModelConfig(num_classes=len(data.classes)))
@@ -140,7 +167,7 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .checkpoint import load_checkpoint
-    from .evaluation import evaluate, load_for_checkpoint, save_confusion_png
+    from .evaluation import evaluate, load_for_checkpoint
     from .files import check_output_file
 
     for out in filter(None, (args.json, args.png)):
@@ -152,6 +179,7 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(f"wrote {report.save_json(args.json)}")
     if args.png:
+        from .plots import save_confusion_png  # the core evaluates; drawing is the caller's
         print(f"wrote {save_confusion_png(report, args.png)}")
     return EXIT_OK
 
@@ -206,11 +234,31 @@ def cmd_demo(args) -> int:
 
 
 # --------------------------------------------------------------------------- parser
+def config_override(text: str) -> tuple[str, object]:
+    """argparse ``type`` for ``--set KEY=VALUE`` (``recipes.parse_override``): a bad key or
+    value is a usage error (exit 2) that lists the fields."""
+    from .recipes import parse_override
+
+    try:
+        key, value = parse_override(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    check = {"epochs": positive_int, "batch_size": positive_int, "lr": positive_float, "seed": seed_value,
+             "num_threads": positive_int, "max_batches": positive_int, "device": device_name,
+             "recipe": recipe_name}.get(key)
+    if check is not None and value is not None:
+        try:
+            check(str(value))
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError(f"{key}: {exc}") from None
+    return key, value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="quicksketch",
         description="QuickSketch: classify 28x28 Quick, Draw! sketches with SketchCNN.",
-        epilog="Exit codes: 0 ok, 2 bad usage, 3 bad data/checkpoint/input, 4 download failed, 1 unexpected.")
+        epilog="Exit codes: " + ", ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()) + ".")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("doctor", help="check torch, CUDA/MPS/CPU and what the trainer will use",
@@ -233,7 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train SketchCNN. Defaults are the original recipe (Adam 1e-3, wd 1e-4, "
                                    "StepLR(10, 0.5), 20 epochs, batch 256, 90/10 split), on the fast path "
                                    "(bf16 autocast + channels_last where the hardware has it). A checkpoint "
-                                   "is saved after every epoch; --resume continues an interrupted run.")
+                                   "is saved after every epoch; --resume continues an interrupted run. "
+                                   "Data-parallel on several GPUs or CPU processes: "
+                                   "torchrun --nproc_per_node=N -m quicksketch_lib train ...")
     s.add_argument("--data", help="data folder (default: $QUICKSKETCH_DATA, data/quickdraw, "
                                   "else the offline default of synthetic doodles)")
     s.add_argument("--recipe", type=recipe_name, help="named recipe: original (default) or quicksketch")
@@ -241,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=positive_int, help="batch size (default 256)")
     s.add_argument("--lr", type=positive_float, help="learning rate (recipe default)")
     s.add_argument("--seed", type=seed_value, help="seed for split, init and batch order (default 0)")
-    s.add_argument("--out", default=DEFAULT_OUT, help=f"checkpoint path (default {DEFAULT_OUT})")
+    s.add_argument("--out", default=str(DEFAULT_CHECKPOINT), help=f"checkpoint path (default {DEFAULT_CHECKPOINT})")
     s.add_argument("--resume", action="store_true",
                    help="continue the run saved at --out, with its settings (other ones are refused)")
     s.add_argument("--classes", nargs="+", metavar="NAME", help="train on these classes only")
@@ -255,13 +305,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="on a GPU, launch each step's kernels from Python instead of replaying a CUDA graph")
     s.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     s.add_argument("--max-batches", type=positive_int, metavar="N", help="cap batches per epoch (quick runs)")
+    s.add_argument("--set", action="append", default=[], type=config_override, metavar="KEY=VALUE",
+                   help="set any TrainConfig field, e.g. --set label_smoothing=0.1 --set schedule=cosine "
+                        "(repeatable; wins over the recipe and the options above)")
     s.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("evaluate", help="accuracy, top-3, per-class precision/recall, confusion, ECE",
                        description="Evaluate a checkpoint. On the folder it was trained on, only its "
                                    "recorded held-out split is used; on any other folder, every drawing.")
-    s.add_argument("checkpoint", help="checkpoint .pt")
+    s.add_argument("checkpoint", help=f"checkpoint .pt, or '{PRETRAINED}' (the shipped model of the ten classes)")
     s.add_argument("--data", required=True, help="data folder")
     s.add_argument("--per-class", type=positive_int, metavar="N",
                    help="at most N drawings per class (default: as in training on its drawings, else all)")
@@ -275,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print the top-k classes for each drawing: rows of a .npy file "
                                    "((N, 784) or (N, 28, 28) uint8) or images of any size, dark on light "
                                    "or light on dark.")
-    s.add_argument("checkpoint", help="checkpoint .pt (or an exported .onnx)")
+    s.add_argument("checkpoint", help=f"checkpoint .pt, an exported .onnx, or '{PRETRAINED}' "
+                                      "(the shipped model of the ten classes)")
     s.add_argument("inputs", nargs="+", metavar="INPUT", help=".npy, .png, .jpg ...")
     s.add_argument("--top-k", type=positive_int, default=5, help="how many guesses (default 5)")
     s.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
@@ -288,8 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("export", help="export a checkpoint to ONNX, verified against PyTorch",
                        description="Write one self-contained .onnx (dynamic batch axis, class names and "
                                    "normalisation in its metadata) and check onnxruntime against PyTorch.")
-    s.add_argument("checkpoint", help="checkpoint .pt")
-    s.add_argument("--out", help="output .onnx (default: beside the checkpoint)")
+    s.add_argument("checkpoint", help=f"checkpoint .pt, or '{PRETRAINED}' (the shipped model of the ten classes)")
+    s.add_argument("--out", help="output .onnx (default: beside the checkpoint; "
+                                 f"for '{PRETRAINED}': {PRETRAINED_ONNX})")
     s.add_argument("--opset", type=positive_int, default=18,
                    help="ONNX opset (default 18; refused when the exporter cannot write it)")
     s.add_argument("--int8", action="store_true",
@@ -305,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="official class names, spaces kept (default: the ten)")
     s.add_argument("--per-class", type=positive_int, default=5000, metavar="N",
                    help="drawings per class (default 5000)")
-    s.add_argument("--out", default="data/quickdraw", help="output folder (default data/quickdraw)")
+    s.add_argument("--out", default=str(DOWNLOADED_DATA), help=f"output folder (default {DOWNLOADED_DATA})")
     s.add_argument("--source", help="another base URL or a local folder (default: Google's bucket)")
     s.add_argument("--format", default="npy", choices=["npy", "ndjson-raw", "ndjson-simplified"],
                    help="npy (default), ndjson-raw or ndjson-simplified")
@@ -322,11 +377,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "a short run, evaluate, export to ONNX and predict a few drawings.")
     s.add_argument("--epochs", type=positive_int, default=3, help="epochs of the short run (default 3)")
     s.add_argument("--per-class", type=positive_int, default=1500, help="drawings per class used (default 1500)")
-    s.add_argument("--out", default="models/demo.pt", help="checkpoint path (default models/demo.pt)")
+    s.add_argument("--out", default=str(DEMO_CHECKPOINT), help=f"checkpoint path (default {DEMO_CHECKPOINT})")
     s.add_argument("--offline", action="store_true", help="never try to download")
     s.set_defaults(func=cmd_demo)
 
     _add_optional(sub, "bench", "quicksketch_lib.bench")
+    _add_optional(sub, "teach", "quicksketch_lib.teach")
     return p
 
 
@@ -343,17 +399,22 @@ def _add_optional(sub, name: str, module: str) -> None:
     mod.add_parser(sub)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line ``warning: ...`` on stderr (no file and line of library code)."""
+    print(f"warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # restores the filters and showwarning on the way out
             warnings.simplefilter("default")
-            warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+            warnings.showwarning = _show_warning
             return args.func(args)
     except DownloadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_DOWNLOAD
-    except (QuickSketchError, DataError) as exc:
+    except QuickSketchError as exc:  # DataError, CheckpointError, InputError
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # e.g. `quicksketch evaluate ... | head`: stop quietly

@@ -33,13 +33,13 @@ import torch
 
 from .errors import DataError
 from .files import check_output_folder, save_npy_atomic
+from .rasterize import as_image_batch
 
 IMAGE_SIZE = 28
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 NORM_MEAN = 0.5
 NORM_STD = 0.5
 DATA_FORMAT_HINT = "expected (N, 784) uint8, one <class>.npy per class -- see README 'Data format'"
-ENV_DATA = "QUICKSKETCH_DATA"
 
 
 # --------------------------------------------------------------------------- files
@@ -378,45 +378,6 @@ def _total_memory() -> int:
         return 8 * 2**30
 
 
-# --------------------------------------------------------------------------- where data comes from
-def project_root() -> Path:
-    """The QuickSketch checkout (folder with pyproject.toml) or the current directory."""
-    here = Path(__file__).resolve().parents[1]
-    return here if (here / "pyproject.toml").exists() else Path.cwd()
-
-
-@dataclass
-class DataSource:
-    path: Path
-    kind: str  # "env", "downloaded", "offline-default" or "given"
-
-    def describe(self) -> str:
-        words = {"env": f"${ENV_DATA}", "downloaded": "downloaded Quick Draw data",
-                 "offline-default": "the OFFLINE DEFAULT: synthetic doodles, not Quick Draw",
-                 "given": "the folder given"}
-        return f"Using data from {self.path} ({words[self.kind]})"
-
-
-def find_data(explicit: str | os.PathLike | None = None, *, generate: bool = True,
-              per_class: int = 2000) -> DataSource:
-    """Pick the data folder: ``explicit``, then ``$QUICKSKETCH_DATA``, then
-    ``data/quickdraw`` (what ``quicksketch download`` writes), then the offline
-    default ``data/synthetic`` (generated on first use when ``generate``)."""
-    if explicit:
-        return DataSource(Path(explicit), "given")
-    if os.environ.get(ENV_DATA):
-        return DataSource(Path(os.environ[ENV_DATA]), "env")
-    data_dir = project_root() / "data"
-    downloaded = data_dir / "quickdraw"
-    if downloaded.is_dir() and any(downloaded.glob("*.npy")):
-        return DataSource(downloaded, "downloaded")
-    synthetic = data_dir / "synthetic"
-    if generate and not (synthetic / "SYNTHETIC.txt").exists():
-        from .doodles import generate_doodles
-        generate_doodles(synthetic, per_class=per_class, seed=0)
-    return DataSource(synthetic, "offline-default")
-
-
 # --------------------------------------------------------------------------- splits
 def stratified_split(labels: np.ndarray, val_fraction: float = 0.1,
                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -468,11 +429,11 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
 
 
 def to_tensor(rows: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 ``(..., 784)`` or ``(..., 28, 28)`` -> float ``(..., 1, 28, 28)`` in [0, 1]."""
-    t = torch.as_tensor(rows)
-    square = t.ndim >= 2 and tuple(t.shape[-2:]) == (IMAGE_SIZE, IMAGE_SIZE)
-    lead = t.shape[:-2] if square else t.shape[:-1]
-    return t.reshape(*lead, 1, IMAGE_SIZE, IMAGE_SIZE).to(torch.float32) / 255.0
+    """uint8 ``(N, 784)`` or ``(N, 28, 28)`` -> float ``(N, 1, 28, 28)`` in [0, 1] (one
+    drawing, ``(784,)`` or ``(28, 28)``: ``(1, 28, 28)``)."""
+    batch, single = as_image_batch(torch.as_tensor(rows))
+    x = batch[:, None].to(torch.float32) / 255.0
+    return x[0] if single else x
 
 
 def normalize_batch(images_u8: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""One place for device choice, seeding, precision and the ``doctor`` report."""
+"""One place for device choice, seeding, precision, the torchrun process group and the
+``doctor`` report."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 
 def pick_device(preference: str = "auto") -> torch.device:
@@ -48,6 +50,47 @@ def check_device(name: str) -> str:
     return name
 
 
+def rank_device(preference: str = "auto") -> torch.device:
+    """:func:`pick_device`; under torchrun on GPUs, this process's GPU (``cuda:LOCAL_RANK``)."""
+    device = pick_device(preference)
+    rank, world = dist_info()
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+    return device
+
+
+# --------------------------------------------------------------------------- torchrun
+def dist_info() -> tuple[int, int]:
+    """(rank, world size); (0, 1) outside torch.distributed."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def wants_cuda(device: str | None) -> bool:
+    """Whether ``--device`` means a GPU here (``auto`` does when CUDA is available)."""
+    if device in (None, "auto"):
+        return torch.cuda.is_available()
+    return device.startswith("cuda")
+
+
+def init_distributed(device: str | None) -> tuple[int, int]:
+    """Join the process group torchrun describes in the environment (``RANK``,
+    ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``/``MASTER_PORT``): NCCL when ``device``
+    is a GPU (``cuda:LOCAL_RANK``), gloo on CPUs. Returns (rank, world); (0, 1) without
+    torchrun (no ``WORLD_SIZE``)."""
+    if "WORLD_SIZE" not in os.environ:
+        return 0, 1
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if wants_cuda(device):
+        torch.cuda.set_device(local_rank)
+        dist.init_process_group("nccl", device_id=torch.device("cuda", local_rank))
+    else:
+        dist.init_process_group("gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+# --------------------------------------------------------------------------- seeds and precision
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and PyTorch (all devices)."""
     random.seed(seed)
@@ -105,9 +148,8 @@ def configure_threads(num_threads: int = 0) -> int:
 def torch_threads(n: int):
     """Run a block with ``n`` intra-op threads, then restore the previous count.
 
-    A single drawing is too small to split across threads: on a busy 2-core
-    machine one thread answered in ~15 ms where two took 100+ ms.
-    """
+    A single drawing is too small to split across threads (README "Speed" has the
+    measurement)."""
     previous = torch.get_num_threads()
     if n == previous:
         yield

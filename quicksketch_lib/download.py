@@ -48,6 +48,7 @@ from .categories import CATEGORIES, closest_categories
 from .data import NpyHeader, check_bitmap_header, parse_npy_header, read_npy_header
 from .errors import DataError, DownloadError
 from .files import atomic_write, check_output_folder, save_npy_atomic
+from .progress import progress_bar
 
 DEFAULT_SOURCE = "https://storage.googleapis.com/quickdraw_dataset/full/numpy_bitmap"
 NDJSON_SOURCES = {
@@ -157,10 +158,8 @@ def _open(url: str, start: int, end: int | None, clock: Clock, validator: str | 
 
 
 def _progress_bar(total, initial: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, desc=desc,
-                disable=not enabled, leave=False)
+    return progress_bar(total=total, initial=initial, unit="B", unit_scale=True, desc=desc,
+                        enabled=enabled, leave=False)
 
 
 def _nth_newline_end(chunk: bytes, n: int) -> int:

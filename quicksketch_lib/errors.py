@@ -1,7 +1,8 @@
 """Exceptions that carry a one-line, actionable message for the user.
 
 The command line turns each of these into ``error: <message>`` and an exit code
-(see ``cli.EXIT_CODES``) instead of a traceback from deep inside numpy or torch.
+(``cli.EXIT_CODES``: 4 for a DownloadError, 3 for the others) instead of a traceback
+from deep inside numpy or torch.
 """
 
 

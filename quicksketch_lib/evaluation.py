@@ -8,6 +8,7 @@ drawing when given another folder.
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -15,13 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch import nn
 
 from .checkpoint import Checkpoint
-from .data import SketchData, load_folder, normalize_batch, open_class_file, rows_digest
+from .data import BatchLoader, SketchData, load_folder, normalize_batch, open_class_file, rows_digest
+from .device import autocast, dist_info
 from .errors import DataError
 from .files import atomic_write
-from .device import autocast
-from .training import flip_averaged_proba
+from .model import flip_averaged_proba
+from .train_step import mean_metrics
 
 
 @dataclass
@@ -79,6 +83,29 @@ def predict_proba(model: torch.nn.Module, images_u8: np.ndarray, batch_size: int
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
+@torch.no_grad()
+def evaluate_loader(model: nn.Module, loader: BatchLoader, dtype: torch.dtype | None,
+                    flip: bool = False) -> dict:
+    """Loss, accuracy and total over a loader (all ranks summed); ``flip`` averages the
+    probabilities of each drawing and its mirror image (test-time augmentation)."""
+    model.eval()
+    device = loader.device
+    sums = torch.zeros(3, dtype=torch.float64, device=device)
+    for x, y in loader:
+        with autocast(device, dtype):
+            if flip:  # log-probabilities: cross-entropy is their NLL
+                logits = flip_averaged_proba(model, x).clamp_min(1e-12).log()
+            else:
+                logits = model(x)
+        sums[0] += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
+        sums[1] += (logits.argmax(1) == y).sum()
+        sums[2] += len(y)
+    if dist_info()[1] > 1:
+        dist.all_reduce(sums)
+    loss, accuracy, total = mean_metrics(sums)
+    return {"loss": loss, "accuracy": accuracy, "total": total}
+
+
 def metrics_from_proba(proba: np.ndarray, labels: np.ndarray, classes: list[str],
                        subset: str = "", n_bins: int = 15) -> EvalReport:
     """All the numbers of an EvalReport from probabilities and true labels."""
@@ -111,10 +138,26 @@ def expected_calibration_error(proba: np.ndarray, labels: np.ndarray, n_bins: in
     return float(ece)
 
 
-HELD_OUT = "held-out split recorded in the checkpoint"
-NOT_TRAINING = "all drawings (not the checkpoint's training data: their fingerprint differs)"
-UNVERIFIED = ("could not verify: the checkpoint records no data fingerprint (trained by an older "
-              "QuickSketch), so this was decided from the per-class counts")
+class Subset(enum.StrEnum):
+    """Which drawings an evaluation used: a description (a str) that code tests by identity.
+    A mix (fewer or more drawings than trained on) is described by a plain str instead."""
+
+    HELD_OUT = "held-out split recorded in the checkpoint"
+    ALL = "all drawings (not the checkpoint's training data: their fingerprint differs)"
+    # a checkpoint from before fingerprints, judged from its per-class counts
+    HELD_OUT_UNVERIFIED = ("held-out split recorded in the checkpoint; could not verify: the checkpoint "
+                           "records no data fingerprint (trained by an older QuickSketch), so this was "
+                           "decided from the per-class counts")
+    ALL_UNVERIFIED = ("all drawings (not the checkpoint's training data, judged from the per-class "
+                      "counts: it records no data fingerprint, so this could not be verified)")
+
+
+HELD_OUT = Subset.HELD_OUT
+
+
+def held_out_only(subset) -> bool:
+    """Whether ``subset`` is exactly the checkpoint's recorded held-out split."""
+    return subset in (Subset.HELD_OUT, Subset.HELD_OUT_UNVERIFIED)
 
 
 def trained_rows_match(ckpt: Checkpoint, data_dir: str | os.PathLike) -> list[bool] | None:
@@ -150,13 +193,13 @@ def load_for_checkpoint(ckpt: Checkpoint, data_dir: str | os.PathLike,
     return load_folder(data_dir, classes=ckpt.classes, per_class=per_class)
 
 
-def evaluation_set(ckpt: Checkpoint, data: SketchData) -> tuple[np.ndarray, np.ndarray, str]:
+def evaluation_set(ckpt: Checkpoint, data: SketchData) -> tuple[np.ndarray, np.ndarray, Subset | str]:
     """The drawings to evaluate ``ckpt`` on, and which they are.
 
     Per class, when ``data`` starts with the drawings the checkpoint was trained on (their
     recorded SHA-256, :func:`data.rows_digest`): its recorded held-out drawings among them,
     plus any drawings after them (never seen in training); otherwise every drawing. The
-    description is :data:`HELD_OUT` when that is exactly the recorded split. A checkpoint
+    description is ``Subset.HELD_OUT`` when that is exactly the recorded split. A checkpoint
     without a fingerprint is judged from its per-class counts, and the description says so.
     """
     ckpt.check_classes(data.classes, str(data.root))
@@ -167,8 +210,8 @@ def evaluation_set(ckpt: Checkpoint, data: SketchData) -> tuple[np.ndarray, np.n
     if trained is None:  # an older checkpoint
         if ckpt.data.get("counts") == data.counts:
             idx = ckpt.split["val_indices"].numpy()
-            return data.images[idx], data.labels[idx], f"{HELD_OUT}; {UNVERIFIED}"
-        return data.images, data.labels, f"all drawings (not the checkpoint's training data; {UNVERIFIED})"
+            return data.images[idx], data.labels[idx], Subset.HELD_OUT_UNVERIFIED
+        return data.images, data.labels, Subset.ALL_UNVERIFIED
     counts = ckpt.data["counts"]
     offsets = np.concatenate([[0], np.cumsum(counts)])
     val = ckpt.split["val_indices"].numpy()
@@ -204,11 +247,11 @@ def _trained_classes(ckpt: Checkpoint, data: SketchData) -> list[bool] | None:
     return out
 
 
-def _describe(held: int, unseen: int, other: int, all_trained: bool, val: np.ndarray, n: int) -> str:
+def _describe(held: int, unseen: int, other: int, all_trained: bool, val: np.ndarray, n: int) -> Subset | str:
     if all_trained and unseen == 0 and held == len(val):
-        return HELD_OUT
+        return Subset.HELD_OUT
     if held == unseen == 0:
-        return NOT_TRAINING
+        return Subset.ALL
     parts = [f"{held:,} of the {len(val):,} held-out drawings recorded in the checkpoint"]
     if unseen:
         parts.append(f"{unseen:,} drawings after the ones it was trained on")
@@ -239,19 +282,3 @@ def format_confusion(report: EvalReport, width: int = 6) -> str:
     rows = [f"{n:<{width}} " + " ".join(f"{v:>{width}}" for v in row)
             for n, row in zip(names, report.confusion)]
     return "\n".join([head, *rows])
-
-
-def save_confusion_png(report: EvalReport, path: str | os.PathLike, title: str = "") -> Path:
-    """Plot the row-normalised confusion matrix with class names to a PNG."""
-    from .plots import plot_confusion
-    import matplotlib.pyplot as plt
-
-    fig = plot_confusion(report.confusion, report.classes,
-                         title=title or f"Confusion matrix ({report.accuracy:.1%} accuracy)")
-    path = Path(path)
-    try:
-        with atomic_write(path) as f:
-            fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return path

@@ -9,8 +9,8 @@ export is verified: onnxruntime's logits must match PyTorch's within
 :func:`export_int8` adds an int8 model (``X.int8.onnx``, same input, output and
 metadata): static quantisation calibrated on the checkpoint's held-out drawings,
 checked by its top-1 agreement with the fp32 model on held-out drawings it was not
-calibrated on (at least ``INT8_MIN_AGREEMENT``, or the export fails). On a CPU with
-VNNI it answers one drawing in under 1 ms on one core, about 3x faster than fp32.
+calibrated on (at least ``INT8_MIN_AGREEMENT``, or the export fails). Its speed:
+README "Speed" and ``quicksketch bench``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ import torch
 from .checkpoint import CHECKPOINT_SHA_KEY, Checkpoint, file_sha256, load_checkpoint
 from .data import normalize_batch
 from .errors import CheckpointError, QuickSketchError
-from .files import check_output_file, disk_error
+from .files import atomic_path, check_output_file
+from .locations import PRETRAINED_ONNX, PRETRAINED_PATH
 
 PARITY_TOLERANCE = 1e-4
 OPSET = 18
@@ -67,33 +68,36 @@ def onnx_metadata(ckpt: Checkpoint) -> dict[str, str]:
     }
 
 
+def default_onnx_path(ckpt: Checkpoint) -> Path:
+    """Where an export goes unless told: beside the checkpoint (``m.pt`` -> ``m.onnx``), except
+    for the shipped pretrained model, whose export goes to ``models/pretrained.onnx`` (relative
+    to the current folder, like ``train``'s default) -- never into the installed package."""
+    if ckpt.path is None:
+        raise QuickSketchError("an export needs `out` for a checkpoint not loaded from a file")
+    if Path(ckpt.path).resolve() == PRETRAINED_PATH.resolve():
+        return PRETRAINED_ONNX
+    return Path(ckpt.path).with_suffix(".onnx")
+
+
 def export_onnx(checkpoint: str | os.PathLike | Checkpoint, out: str | os.PathLike | None = None,
                 opset: int = OPSET) -> ExportReport:
-    """Export ``checkpoint`` to ``out`` (default: next to it, ``.onnx``) and verify parity."""
+    """Export ``checkpoint`` to ``out`` (default: :func:`default_onnx_path`) and verify parity.
+
+    ``checkpoint`` may be ``"pretrained"``, the shipped model of the ten classes. An
+    ``opset`` the exporter cannot write is refused (no file is written)."""
     import onnx
 
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    if out is None:
-        if ckpt.path is None:
-            raise QuickSketchError("export_onnx needs `out` for a checkpoint not loaded from a file")
-        out = Path(ckpt.path).with_suffix(".onnx")
-    out = check_output_file(out)
+    out = check_output_file(Path(out) if out is not None else default_onnx_path(ckpt))  # before the work
     out.parent.mkdir(parents=True, exist_ok=True)
     model = ckpt.build_model("cpu")
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.export.tmp")
-    try:
-        proto = _export_proto(model, opset)
-        for key, value in onnx_metadata(ckpt).items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
-        try:
-            onnx.save(proto, str(tmp))
-        except OSError as exc:
-            raise disk_error(out, exc) from None
+    proto = _export_proto(model, opset)
+    for key, value in onnx_metadata(ckpt).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    with atomic_path(out) as tmp:  # only a model that passed its parity check replaces out
+        onnx.save(proto, str(tmp))
         diff = parity_check(model, tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return ExportReport(out, diff, opset, out.stat().st_size)
 
 
@@ -146,8 +150,7 @@ def quantize_int8(onnx_path: str | os.PathLike, calibration: np.ndarray,
     exported model with onnxruntime, calibrated on ``calibration`` (normalised
     ``(N, 1, 28, 28)`` float32); the metadata (class names ...) is carried over.
 
-    The int8 convolutions use the CPU's VNNI instructions: the way under 1 ms for a
-    batch-1 call on one core (an fp32 forward pass is about 0.23 GFLOP).
+    The int8 convolutions use the CPU's VNNI instructions where it has them.
     """
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -156,7 +159,6 @@ def quantize_int8(onnx_path: str | os.PathLike, calibration: np.ndarray,
     onnx_path = Path(onnx_path)
     out = Path(out) if out else onnx_path.with_suffix(".int8.onnx")
     pre = onnx_path.with_name("." + onnx_path.stem + ".pre.onnx")
-    tmp = out.with_name("." + out.name + ".tmp")
     batches = [{"image": np.ascontiguousarray(calibration[i:i + 32], dtype=np.float32)}
                for i in range(0, len(calibration), 32)]
 
@@ -167,20 +169,19 @@ def quantize_int8(onnx_path: str | os.PathLike, calibration: np.ndarray,
         def get_next(self):
             return next(self.it, None)
     try:
-        quant_pre_process(str(onnx_path), str(pre))
-        quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
-        meta = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
-        proto = onnx.load(str(tmp))
-        del proto.metadata_props[:]
-        for key, value in {**meta, "quicksketch_quantization": "int8 static QDQ, per-channel weights"}.items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
-        onnx.save(proto, str(tmp))
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            quant_pre_process(str(onnx_path), str(pre))
+            quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+            meta = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
+            proto = onnx.load(str(tmp))
+            del proto.metadata_props[:]
+            for key, value in {**meta, "quicksketch_quantization": "int8 static QDQ, per-channel weights"}.items():
+                entry = proto.metadata_props.add()
+                entry.key, entry.value = key, value
+            onnx.save(proto, str(tmp))
     finally:
         pre.unlink(missing_ok=True)
-        tmp.unlink(missing_ok=True)
     return out
 
 
@@ -188,17 +189,17 @@ def held_out_drawings(ckpt: Checkpoint, data_dir: str | os.PathLike) -> tuple[np
     """uint8 ``(N, 784)`` drawings of the checkpoint's classes that it did not train on:
     its recorded held-out split when ``data_dir`` holds the drawings it was trained on,
     else every drawing there (said in the returned description)."""
-    from .evaluation import HELD_OUT, evaluation_set, load_for_checkpoint
+    from .evaluation import evaluation_set, held_out_only, load_for_checkpoint
 
     images, _, subset = evaluation_set(ckpt, load_for_checkpoint(ckpt, data_dir))
-    source = "held-out drawings" if subset == HELD_OUT else f"drawings from {data_dir} (not the recorded split)"
+    source = "held-out drawings" if held_out_only(subset) else f"drawings from {data_dir} (not the recorded split)"
     return np.asarray(images), source
 
 
 def export_int8(checkpoint: str | os.PathLike | Checkpoint, data_dir: str | os.PathLike | None = None,
                 out: str | os.PathLike | None = None, calibrate: int = 512, check: int = 2000,
                 opset: int = OPSET, seed: int = 0, fp32: str | os.PathLike | None = None) -> Int8Report:
-    """Export ``checkpoint`` as int8 ONNX (default: beside it, ``.int8.onnx``).
+    """Export ``checkpoint`` as int8 ONNX (default: :func:`default_onnx_path` with ``.int8.onnx``).
 
     Calibrated on ``calibrate`` of the checkpoint's held-out drawings from ``data_dir``
     (default: the folder it was trained on), checked on up to ``check`` others.
@@ -210,11 +211,7 @@ def export_int8(checkpoint: str | os.PathLike | Checkpoint, data_dir: str | os.P
     if not data_dir or not Path(data_dir).is_dir():
         raise QuickSketchError("int8 export calibrates on real drawings: pass --data with the folder "
                                f"the model was trained on{f' ({data_dir} is not there)' if data_dir else ''}")
-    if out is None:
-        if ckpt.path is None:
-            raise QuickSketchError("export_int8 needs `out` for a checkpoint not loaded from a file")
-        out = Path(ckpt.path).with_suffix(".int8.onnx")
-    out = Path(out)
+    out = Path(out) if out is not None else default_onnx_path(ckpt).with_suffix(".int8.onnx")
     out.parent.mkdir(parents=True, exist_ok=True)
     rows, source = held_out_drawings(ckpt, data_dir)
     order = np.random.default_rng(seed).permutation(len(rows))

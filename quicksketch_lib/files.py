@@ -1,14 +1,15 @@
 """Where QuickSketch writes: atomic files, checked output locations and a lock per output.
 
 Every file QuickSketch writes (class ``.npy`` files, checkpoints, histories,
-downloads, exports, evaluation reports) goes through :func:`atomic_write`: the
-content is written to a temporary file in the same folder, flushed to disk, and
-renamed over the target, so a file is either its old self or complete. The new
-file gets the usual permissions (``0666`` less the umask), like any file a program
-creates. A failed write (a full disk, an exception, Ctrl-C) removes its temporary
-file and leaves the old file untouched; only SIGKILL or a power cut can leave one
-behind (``.<name>.<pid>.<random>.tmp``), and the next write of the same file removes
-those whose process is gone.
+downloads, exports, evaluation reports, ONNX models) goes through :func:`atomic_write`
+(or, for writers that need a file name, :func:`atomic_path`): the content is written to
+a temporary file in the same folder, flushed to disk, and renamed over the target, so a
+file is either its old self or complete. The new file gets the usual permissions
+(``0666`` less the umask), like any file a program creates. A failed write (a full
+disk, an exception, Ctrl-C) removes its temporary file and leaves the old file
+untouched; only SIGKILL or a power cut can leave one behind
+(``.<name>.<pid>.<random>.tmp``), and the next write of the same file removes those
+whose process is gone.
 
 Before any work, each command checks where it will write (:func:`check_output_file`,
 :func:`check_output_folder`): not a directory where a file is expected, not inside
@@ -82,8 +83,9 @@ def disk_error(path: str | os.PathLike, exc: OSError, what: str = "write") -> Ou
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary file beside ``path``; rename it to ``path`` when the block succeeds.
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary file name beside ``path``, renamed to ``path`` when the block succeeds
+    (for writers that take a file name, e.g. ``onnx.save``; :func:`atomic_write` opens it).
 
     A disk error (full, read-only, no permission) becomes one :class:`OutputError`; any
     failure removes the temporary file and leaves ``path`` as it was.
@@ -98,11 +100,11 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     except OSError as exc:
         raise disk_error(path, exc) from None
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())
+        finally:
+            os.close(fd)
+        yield Path(tmp)
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -114,6 +116,16 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside ``path``; rename it to ``path`` when the block succeeds
+    (the rules of :func:`atomic_path`: disk errors in one line, nothing left behind)."""
+    with atomic_path(path) as tmp, open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> Path:

@@ -22,11 +22,13 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .checkpoint import CHECKPOINT_SHA_KEY, file_sha256, load_checkpoint, resolve_checkpoint
+from .checkpoint import CHECKPOINT_SHA_KEY, file_sha256, load_checkpoint
+from .locations import resolve_checkpoint
 from .data import IMAGE_SIZE, PIXELS, normalize_batch, read_npy_header
 from .device import torch_threads
 from .errors import CheckpointError, DataError, InputError
-from .rasterize import FRAME, LINE_DIAMETER, PADDING, rasterize_strokes
+from .model import flip_averaged_proba
+from .rasterize import FRAME, LINE_DIAMETER, PADDING, as_image_batch, rasterize_strokes
 
 Prediction = list[tuple[str, float]]
 SMALL_BATCH = 8  # up to this many drawings run on one thread (lower latency, see device.torch_threads)
@@ -43,13 +45,7 @@ BLANK = "blank drawing (no ink found); draw something"
 # --------------------------------------------------------------------------- pure preprocessing
 def as_drawings(x: np.ndarray | torch.Tensor) -> np.ndarray:
     """Any of (28,28), (N,28,28), (784,), (N,784) -> uint8 (N, 784), 0 = background."""
-    a = np.asarray(x)
-    if a.ndim >= 2 and a.shape[-2:] == (IMAGE_SIZE, IMAGE_SIZE):
-        a = a.reshape(-1, PIXELS)
-    elif a.shape[-1:] == (PIXELS,) and a.ndim <= 2:
-        a = a.reshape(-1, PIXELS)
-    else:
-        raise InputError(f"drawing array has shape {a.shape}; expected (28, 28), (N, 28, 28), (784,) or (N, 784)")
+    a = np.asarray(as_image_batch(x)[0]).reshape(-1, PIXELS)
     if a.dtype != np.uint8:
         if not np.issubdtype(a.dtype, np.number) or np.isnan(a).any():
             raise InputError(f"drawing array of dtype {a.dtype} has non-numeric or NaN values")
@@ -284,9 +280,11 @@ class Predictor:
         """Probabilities ``(N, C)`` for uint8 drawings in any shape ``as_drawings`` takes."""
         rows = as_drawings(drawings)
         x = normalize_batch(torch.from_numpy(rows)).numpy()
-        proba = softmax(self._logits(x).astype(np.float64))
-        if self.tta_flip:  # the mean with the mirror image's, as training.flip_averaged_proba
-            proba = (proba + softmax(self._logits(np.ascontiguousarray(x[..., ::-1])).astype(np.float64))) / 2
+        if self.tta_flip:  # the mean with the mirror image's (one definition, beside the model)
+            logits = lambda t: torch.from_numpy(self._logits(t.numpy()).astype(np.float64))  # noqa: E731
+            proba = flip_averaged_proba(logits, torch.from_numpy(x)).numpy()
+        else:
+            proba = softmax(self._logits(x).astype(np.float64))
         if not np.isfinite(proba).all():
             raise CheckpointError(f"the {self.backend} model gave non-finite probabilities (NaN or "
                                   "infinite weights?); retrain or re-export it")

@@ -1,13 +1,24 @@
 """Matplotlib figures used by the notebooks, ``evaluate`` and the README.
 
 Every function returns a Figure with a title, axis labels and class names.
+
+One colour convention for drawings, everywhere: ink on paper -- pixel value 0
+(background) is white, 255 (full ink) is black (colormap :data:`INK`), although
+the files store white ink on black.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from .rasterize import as_image_batch
+
+
+INK = "gray_r"  # 0 = background = white paper, 255 = ink = black
 
 
 def _pyplot():
@@ -42,10 +53,16 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], t
 
 
 # --------------------------------------------------------------------------- data (notebook 01)
-def _square(images) -> np.ndarray:
-    """uint8 drawings ``(N, 784)`` or ``(N, 28, 28)`` as ``(N, 28, 28)``."""
-    a = np.asarray(images)
-    return a.reshape(len(a), 28, 28)
+def save_confusion_png(report, path: str | os.PathLike, title: str = "") -> Path:
+    """Plot an ``EvalReport``'s row-normalised confusion matrix with class names to a PNG."""
+    plt = _pyplot()
+    fig = plot_confusion(report.confusion, report.classes,
+                         title=title or f"Confusion matrix ({report.accuracy:.1%} accuracy)")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def plot_class_balance(counts: Sequence[int], classes: Sequence[str], title: str = "Drawings per class"):
@@ -68,7 +85,7 @@ def plot_drawing_grid(images, labels, classes: Sequence[str], per_class: int = 8
                       title: str = "Random drawings of every class"):
     """A grid: one row per class, ``per_class`` random drawings (seeded) in each row."""
     plt = _pyplot()
-    images, labels = _square(images), np.asarray(labels)
+    images, labels = np.asarray(as_image_batch(images)[0]), np.asarray(labels)
     rng = np.random.default_rng(seed)
     k = len(classes)
     fig, axes = plt.subplots(k, per_class, figsize=(per_class * 0.9 + 1.2, k * 0.9 + 0.6), squeeze=False)
@@ -79,7 +96,7 @@ def plot_drawing_grid(images, labels, classes: Sequence[str], per_class: int = 8
             ax.set_xticks([])
             ax.set_yticks([])
             if j < len(pick):
-                ax.imshow(images[pick[j]], cmap="gray_r", vmin=0, vmax=255)
+                ax.imshow(images[pick[j]], cmap=INK, vmin=0, vmax=255, interpolation="nearest")
         axes[c, 0].set_ylabel(name, rotation=0, ha="right", va="center")
     fig.suptitle(title)
     fig.supxlabel("random drawings (28×28, ink dark)")
@@ -90,23 +107,24 @@ def plot_drawing_grid(images, labels, classes: Sequence[str], per_class: int = 8
 def plot_mean_drawings(images, labels, classes: Sequence[str], title: str = "The mean drawing of every class"):
     """Pixel-wise mean of each class: where people put ink for that class."""
     plt = _pyplot()
-    images, labels = _square(images), np.asarray(labels)
+    images, labels = np.asarray(as_image_batch(images)[0]), np.asarray(labels)
     k = len(classes)
     cols = min(k, 10)
     rows = -(-k // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.5 + 0.5), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3 + 0.9, rows * 1.5 + 0.5), squeeze=False)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_frame_on(False)
+    means = [images[labels == c].mean(axis=0) if (labels == c).any() else np.zeros((28, 28))
+             for c in range(k)]
+    top = max(float(np.max(means)), 1.0)  # one scale for every class, so panels compare
     for c, name in enumerate(classes):
-        ax = axes.flat[c]
-        members = images[labels == c]
-        mean = members.mean(axis=0) if len(members) else np.zeros((28, 28))
-        ax.imshow(mean, cmap="magma", vmin=0)
-        ax.set_xlabel(name)
+        im = axes.flat[c].imshow(means[c], cmap=INK, vmin=0, vmax=top, interpolation="nearest")
+        axes.flat[c].set_xlabel(name)
     fig.suptitle(title)
     fig.tight_layout()
+    fig.colorbar(im, ax=axes, fraction=0.02, pad=0.02, label="mean pixel value\n(0 = never ink)")
     return fig
 
 
@@ -128,7 +146,7 @@ def plot_strokes_vs_bitmap(strokes, title: str = "One drawing: strokes and its 2
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("x")
         ax.set_ylabel("y")
-    axes[2].imshow(rasterize_strokes(strokes), cmap="gray", vmin=0, vmax=255)
+    axes[2].imshow(rasterize_strokes(strokes), cmap=INK, vmin=0, vmax=255, interpolation="nearest")
     axes[2].set_title("28×28 bitmap (what SketchCNN sees)", fontsize=10)
     axes[2].set_xlabel("pixel column")
     axes[2].set_ylabel("pixel row")
@@ -277,7 +295,7 @@ def plot_confident_mistakes(images, labels, proba: np.ndarray, classes: Sequence
                             cols: int = 6, title: str = "Most confidently wrong drawings"):
     """Gallery of the wrong predictions the model was surest about: true vs predicted class."""
     plt = _pyplot()
-    images = _square(images)
+    images = np.asarray(as_image_batch(images)[0])
     idx = confident_mistakes(labels, proba, n)
     rows = max(1, -(-n // cols))  # fixed layout, whatever the number of mistakes
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.8, rows * 2.1 + 0.4), squeeze=False)
@@ -287,7 +305,7 @@ def plot_confident_mistakes(images, labels, proba: np.ndarray, classes: Sequence
         ax.set_frame_on(False)
     for ax, i in zip(axes.flat, idx):
         p = int(proba[i].argmax())
-        ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=255)
+        ax.imshow(images[i], cmap=INK, vmin=0, vmax=255, interpolation="nearest")
         ax.set_title(f"true: {classes[int(np.asarray(labels)[i])]}\nsaid: {classes[p]} {proba[i, p]:.0%}",
                      fontsize=8)
     if not len(idx):

@@ -25,6 +25,7 @@ for comparing rasterised strokes with real ones.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -325,16 +326,28 @@ def read_ndjson(path, limit: int | None = None, *, on_error: str = "raise") -> l
 
 
 # --------------------------------------------------------------------------- statistics
-def _as_batch(images) -> tuple[np.ndarray, bool]:
-    """Images as a float (N, side, side) array, and whether a single image was given."""
-    a = np.asarray(images)
-    single = a.ndim == 1 or (a.ndim == 2 and a.shape[0] == a.shape[1] and a.shape[1] != 784)
-    a = a[None] if single else a
-    side = int(round(np.sqrt(a[0].size))) if len(a) else 28
-    if a.size and side * side != a[0].size:
-        raise InputError(f"images of shape {np.asarray(images).shape} are not square; "
+def as_image_batch(images, side: int | None = 28):
+    """Drawings in any shape QuickSketch accepts -- one ``(28, 28)`` or ``(784,)``, a batch
+    ``(N, 28, 28)``, ``(N, 784)`` or ``(N, 1, 28, 28)`` -- as a batch ``(N, 28, 28)``, and
+    whether one drawing was given. NumPy arrays and torch tensors keep their kind (a view
+    where possible; lists become arrays). ``side=None`` accepts any square size. The one
+    place that decides these shapes (``inference.as_drawings``, ``data.to_tensor``, plots)."""
+    a = images if hasattr(images, "reshape") else np.asarray(images)
+    shape = tuple(a.shape)
+    single = len(shape) == 1 or (len(shape) == 2 and shape[0] == shape[1] and shape[1] != (side or 28) ** 2)
+    n = 1 if single else shape[0]
+    per_image = math.prod(shape if single else shape[1:])
+    if side is None:
+        side = round(math.sqrt(per_image)) if n else 28
+    if n and per_image != side * side:
+        raise InputError(f"images of shape {shape} are not square; "
                          "expected (28, 28), (784,), (N, 784) or (N, 28, 28)")
-    return a.reshape(len(a), side, side).astype(np.float64), single
+    return a.reshape(n, side, side), single
+
+
+def _as_float_batch(images) -> tuple[np.ndarray, bool]:
+    a, single = as_image_batch(images, side=None)
+    return np.asarray(a, dtype=np.float64), single
 
 
 def _unbatch(values: np.ndarray, single: bool):
@@ -343,7 +356,7 @@ def _unbatch(values: np.ndarray, single: bool):
 
 def ink(images):
     """Total ink: the sum of pixel values of each image (float, or an (N,) array for a batch)."""
-    a, single = _as_batch(images)
+    a, single = _as_float_batch(images)
     return _unbatch(a.sum(axis=(1, 2)), single)
 
 
@@ -353,7 +366,7 @@ def bbox_size(images, threshold: int = 0):
     Returns an array ``[height, width]`` for one image, (N, 2) for a batch;
     an empty image has size ``[0, 0]``.
     """
-    a, single = _as_batch(images)
+    a, single = _as_float_batch(images)
     ink_mask = a > threshold
     out = np.zeros((len(a), 2))
     for axis, col in ((2, 0), (1, 1)):  # rows with ink give height, columns width
@@ -376,7 +389,7 @@ def stroke_thickness(images):
     bitmaps needs. Gradients are central differences with zero padding. Empty
     images give 0.
     """
-    a, single = _as_batch(images)
+    a, single = _as_float_batch(images)
     p = np.pad(a, ((0, 0), (1, 1), (1, 1)))
     gy = (p[:, 2:, 1:-1] - p[:, :-2, 1:-1]) / 2.0
     gx = (p[:, 1:-1, 2:] - p[:, 1:-1, :-2]) / 2.0

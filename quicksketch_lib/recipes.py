@@ -1,10 +1,13 @@
 """Named training recipes: ``original`` (exactly the original project) and better ones.
 
 A recipe is a set of ``TrainConfig`` overrides; ``quicksketch train --recipe NAME``
-picks one and any explicit option (``--epochs`` ...) still wins.
+picks one and any explicit option (``--epochs`` ..., or ``--set KEY=VALUE`` for any
+field, parsed by :func:`parse_override`) still wins.
 """
 
 from __future__ import annotations
+
+import typing
 
 from .errors import QuickSketchError
 from .training import TrainConfig
@@ -27,12 +30,37 @@ RECIPES: dict[str, dict] = {
     },
 }
 
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
 
 def recipe_config(name: str = "original", base: dict | None = None, **overrides) -> TrainConfig:
     """The ``TrainConfig`` of recipe ``name``, then ``base`` (e.g. a resumed run's settings),
     then ``overrides`` (None values ignored)."""
     if name not in RECIPES:
         raise QuickSketchError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}")
-    values = {**RECIPES[name], **(base or {}), **{k: v for k, v in overrides.items() if v is not None}}
-    values.pop("recipe", None)
-    return TrainConfig(recipe=name, **values)
+    kept = {k: v for k, v in (base or {}).items() if k != "recipe"}  # a resumed run's settings
+    values = {"recipe": name, **RECIPES[name], **kept, **{k: v for k, v in overrides.items() if v is not None}}
+    return TrainConfig(**values)
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """``"KEY=VALUE"`` -> ``(key, value)`` for any ``TrainConfig`` field, the value parsed
+    as the field's type (``true``/``false`` for flags, ``none`` where None is allowed).
+    Raises ValueError naming the fields when the key is unknown or the value does not parse."""
+    key, sep, raw = text.partition("=")
+    key = key.strip().replace("-", "_")
+    types = typing.get_type_hints(TrainConfig)
+    if not sep or key not in types:
+        raise ValueError(f"{text!r} is not KEY=VALUE with KEY a TrainConfig field; fields: {', '.join(types)}")
+    allowed = typing.get_args(types[key]) or (types[key],)
+    if raw.strip().lower() == "none" and type(None) in allowed:
+        return key, None
+    kind, value = next(t for t in allowed if t is not type(None)), raw.strip()
+    if kind is bool:
+        if value.lower() not in _BOOLS:
+            raise ValueError(f"{key}={raw!r}: expected true or false")
+        return key, _BOOLS[value.lower()]
+    try:
+        return key, kind(value)
+    except ValueError:
+        raise ValueError(f"{key}={raw!r}: expected {kind.__name__}") from None

@@ -13,7 +13,7 @@ CUDA graph (:class:`TrainStep`; ``cuda_graphs=False``), holds out a seeded, stra
 10% of every class, reports held-out accuracy every epoch, and saves a
 self-describing checkpoint after every epoch, so ``resume=True`` continues an
 interrupted run and reaches the same result as an uninterrupted one.
-Under ``torchrun`` it trains data-parallel (see ``quicksketch_lib.train``).
+Under ``torchrun`` it trains data-parallel (``torchrun ... -m quicksketch_lib train``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -32,12 +31,17 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .augment import seeded_augmenter
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import NORM_MEAN, NORM_STD, BatchLoader, SketchData, shard_indices, stratified_split
-from .device import autocast, configure_threads, pick_device, resolve_precision, set_seed
+from .device import configure_threads, dist_info, rank_device, resolve_precision, set_seed
 from .errors import CheckpointError, TrainingError
 from .files import atomic_write, check_output_file, exclusive_lock
+from .evaluation import evaluate_loader
 from .model import SketchCNN
+from .progress import progress_bar
+from .train_step import (TrainStep, build_ema, build_optimizer, build_scheduler, load_optimizer_state,
+                         portable_lr_state, uses_cuda_graphs)
 
 
 @dataclass
@@ -98,104 +102,6 @@ class FitResult:
         return self.history[-1]["val_accuracy"] if self.history else float("nan")
 
 
-# --------------------------------------------------------------------------- pieces
-def build_optimizer(model: nn.Module, config: TrainConfig, graphed: bool = False) -> torch.optim.Optimizer:
-    """Adam or AdamW from ``config``. ``graphed``: ready for CUDA-graph capture (the
-    learning rate a device tensor the schedulers update in place, ``capturable=True``)."""
-    if config.optimizer not in ("adam", "adamw"):
-        raise ValueError(f"optimizer must be 'adam' or 'adamw', got {config.optimizer!r}")
-    cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    lr, extra = config.lr, {}
-    if graphed:
-        lr = torch.tensor(config.lr, device=next(model.parameters()).device)
-        extra = {"capturable": True}
-    return cls(model.parameters(), lr=lr, weight_decay=config.weight_decay, **extra)
-
-
-def uses_cuda_graphs(config: TrainConfig, device: torch.device, dtype: torch.dtype | None,
-                     world: int = 1) -> bool:
-    """Whether ``fit`` captures the training step as a CUDA graph: on a GPU with
-    ``cuda_graphs`` on, except with ``torch.compile``, DistributedDataParallel or fp16
-    (its loss scaler skips steps, which a replayed graph cannot)."""
-    return (config.cuda_graphs and device.type == "cuda" and world == 1 and not config.compile
-            and dtype != torch.float16)
-
-
-def build_scheduler(optimizer, config: TrainConfig, steps_per_epoch: int):
-    """StepLR is stepped once per epoch (as in the original); the others per batch."""
-    if config.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, config.step_size, config.gamma)
-    total = max(1, config.epochs * steps_per_epoch)
-    if config.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total)
-    if config.schedule == "cosine":
-        warm = int(config.warmup_epochs * steps_per_epoch)
-
-        def factor(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    raise ValueError(f"schedule must be 'step', 'cosine' or 'onecycle', got {config.schedule!r}")
-
-
-def lr_schedule(config: TrainConfig, steps_per_epoch: int) -> list[float]:
-    """The learning rate at every step of a run (for plots), without training."""
-    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)
-    sched = build_scheduler(opt, config, steps_per_epoch)
-    lrs = []
-    for _ in range(config.epochs):
-        for _ in range(steps_per_epoch):
-            lrs.append(opt.param_groups[0]["lr"])
-            opt.step()
-            if config.schedule != "step":
-                sched.step()
-        if config.schedule == "step":
-            sched.step()
-    return lrs
-
-
-def dist_info() -> tuple[int, int]:
-    """(rank, world size); (0, 1) outside torch.distributed."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def flip_averaged_proba(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Test-time augmentation: the mean of the probabilities of each drawing and its mirror."""
-    return (model(x).float().softmax(1) + model(x.flip(-1)).float().softmax(1)) / 2
-
-
-@torch.no_grad()
-def evaluate_loader(model: nn.Module, loader: BatchLoader, dtype: torch.dtype | None,
-                    flip: bool = False) -> dict:
-    """Loss, accuracy and total over a loader (all ranks summed); ``flip`` averages the
-    probabilities of each drawing and its mirror image (test-time augmentation)."""
-    model.eval()
-    device = loader.device
-    sums = torch.zeros(3, dtype=torch.float64, device=device)
-    for x, y in loader:
-        with autocast(device, dtype):
-            if flip:  # log-probabilities: cross-entropy is their NLL
-                logits = flip_averaged_proba(model, x).clamp_min(1e-12).log()
-            else:
-                logits = model(x)
-        sums[0] += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
-        sums[1] += (logits.argmax(1) == y).sum()
-        sums[2] += len(y)
-    if dist_info()[1] > 1:
-        dist.all_reduce(sums)
-    loss, accuracy, total = _means(sums)
-    return {"loss": loss, "accuracy": accuracy, "total": total}
-
-
-def _means(sums: torch.Tensor) -> tuple[float, float, int]:
-    """(mean loss, accuracy, images) from running sums (loss x images, correct, images)."""
-    loss_sum, correct, total = sums.tolist()
-    return loss_sum / max(total, 1), correct / max(total, 1), int(total)
-
-
 # --------------------------------------------------------------------------- fit
 def fit(model: SketchCNN, data: SketchData, config: TrainConfig | None = None,
         out: str | os.PathLike | None = None, *, resume: bool = False, progress: bool = True,
@@ -220,88 +126,32 @@ def _fit(model: SketchCNN, data: SketchData, config: TrainConfig, out: Path | No
     rank, world = dist_info()
     set_seed(config.seed)
     configure_threads(config.num_threads)
-    device = pick_device(config.device)
-    if world > 1 and device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
-    dtype = resolve_precision(config.precision, device)
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-
+    device = rank_device(config.device)
     state = _load_resume_state(out, data, config) if resume else None
-    if state is not None:
-        val_idx = state.split["val_indices"].numpy()
-        train_idx = np.setdiff1d(np.arange(len(data)), val_idx)
-    else:
-        train_idx, val_idx = stratified_split(data.labels, config.val_fraction, config.seed)
-
-    shard = shard_indices(train_idx, data.labels, rank, world) if world > 1 else train_idx
-    train_loader = BatchLoader(data.images[shard], data.labels[shard], config.batch_size,
-                               shuffle=True, seed=config.seed, device=device,
-                               channels_last=config.channels_last, max_batches=config.max_batches)
-    val_shard = val_idx[rank::world]
-    val_loader = BatchLoader(data.images[val_shard], data.labels[val_shard], 1024, device=device,
-                             channels_last=config.channels_last,
-                             max_batches=None if config.max_batches is None else max(1, config.max_batches // 2))
-
-    model.to(device, memory_format=memory_format)
-    graphed = uses_cuda_graphs(config, device, dtype, world)
-    optimizer = build_optimizer(model, config, graphed=graphed)
-    scheduler = build_scheduler(optimizer, config, len(train_loader))
-    ema = _build_ema(model, config.ema_decay)
-    history: list[dict] = []
-    start_epoch = 0
-    if state is not None:
-        start_epoch, history = _restore(state, model, optimizer, scheduler, ema, device)
-
-    train_model = model
-    if world > 1:
-        train_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.compile:
-        train_model = torch.compile(train_model)
-    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    augment = _augmenter(config, device)
-    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
-    step = TrainStep(train_model, optimizer, criterion, device, dtype, scaler, cuda_graph=graphed)
+    val_idx = state.split["val_indices"].numpy() if state is not None else None
+    train_loader, val_loader, val_idx = make_loaders(data, config, device, val_idx)
+    run = start_run(model, config, device, len(train_loader), resume=state)
 
     if len(train_loader) == 0:
-        raise TrainingError(f"no training batches: {len(shard)} training drawings, max_batches="
+        raise TrainingError(f"no training batches: {len(train_loader.labels)} training drawings, max_batches="
                             f"{config.max_batches}; use more drawings or a positive --max-batches")
     ckpt = state
-    for epoch in range(start_epoch, config.epochs):
-        train_loader.set_epoch(epoch)
-        t0 = time.perf_counter()
-        train_stats = _train_one_epoch(step, train_loader, scheduler, ema, augment, config, epoch,
-                                       progress=progress and rank == 0)
-        if config.schedule == "step":
-            scheduler.step()
-        seconds = time.perf_counter() - t0
-        eval_model = ema.module if ema is not None else model
-        if world > 1:  # BatchNorm statistics differ per rank: use rank 0's, which it saves
-            for buffer in eval_model.buffers():
-                dist.broadcast(buffer, 0)
-        val = evaluate_loader(eval_model, val_loader, dtype, flip=config.tta_flip)
-        _check_finite(train_stats["train_loss"], val["loss"], epoch + 1, config, out)
-        record = {"epoch": epoch + 1, **train_stats, "val_loss": val["loss"],
-                  "val_accuracy": val["accuracy"], "seconds": seconds,
-                  "images_per_s": train_stats["images"] * world / max(seconds, 1e-9)}
-        history.append(record)
-        ckpt = _make_checkpoint(eval_model, model, data, config, history, val_idx,
-                                optimizer, scheduler, ema, epoch + 1)
+    start_epoch = run.epoch
+    for epoch in range(run.epoch, config.epochs):
+        train = train_one_epoch(run, train_loader, epoch=epoch, progress=progress and rank == 0)
+        val = evaluate_run(run, val_loader)
+        _check_finite(train["train_loss"], val["loss"], epoch + 1, config, out)
+        run.history.append(_epoch_record(epoch, train, val, world))
+        ckpt = _make_checkpoint(run, data, val_idx)
         if rank == 0:
-            if progress:
-                print(_format_record(record, config.epochs), flush=True)
-            if out is not None:
-                save_checkpoint(ckpt, out)
-                write_history(history, out)
-            for cb in callbacks or []:
-                cb(record)
+            _report(run, ckpt, out, progress, callbacks)
         if world > 1:
             dist.barrier()
     if ckpt is None:
         raise TrainingError(f"epochs must be at least 1, got {config.epochs}")
     ckpt.path = out
-    final = ema.module if ema is not None else model
-    return FitResult(final.eval(), history, ckpt, out, epochs_trained=max(0, config.epochs - start_epoch))
+    return FitResult(run.eval_model.eval(), run.history, ckpt, out,
+                     epochs_trained=max(0, config.epochs - start_epoch))
 
 
 def _check_finite(train_loss: float, val_loss: float, epoch: int, config: TrainConfig, out) -> None:
@@ -315,145 +165,129 @@ def _check_finite(train_loss: float, val_loss: float, epoch: int, config: TrainC
                         "try a lower --lr")
 
 
-class TrainStep:
-    """One optimisation step per call, with the epoch's running loss/accuracy sums kept on
-    the device (``sums``: loss x images, correct, images; no per-step synchronisation).
-
-    With ``cuda_graph=True`` the first ``warmup`` steps run eagerly on a side stream (CUDA
-    graphs need the lazy set-up done before capture), then the whole step -- forward,
-    loss, backward, optimizer step and sums -- is captured once as a CUDA graph and each
-    later batch of the same size is copied into the graph's input and replayed. At batch
-    256 this small model is limited by Python launching ~250 kernels per step, not by
-    the GPU, so replaying them as one graph is the GPU fast path. Batches of another
-    size (an epoch's last) run eagerly on the same weights and optimizer state. Every
-    step, warm-up and capture included, is a real training step on real batches.
-    """
-
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, criterion: nn.Module,
-                 device: torch.device, dtype: torch.dtype | None, scaler=None,
-                 cuda_graph: bool = False, warmup: int = 3):
-        self.model, self.optimizer, self.criterion = model, optimizer, criterion
-        self.device, self.dtype, self.scaler = device, dtype, scaler
-        self.cuda_graph, self.warmup = cuda_graph, warmup
-        self.sums = torch.zeros(3, dtype=torch.float64, device=device)
-        self.graph: torch.cuda.CUDAGraph | None = None
-        self.eager_steps = 0
-
-    def reset(self) -> None:
-        """Zero the running sums (start of an epoch)."""
-        self.sums.zero_()
-
-    def stats(self) -> dict:
-        loss, accuracy, images = _means(self.sums)
-        return {"train_loss": loss, "train_accuracy": accuracy, "images": images}
-
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        if not self.cuda_graph:
-            self.optimizer.zero_grad(set_to_none=True)
-            self._step(x, y)
-            return
-        if self.graph is not None and x.shape == self._x.shape:
-            self._sync_lr()
-            self._x.copy_(x)
-            self._y.copy_(y)
-            self.graph.replay()
-        elif self.graph is None and self.eager_steps >= self.warmup:
-            self._capture(x, y)
-            self.graph.replay()  # capturing records the step; replaying runs it
-        elif self.graph is None:  # warm-up, on a side stream as capture requires
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
-                self.optimizer.zero_grad(set_to_none=True)
-                self._step(x, y)
-            torch.cuda.current_stream(self.device).wait_stream(side)
-            self.eager_steps += 1
-        else:  # another batch size: eager, into the graph's own gradient tensors
-            self.optimizer.zero_grad(set_to_none=False)
-            self._step(x, y)
-
-    def _sync_lr(self) -> None:
-        """Put each group's learning rate into the tensor the graph reads. Schedulers fill
-        a tensor lr in place in recent torch; older ones assign a new value instead."""
-        for group, lr in zip(self.optimizer.param_groups, self._lrs):
-            if group["lr"] is not lr:
-                lr.fill_(float(group["lr"]))
-                group["lr"] = lr
-
-    def _capture(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self._lrs = [torch.as_tensor(g["lr"], dtype=torch.float32, device=self.device)
-                     if not isinstance(g["lr"], torch.Tensor) else g["lr"]
-                     for g in self.optimizer.param_groups]
-        for group, lr in zip(self.optimizer.param_groups, self._lrs):
-            group["lr"] = lr  # a float lr would be baked into the graph
-        self._x, self._y = x.clone(), y.clone()
-        self.optimizer.zero_grad(set_to_none=True)  # backward allocates grads in the graph's pool
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self._step(self._x, self._y)
-
-    def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        # autocast's weight-cast cache must be off while a graph is captured
-        with autocast(self.device, self.dtype, cache=not self.cuda_graph):
-            logits = self.model(x)
-            loss = self.criterion(logits.float(), y)
-        if self.scaler is not None:  # fp16 autocast: scale the loss so small gradients survive
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            loss.backward()
-            self.optimizer.step()
-        with torch.no_grad():  # in-place adds: no per-step synchronisation
-            self.sums[0] += loss.detach().double() * y.shape[0]
-            self.sums[1] += (logits.argmax(1) == y).sum()
-            self.sums[2] += y.shape[0]
+def make_loaders(data: SketchData, config: TrainConfig, device: torch.device | str,
+                 val_idx: np.ndarray | None = None) -> tuple[BatchLoader, BatchLoader, np.ndarray]:
+    """The training and held-out loaders ``fit`` uses, and the held-out indices: a seeded,
+    stratified ``val_fraction`` of every class (or the given ``val_idx``, when resuming).
+    Under torchrun each loader holds this rank's shard."""
+    rank, world = dist_info()
+    if val_idx is None:
+        train_idx, val_idx = stratified_split(data.labels, config.val_fraction, config.seed)
+    else:
+        train_idx = np.setdiff1d(np.arange(len(data)), val_idx)
+    shard = shard_indices(train_idx, data.labels, rank, world) if world > 1 else train_idx
+    train = BatchLoader(data.images[shard], data.labels[shard], config.batch_size, shuffle=True,
+                        seed=config.seed, device=device, channels_last=config.channels_last,
+                        max_batches=config.max_batches)
+    val_shard = val_idx[rank::world]
+    val = BatchLoader(data.images[val_shard], data.labels[val_shard], 1024, device=device,
+                      channels_last=config.channels_last,
+                      max_batches=None if config.max_batches is None else max(1, config.max_batches // 2))
+    return train, val, val_idx
 
 
-def _train_one_epoch(step: TrainStep, loader, scheduler, ema, augment, config, epoch,
-                     progress) -> dict:
+@dataclass
+class Run:
+    """One training run's state: what :func:`train_one_epoch` steps and a checkpoint saves.
+    Built by :func:`start_run`; ``epoch`` and ``history`` count the epochs done."""
+
+    config: TrainConfig
+    model: SketchCNN  # the weights being trained (``step.model`` may wrap it: DDP, compile)
+    step: TrainStep
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    ema: nn.Module | None = None
+    augment: Callable[[torch.Tensor, int], torch.Tensor] | None = None
+    epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """What is evaluated and saved: the EMA weights when there are some."""
+        return self.ema.module if self.ema is not None else self.model
+
+
+def start_run(model: SketchCNN, config: TrainConfig, device: torch.device, steps_per_epoch: int,
+              resume: Checkpoint | None = None) -> Run:
+    """Move ``model`` to ``device`` and build what trains it (optimizer, schedule, EMA,
+    augmentation, the :class:`TrainStep`); with ``resume``, continue from that checkpoint."""
+    world = dist_info()[1]
+    dtype = resolve_precision(config.precision, device)
+    model.to(device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
+    graphed = uses_cuda_graphs(config, device, dtype, world)
+    optimizer = build_optimizer(model, config, graphed=graphed)
+    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+    step = TrainStep(_wrap(model, config, device, world), optimizer, criterion, device, dtype, scaler,
+                     cuda_graph=graphed)
+    run = Run(config, model, step, build_scheduler(optimizer, config, steps_per_epoch),
+              build_ema(model, config.ema_decay),
+              seeded_augmenter(config.augment, config.seed) if config.augment > 0 else None)
+    if resume is not None:
+        _restore(run, resume)
+    return run
+
+
+def _wrap(model: nn.Module, config: TrainConfig, device: torch.device, world: int) -> nn.Module:
+    """The model as the step calls it: DistributedDataParallel under torchrun, compiled on request."""
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    return torch.compile(model) if config.compile else model
+
+
+def train_one_epoch(run: Run, loader: BatchLoader, *, epoch: int = 0, progress: bool = False) -> dict:
+    """One pass over ``loader``: a step per batch (augmented, per-batch schedule, EMA),
+    then the per-epoch schedule. Returns the epoch's training loss, accuracy, images,
+    learning rate and seconds."""
+    config, step = run.config, run.step
+    loader.set_epoch(epoch)
+    t0 = time.perf_counter()
     step.model.train()
     step.reset()
-    bar = _progress(loader, f"epoch {epoch + 1}/{config.epochs}", progress)
+    bar = progress_bar(loader, enabled=progress, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
+                       unit="batch", mininterval=0.5)
     for i, (x, y) in enumerate(bar):
-        if augment is not None:
-            x = augment(x, epoch * 100_003 + i)
+        if run.augment is not None:
+            x = run.augment(x, epoch * 100_003 + i)
         step(x, y)
         if config.schedule != "step":
-            scheduler.step()
-        if ema is not None:
-            model = step.model
-            ema.update_parameters(model.module if hasattr(model, "module") else model)
-        if bar is not loader and i % 20 == 0:
+            run.scheduler.step()
+        if run.ema is not None:
+            run.ema.update_parameters(run.model)
+        if not bar.disable and i % 20 == 0:  # stats() synchronises: only for a visible bar
             bar.set_postfix(loss=f"{step.stats()['train_loss']:.3f}")
-    return {**step.stats(), "lr": float(step.optimizer.param_groups[0]["lr"])}
+    stats = {**step.stats(), "lr": float(step.optimizer.param_groups[0]["lr"])}
+    if config.schedule == "step":
+        run.scheduler.step()
+    run.epoch = epoch + 1
+    return {**stats, "seconds": time.perf_counter() - t0}
 
 
-def _augmenter(config: TrainConfig, device: torch.device):
-    if config.augment <= 0:
-        return None
-    from .augment import augment_batch
-
-    def apply(x: torch.Tensor, seed: int) -> torch.Tensor:
-        g = torch.Generator(device=x.device).manual_seed(config.seed * 7_919 + seed)
-        return augment_batch(x, config.augment, g)
-    return apply
+def evaluate_run(run: Run, loader: BatchLoader) -> dict:
+    """Held-out loss and accuracy of the run's weights (EMA when on), summed over ranks."""
+    if dist_info()[1] > 1:  # BatchNorm statistics differ per rank: use rank 0's, which it saves
+        for buffer in run.eval_model.buffers():
+            dist.broadcast(buffer, 0)
+    return evaluate_loader(run.eval_model, loader, run.step.dtype, flip=run.config.tta_flip)
 
 
-def _build_ema(model: nn.Module, decay: float):
-    if decay <= 0:
-        return None
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+def _epoch_record(epoch: int, train: dict, val: dict, world: int) -> dict:
+    seconds = train["seconds"]
+    stats = {k: v for k, v in train.items() if k != "seconds"}
+    return {"epoch": epoch + 1, **stats, "val_loss": val["loss"], "val_accuracy": val["accuracy"],
+            "seconds": seconds, "images_per_s": train["images"] * world / max(seconds, 1e-9)}
 
 
-def _progress(loader, desc: str, enabled: bool):
-    """A progress bar in notebooks and terminals; none in logs (stderr not a terminal)."""
-    in_notebook = "ipykernel" in sys.modules
-    if not enabled or not (in_notebook or sys.stderr.isatty()):
-        return loader
-    from tqdm.auto import tqdm
-    return tqdm(loader, desc=desc, leave=False, unit="batch", mininterval=0.5)
+def _report(run: Run, ckpt: Checkpoint, out: Path | None, progress: bool, callbacks) -> None:
+    """Rank 0's end of an epoch: print the record, save the checkpoint and history, call back."""
+    record = run.history[-1]
+    if progress:
+        print(_format_record(record, run.config.epochs), flush=True)
+    if out is not None:
+        save_checkpoint(ckpt, out)
+        write_history(run.history, out)
+    for cb in callbacks or []:
+        cb(record)
 
 
 def _format_record(r: dict, epochs: int) -> str:
@@ -463,28 +297,30 @@ def _format_record(r: dict, epochs: int) -> str:
 
 
 # --------------------------------------------------------------------------- checkpoints
-def _make_checkpoint(eval_model, model, data: SketchData, config: TrainConfig, history, val_idx,
-                     optimizer, scheduler, ema, epochs_done: int) -> Checkpoint:
+def _make_checkpoint(run: Run, data: SketchData, val_idx: np.ndarray) -> Checkpoint:
+    """The run after its latest epoch: weights (EMA's when on), what they need for
+    inference, the history and split, and the state to resume from."""
+    config, history = run.config, run.history
     train_state = {
-        "epoch": epochs_done,
-        "optimizer": portable_lr_state(optimizer.state_dict()),
-        "scheduler": portable_lr_state(scheduler.state_dict()),
+        "epoch": run.epoch,
+        "optimizer": portable_lr_state(run.step.optimizer.state_dict()),
+        "scheduler": portable_lr_state(run.scheduler.state_dict()),
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
-    if ema is not None:  # the checkpoint's weights are the EMA's; keep the raw ones too
-        train_state["model_state"] = _cpu_state(model)
-        train_state["ema_state"] = _cpu_state(ema)
+    if run.ema is not None:  # the checkpoint's weights are the EMA's; keep the raw ones too
+        train_state["model_state"] = _cpu_state(run.model)
+        train_state["ema_state"] = _cpu_state(run.ema)
     last = history[-1]
     return Checkpoint(
-        model_state=_cpu_state(eval_model),
-        model_config=model.config,
+        model_state=_cpu_state(run.eval_model),
+        model_config=run.model.config,
         classes=list(data.classes),
         normalization={"mean": NORM_MEAN, "std": NORM_STD,
                        "input": "uint8 (N, 784) or (N, 28, 28), 0 = background, 255 = ink"},
         train_config=config.to_dict(),
         metrics={"val_accuracy": last["val_accuracy"], "val_loss": last["val_loss"],
-                 "train_accuracy": last["train_accuracy"], "epochs": epochs_done,
+                 "train_accuracy": last["train_accuracy"], "epochs": run.epoch,
                  "train_seconds": sum(h["seconds"] for h in history)},
         history=list(history),
         data={**data.fingerprint(), "root": str(Path(data.root).resolve()) if data.root else "",
@@ -493,45 +329,6 @@ def _make_checkpoint(eval_model, model, data: SketchData, config: TrainConfig, h
                "seed": config.seed, "val_fraction": config.val_fraction},
         train_state=train_state,
     )
-
-
-def portable_lr_state(state: dict) -> dict:
-    """An optimizer's or scheduler's ``state_dict`` with learning rates as plain floats.
-
-    The CUDA-graph path keeps the learning rate in a device tensor; saved as floats,
-    a checkpoint resumes on any device, with or without graphs. Only ``param_groups``
-    (optimizer) and the scheduler's own entries change; per-parameter state does not.
-    """
-    def plain(v):
-        if isinstance(v, torch.Tensor) and v.ndim == 0:
-            return v.item()
-        if isinstance(v, list):
-            return [plain(x) for x in v]
-        return v
-
-    if "param_groups" in state:  # an optimizer's
-        groups = [{k: (plain(v) if k != "params" else v) for k, v in g.items()}
-                  for g in state["param_groups"]]
-        return {**state, "param_groups": groups}
-    return {k: plain(v) for k, v in state.items()}
-
-
-def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
-    """``optimizer.load_state_dict(state)``, keeping how *this* run steps: whether it is
-    ``capturable`` (the CUDA-graph path) and whether its lr is a device tensor. So a
-    checkpoint from a GPU run resumes on a CPU, and the other way round."""
-    own = [(g.get("capturable", False), g["lr"]) for g in optimizer.param_groups]
-    optimizer.load_state_dict(state)
-    for group, (capturable, lr) in zip(optimizer.param_groups, own):
-        group["capturable"] = capturable
-        if isinstance(lr, torch.Tensor):
-            lr.fill_(float(group["lr"]))
-            group["lr"] = lr
-        for param in group["params"]:
-            step = optimizer.state.get(param, {}).get("step")
-            if torch.is_tensor(step):  # capturable steps count on the device, others on the CPU
-                optimizer.state[param]["step"] = step.to(param.device if capturable else "cpu",
-                                                         torch.float32)
 
 
 def _cpu_state(module: nn.Module) -> dict:
@@ -579,17 +376,18 @@ def resume_settings(out: str | os.PathLike) -> dict:
     return {k: stored[k] for k in RESULT_FIELDS + ("epochs",) if k in stored}
 
 
-def _restore(ckpt: Checkpoint, model, optimizer, scheduler, ema, device) -> tuple[int, list]:
+def _restore(run: Run, ckpt: Checkpoint) -> None:
+    """Continue ``run`` from ``ckpt``: weights, optimizer, schedule, EMA, RNG, history."""
     ts = ckpt.train_state
-    model.load_state_dict(ts.get("model_state", ckpt.model_state))
-    load_optimizer_state(optimizer, ts["optimizer"])
-    scheduler.load_state_dict(ts["scheduler"])
-    if ema is not None and "ema_state" in ts:
-        ema.load_state_dict(ts["ema_state"])
+    run.model.load_state_dict(ts.get("model_state", ckpt.model_state))
+    load_optimizer_state(run.step.optimizer, ts["optimizer"])
+    run.scheduler.load_state_dict(ts["scheduler"])
+    if run.ema is not None and "ema_state" in ts:
+        run.ema.load_state_dict(ts["ema_state"])
     torch.set_rng_state(ts["torch_rng"])
     if ts.get("cuda_rng") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(ts["cuda_rng"])
-    return int(ts["epoch"]), list(ckpt.history)
+    run.epoch, run.history = int(ts["epoch"]), list(ckpt.history)
 
 
 def history_path(checkpoint_path: str | os.PathLike) -> Path:

@@ -3,7 +3,9 @@
 ::
 
     from quicksketch_lib.widgets import SketchPad
-    SketchPad("models/sketchcnn.pt")          # or a Predictor, or (model, classes)
+    SketchPad()                               # your trained model, else the shipped pretrained one
+    SketchPad("models/sketchcnn.pt")          # or "pretrained", a Predictor, or (model, classes)
+    SketchPad(teach=True)                     # with the panel that teaches it a class of your own
 
 The browser side (``static/sketchpad.js``, an anywidget module) only collects
 pointer strokes and draws what Python sends back. Every finished stroke is
@@ -15,8 +17,18 @@ maths of its own), predicts with the :class:`~quicksketch_lib.inference.Predicto
 and sends back the input image (784 bytes), the top-k and, when the explanation
 view is on, a saliency map (784 bytes).
 
-Without a browser, :meth:`SketchPad.update_from_strokes` does the same work, so
-tests and notebooks can feed recorded drawings.
+Teach mode adds a class of your own: each example is the current drawing put
+through the same ``rasterize_strokes``; "Teach" hands the examples to
+:func:`~quicksketch_lib.teach.teach_class` and swaps in the checkpoint it returns,
+so the next drawing is already judged by the new model. "Forget" and "Save" call
+:func:`~quicksketch_lib.teach.forget_class` and
+:func:`~quicksketch_lib.checkpoint.save_checkpoint`. The browser sends each of
+these as a small message (``{"kind": "teach"}``, ...); Python holds the
+examples and sends back only their pixels, for the thumbnails.
+
+Without a browser, :meth:`SketchPad.update_from_strokes`, :meth:`SketchPad.add_example`,
+:meth:`SketchPad.teach` and friends do the same work, so tests and notebooks can
+feed recorded drawings.
 """
 
 from __future__ import annotations
@@ -34,11 +46,15 @@ import numpy as np
 import torch
 import traitlets
 
-from .checkpoint import DEFAULT_CHECKPOINT, ENV_CHECKPOINT
-from .data import IMAGE_SIZE, normalize_batch, project_root
-from .errors import InputError
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .data import IMAGE_SIZE, normalize_batch
+from .errors import CheckpointError, InputError, QuickSketchError
 from .inference import Prediction, Predictor
+from . import locations
+from .locations import PRETRAINED, PRETRAINED_PATH, find_checkpoint, resolve_checkpoint
+from .model import SketchCNN
 from .rasterize import FRAME, LINE_DIAMETER, PADDING, rasterize_strokes
+from .teach import TeachConfig, forget_class, taught_classes, teach_class
 
 STATIC = Path(__file__).parent / "static"
 BLANK_TEXT = "draw something"
@@ -114,65 +130,65 @@ def time_update(predictor: Predictor, strokes, repeats: int = 50, top_k: int = 5
 
 
 # --------------------------------------------------------------------------- finding a model
-QUICK_CHECKPOINT = Path("models") / "sketchpad.pt"
-QUICK_MODEL = {"channels": (32, 64, 128), "hidden": 128}  # a compact SketchCNN: trains in minutes on a CPU
-
-
-def find_checkpoint() -> tuple[Path | None, str]:
-    """The checkpoint to draw with: ``$QUICKSKETCH_CHECKPOINT``, else ``models/sketchcnn.pt``
-    (notebook 03), ``models/demo.pt`` (``make demo``), ``models/sketchpad.pt`` (an earlier
-    quick run of :func:`checkpoint_for_drawing`). Returns (path or None, why)."""
-    if os.environ.get(ENV_CHECKPOINT):
-        path = Path(os.environ[ENV_CHECKPOINT])
-        if not path.is_file():
-            raise InputError(f"${ENV_CHECKPOINT}={path} does not exist; point it at a "
-                             "checkpoint (.pt) or unset it")
-        return path, f"from ${ENV_CHECKPOINT}"
-    for name, why in ((DEFAULT_CHECKPOINT.name, "trained in notebook 03"), ("demo.pt", "written by `make demo`"),
-                      (QUICK_CHECKPOINT.name, "a quick model trained here earlier")):
-        path = project_root() / "models" / name
-        if path.is_file():
-            return path, why
-    return None, "no checkpoint found"
-
-
-def checkpoint_for_drawing(epochs: int = 3, per_class: int = 1000, max_batches: int | None = None) -> Path:
-    """A checkpoint for the SketchPad (see :func:`find_checkpoint`); when there is none, trains
-    a compact SketchCNN for ``epochs`` on the ten classes (or every class of the data found by
-    :func:`~quicksketch_lib.data.find_data`) into ``models/sketchpad.pt``. Prints what it uses."""
+def drawing_checkpoint() -> tuple[Path, str]:
+    """The checkpoint the SketchPad draws with when given none, and why:
+    :func:`~quicksketch_lib.locations.find_checkpoint` (a model trained here, else the
+    shipped pretrained one). Nothing is trained here."""
     path, why = find_checkpoint()
     if path is None:
-        from .data import find_data, load_folder, walkthrough_classes
-        from .model import ModelConfig, SketchCNN
-        from .training import TrainConfig, fit
+        raise CheckpointError(f"{PRETRAINED_PATH}: the shipped pretrained model is missing; "
+                              "reinstall QuickSketch or train one with `quicksketch train`")
+    return path, why
 
-        source = find_data()
-        data = load_folder(source.path, classes=walkthrough_classes(source.path), per_class=per_class)
-        print(f"No checkpoint yet: training a compact SketchCNN for {epochs} epoch(s) on {data.describe()}")
-        path = project_root() / QUICK_CHECKPOINT
-        model = SketchCNN(ModelConfig(num_classes=len(data.classes), **QUICK_MODEL))
-        fit(model, data, TrainConfig(epochs=epochs, max_batches=max_batches), out=path, progress=False)
-        why = "just trained: a short run"
+
+def checkpoint_for_drawing(epochs: int | None = None, per_class: int | None = None,
+                           max_batches: int | None = None) -> Path:
+    """:func:`drawing_checkpoint`, printed. ``epochs``, ``per_class`` and ``max_batches`` are
+    ignored (it no longer trains a quick model: the pretrained one answers); they stay only so
+    that notebooks written for the older version still run."""
+    path, why = drawing_checkpoint()
     print(f"Drawing with {path} ({why})")
     return path
 
 
-# --------------------------------------------------------------------------- the widget
-def _as_predictor(model_or_checkpoint, backend: str) -> tuple[Predictor, torch.nn.Module | None]:
-    """A Predictor for predictions and, when available, a torch model for explanations."""
-    from .checkpoint import load_checkpoint
+# --------------------------------------------------------------------------- teaching helpers
+def default_save_path(base: str, taught: Sequence[str], folder: Path | None = None) -> Path:
+    """Where "Save" writes: ``models/<base>+<taught classes>.pt`` in the project, never in
+    the package (``base``: the stem of the checkpoint the pad started from)."""
+    names = "+".join(n.replace(" ", "_").replace("/", "_") for n in taught) or "copy"
+    return (folder or locations.project_root() / "models") / f"{base}+{names}.pt"
 
+
+def examples_bytes(examples: Sequence[np.ndarray]) -> bytes:
+    """Teaching examples (28x28 uint8 each) as the ``K * 784`` bytes the thumbnails draw."""
+    return np.stack(examples).astype(np.uint8).tobytes() if len(examples) else b""
+
+
+def _checkpoint_of(model: torch.nn.Module, classes: Sequence[str]) -> Checkpoint | None:
+    """An in-memory checkpoint of a SketchCNN (what teaching starts from); None for other models."""
+    if not isinstance(model, SketchCNN):
+        return None
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return Checkpoint(model_state=state, model_config=model.config, classes=list(classes))
+
+
+def _load(model_or_checkpoint, backend: str) -> tuple[Predictor, torch.nn.Module | None, Checkpoint | None, str]:
+    """(predictor, torch model for explanations, checkpoint for teaching, what it is in words);
+    the model and checkpoint are None where the source has none (a Predictor, an ONNX file)."""
     m = model_or_checkpoint
     if isinstance(m, Predictor):
-        return m, None
+        return m, None, None, "a Predictor"
     if isinstance(m, (str, os.PathLike)):
-        path = Path(m)
+        path = resolve_checkpoint(m)
+        name = PRETRAINED if path == PRETRAINED_PATH else str(m)
         predictor = Predictor.from_checkpoint(path, backend)
-        model = load_checkpoint(path).build_model("cpu") if path.suffix != ".onnx" else None
-        return predictor, model
+        if path.suffix == ".onnx":
+            return predictor, None, None, name
+        ckpt = load_checkpoint(path)
+        return predictor, ckpt.build_model("cpu"), ckpt, name
     if isinstance(m, (tuple, list)) and len(m) == 2 and isinstance(m[0], torch.nn.Module):
         model, classes = m
-        return Predictor.from_model(model, classes), model.eval()
+        return Predictor.from_model(model, classes), model.eval(), _checkpoint_of(model, classes), "a model"
     raise InputError(f"SketchPad got {type(m).__name__}; expected a checkpoint path, "
                      "a Predictor or a (model, classes) pair")
 
@@ -189,19 +205,26 @@ def _clean_strokes(strokes) -> list[list[list[float]]]:
     return out
 
 
+# --------------------------------------------------------------------------- the widget
 class SketchPad(anywidget.AnyWidget):
     """A square drawing area, the 28x28 the model sees, a live top-k bar chart.
 
     ``model_or_checkpoint``: a checkpoint path (``.pt``; its ``.onnx`` export is
-    used for predictions when ``backend`` allows), a :class:`Predictor`, or a
-    ``(model, classes)`` pair. The explanation view (gradient saliency) needs a
-    torch model, so it is off for a bare Predictor.
+    used for predictions when ``backend`` allows), ``"pretrained"`` (the shipped
+    model of the ten), a :class:`Predictor`, or a ``(model, classes)`` pair; by
+    default :func:`drawing_checkpoint` (a model trained here, else the pretrained
+    one). The explanation view (gradient saliency) and teaching need a torch
+    model, so they are off for a bare Predictor or an ONNX file. ``replay`` and
+    ``teach_config`` go to :func:`~quicksketch_lib.teach.teach_class` (the
+    pretrained model carries its own replay drawings).
 
     Python-side state: ``strokes`` (list of ``[xs, ys, ts]``), ``image``
     (28x28 uint8), ``predictions`` (``[(class, p), ...]``, empty for a blank
-    canvas) and ``headline`` (``"draw something"`` or the top class in words).
-    Errors raised while handling browser events go to ``output`` (an
-    ``ipywidgets.Output`` displayed below the pad).
+    canvas) and ``headline`` (``"draw something"`` or the top class in words);
+    in teach mode (``teach=True``) also ``examples`` (28x28 uint8 each),
+    ``class_name`` and ``checkpoint`` (the model that answers, taught classes
+    included). Errors raised while handling browser events show in the pad and
+    go to ``output`` (an ``ipywidgets.Output`` displayed below the pad).
     """
 
     _esm = STATIC / "sketchpad.js"
@@ -209,6 +232,8 @@ class SketchPad(anywidget.AnyWidget):
 
     strokes = traitlets.List([]).tag(sync=True)
     explain = traitlets.Bool(False).tag(sync=True)
+    teach_mode = traitlets.Bool(False).tag(sync=True)
+    class_name = traitlets.Unicode("").tag(sync=True)
     _input = traitlets.Bytes(bytes(IMAGE_SIZE * IMAGE_SIZE)).tag(sync=True)
     _heat = traitlets.Bytes(b"").tag(sync=True)
     _predictions = traitlets.List([]).tag(sync=True)
@@ -216,18 +241,37 @@ class SketchPad(anywidget.AnyWidget):
     _latency_ms = traitlets.Float(0.0).tag(sync=True)
     _preview_ack = traitlets.Int(0).tag(sync=True)
     _can_explain = traitlets.Bool(False).tag(sync=True)
+    _can_teach = traitlets.Bool(False).tag(sync=True)
     _line_fraction = traitlets.Float(LINE_FRACTION).tag(sync=True)
     _error = traitlets.Unicode("").tag(sync=True)
     _shown_strokes = traitlets.Int(0).tag(sync=True)  # strokes in the last full update (a test hook)
+    _model_info = traitlets.Unicode("").tag(sync=True)  # which model answers, in words
+    _examples = traitlets.Bytes(b"").tag(sync=True)  # K x 784 uint8: the thumbnails
+    _examples_of = traitlets.Unicode("").tag(sync=True)  # "" while collecting; after Teach, the class shown
+    _taught = traitlets.List([]).tag(sync=True)  # classes taught to the model that answers
+    _status = traitlets.Unicode("").tag(sync=True)  # what the last teach/forget/save did
+    _busy = traitlets.Unicode("").tag(sync=True)  # non-empty while teaching
+    _min_examples = traitlets.Int(5).tag(sync=True)
 
-    def __init__(self, model_or_checkpoint, top_k: int = 5, backend: str = "auto", **kwargs):
-        self.predictor, self.model = _as_predictor(model_or_checkpoint, backend)
+    def __init__(self, model_or_checkpoint=None, top_k: int = 5, backend: str = "auto",
+                 teach: bool = False, replay=None, teach_config: TeachConfig | None = None, **kwargs):
+        if model_or_checkpoint is None:
+            model_or_checkpoint, self.why = drawing_checkpoint()
+        else:
+            self.why = "given"
+        self.predictor, self.model, self.checkpoint, self.source = _load(model_or_checkpoint, backend)
         self.top_k = top_k
         self.image = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)
         self.predictions: Prediction = []
+        self.examples: list[np.ndarray] = []
+        self.replay, self.teach_config = replay, teach_config or TeachConfig()
         self.output = ipywidgets.Output()
         self._updating = False
-        super().__init__(_can_explain=self.model is not None, **kwargs)
+        m = model_or_checkpoint  # "Save" names the new file after it: models/<stem>+<taught>.pt
+        self._base = resolve_checkpoint(m).stem.split("+")[0] if isinstance(m, (str, os.PathLike)) else "sketchpad"
+        super().__init__(_can_explain=self.model is not None, _can_teach=self.checkpoint is not None,
+                         teach_mode=teach, _min_examples=self.teach_config.min_drawings, **kwargs)
+        self._describe_model()
         self.observe(self._on_strokes, names="strokes")
         self.observe(self._on_explain, names="explain")
         self.on_msg(self._on_message)
@@ -240,6 +284,11 @@ class SketchPad(anywidget.AnyWidget):
     @property
     def classes(self) -> list[str]:
         return self.predictor.classes
+
+    @property
+    def taught(self) -> list[str]:
+        """Classes taught to the model that answers (in this pad or before it was saved)."""
+        return list(self._taught)
 
     def update_from_strokes(self, strokes) -> Prediction:
         """Show ``strokes`` (``[[xs, ys(, ts)], ...]``, screen pixels): rasterise, predict, send."""
@@ -262,6 +311,102 @@ class SketchPad(anywidget.AnyWidget):
     def explanation(self) -> np.ndarray | None:
         """The saliency map of the current drawing (None without a torch model)."""
         return None if self.model is None else saliency_map(self.model, self.image)
+
+    # ------------------------------------------------------------------ teach mode
+    def add_example(self, strokes=None) -> np.ndarray:
+        """Keep a drawing (default: the one on the canvas) as an example of the class being
+        taught, as the 28x28 the model sees, and clear the canvas for the next one."""
+        strokes = self.strokes if strokes is None else _clean_strokes(strokes)
+        image = rasterize_strokes(strokes)
+        if not image.any():
+            raise InputError("the canvas is blank: draw an example first, then press 'Add example'")
+        self.examples.append(image)
+        self._show_examples(self.examples)
+        self.clear()
+        return image
+
+    def undo_example(self) -> None:
+        """Drop the last example."""
+        if not self.examples:
+            raise InputError("there is no example to remove")
+        self.examples.pop()
+        self._show_examples(self.examples)
+
+    def teach(self, name: str | None = None) -> Checkpoint:
+        """Teach the model the class ``name`` (default: the name box) from the examples;
+        the new model answers from the next drawing on. Returns its checkpoint."""
+        name, k = self._name(name), len(self.examples)
+        drawings = np.stack(self.examples) if k else np.zeros((0, IMAGE_SIZE * IMAGE_SIZE), np.uint8)
+        t0 = time.perf_counter()
+        self._busy = f"teaching '{name}' from {k} drawings ..."
+        try:
+            ckpt = teach_class(self._teachable(), name, drawings, replay=self.replay, config=self.teach_config)
+        finally:
+            self._busy = ""
+        seconds = time.perf_counter() - t0
+        self.examples = []
+        self._show_examples(drawings, of=name)  # what it was taught from, until the next example
+        self._use(ckpt)
+        self._status = (f"taught '{name}' from {k} drawings in {seconds:.1f} s: "
+                        f"the model knows {len(ckpt.classes)} classes")
+        return ckpt
+
+    def forget(self, name: str | None = None) -> Checkpoint:
+        """Remove the taught class ``name`` (default: the name box) from the model."""
+        name = self._name(name)
+        ckpt = forget_class(self._teachable(), name)
+        if self._examples_of == name:
+            self._show_examples(self.examples)
+        self._use(ckpt)
+        self._status = f"forgot '{name}': the model knows {len(ckpt.classes)} classes"
+        return ckpt
+
+    def save(self, path: str | os.PathLike | None = None) -> Path:
+        """Write the model that answers, taught classes included, as a checkpoint
+        (default :func:`default_save_path`, under ``models/``). Returns the path."""
+        path = Path(path) if path is not None else default_save_path(self._base, self.taught)
+        if Path(__file__).resolve().parent in path.resolve().parents:
+            raise InputError(f"{path} is inside the installed package; save under models/ or elsewhere")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(self._teachable(), path)
+        self._status = f"saved {_shown_path(path)}"
+        return path
+
+    def _show_examples(self, images, of: str = "") -> None:
+        """Thumbnails: the examples being collected, or (``of``) those a class was taught from."""
+        with self.hold_sync():
+            self._examples = examples_bytes(images)
+            self._examples_of = of
+
+    def _name(self, name: str | None) -> str:
+        name = (self.class_name if name is None else name).strip()
+        if not name:
+            raise InputError("type the name of the class in the name box first")
+        self.class_name = name
+        return name
+
+    def _teachable(self) -> Checkpoint:
+        if self.checkpoint is None:
+            raise InputError(f"this pad draws with {self.source}, which cannot learn: give SketchPad "
+                             "a checkpoint (.pt), 'pretrained' or a (SketchCNN, classes) pair to teach it")
+        return self.checkpoint
+
+    def _use(self, ckpt: Checkpoint) -> None:
+        """Answer with ``ckpt`` from now on (PyTorch: an ONNX export would not know taught classes)."""
+        self.checkpoint = ckpt
+        self.model = ckpt.build_model("cpu")
+        self.predictor = Predictor.from_model(self.model, ckpt.classes, ckpt.tta_flip)
+        self._describe_model()
+        self._refresh(self.strokes, preview=False)
+
+    def _describe_model(self) -> None:
+        taught = taught_classes(self.checkpoint) if self.checkpoint is not None else []
+        words = self.source if self.why == "given" else f"{self.source} ({self.why})"
+        words += f" · {len(self.classes)} classes"
+        if taught:
+            words += f" · taught: {', '.join(taught)}"
+        self._taught = taught
+        self._model_info = words
 
     def _refresh(self, strokes, preview: bool = True) -> Prediction:
         t0 = time.perf_counter()
@@ -293,15 +438,24 @@ class SketchPad(anywidget.AnyWidget):
         self._guarded(lambda: setattr(self, "_heat", self._heat_bytes() if change["new"] else b""))
 
     def _on_message(self, _widget, content, _buffers) -> None:
-        if isinstance(content, dict) and content.get("kind") == "preview":
+        kind = content.get("kind") if isinstance(content, dict) else None
+        if kind == "preview":
             stroke = content.get("stroke") or []
             self._guarded(lambda: self._refresh(_clean_strokes(list(self.strokes) + [stroke])))
             self._preview_ack = int(content.get("seq", 0))
+        actions = {"add_example": self.add_example, "undo_example": self.undo_example,
+                   "teach": self.teach, "forget": self.forget, "save": self.save}
+        if kind in actions:
+            self._guarded(actions[kind])
 
     def _guarded(self, fn, *args) -> None:
-        """Run an event handler; show its error in the pad and its traceback in ``output``."""
+        """Run an event handler; show its error in the pad and in ``output`` (a user's mistake
+        as its one-line message, anything else with its traceback)."""
         try:
             fn(*args)
+        except QuickSketchError as exc:  # something the user can fix: the message says what
+            self._error = f"error: {exc}"
+            self.output.append_stderr(f"error: {exc}\n")
         except Exception as exc:  # an event handler must never die silently
             self._error = f"{type(exc).__name__}: {exc}"
             self.output.append_stderr(traceback.format_exc())
@@ -312,3 +466,11 @@ class SketchPad(anywidget.AnyWidget):
         bundle["text/plain"] = (f"SketchPad: draw in the square; top-{self.top_k} guesses "
                                 "update while you draw")
         return bundle
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the current folder when it is below it (shorter to read)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

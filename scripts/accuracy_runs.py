@@ -39,27 +39,14 @@ import torch
 
 from quicksketch_lib.categories import THE_TEN
 from quicksketch_lib.checkpoint import load_checkpoint
+from quicksketch_lib.cli import config_override
 from quicksketch_lib.data import BatchLoader, load_folder, stratified_split
 from quicksketch_lib.device import pick_device, resolve_precision
-from quicksketch_lib.evaluation import evaluation_set, load_for_checkpoint
+from quicksketch_lib.evaluation import evaluate_loader, evaluation_set, load_for_checkpoint
+from quicksketch_lib.locations import find_data
 from quicksketch_lib.model import ModelConfig, SketchCNN
 from quicksketch_lib.recipes import recipe_config
-from quicksketch_lib.training import evaluate_loader, fit
-
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "quickdraw"
-
-
-def parse_value(text: str):
-    """'0.1' -> 0.1, '5' -> 5, 'true' -> True, 'adamw' -> 'adamw'."""
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
+from quicksketch_lib.training import fit
 
 def held_out_accuracy(model: SketchCNN, images, labels, flip: bool, precision: str = "auto") -> float:
     """Top-1 on held-out uint8 rows; with ``flip`` average softmax over the drawing and its mirror."""
@@ -70,7 +57,7 @@ def held_out_accuracy(model: SketchCNN, images, labels, flip: bool, precision: s
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=str(DEFAULT_DATA))
+    p.add_argument("--data", help="data folder (default: $QUICKSKETCH_DATA, else data/quickdraw)")
     p.add_argument("--classes", default="ten", help="'ten' (the README's ten), 'all', or a comma list")
     p.add_argument("--recipe", default="original")
     p.add_argument("--epochs", type=int, default=20)
@@ -79,8 +66,8 @@ def main(argv: list[str] | None = None) -> dict:
                    help="cheap ablations: train on N drawings per class of the training split "
                         "(fit holds out 10%% of those), still report the full held-out split")
     p.add_argument("--threads", type=int, default=2, help="torch threads (1 each for parallel runs)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a TrainConfig field of the recipe (ablations)")
+    p.add_argument("--set", action="append", default=[], type=config_override, metavar="KEY=VALUE",
+                   help="override a TrainConfig field of the recipe (ablations), as quicksketch train --set")
     p.add_argument("--out", default="/tmp/acc/run.pt")
     p.add_argument("--results", default="/tmp/acc/results.jsonl")
     p.add_argument("--resume", action="store_true",
@@ -90,6 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--evaluate", metavar="CKPT",
                    help="re-evaluate a checkpoint: EMA and raw weights, with and without flip")
     args = p.parse_args(argv)
+    args.data = find_data(args.data, generate=False).path
     if args.table:
         print_table(Path(args.results))
         return {}
@@ -99,8 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     classes = None if args.classes == "all" else THE_TEN if args.classes == "ten" else args.classes.split(",")
     data = load_folder(args.data, classes=classes)
-    overrides = dict(kv.split("=", 1) for kv in args.set)
-    overrides = {k: parse_value(v) for k, v in overrides.items()}
+    overrides = dict(args.set)
     config = recipe_config(args.recipe, epochs=args.epochs, seed=args.seed,
                            num_threads=args.threads, **overrides)
     print(f"{len(data):,} drawings, {len(data.classes)} classes; {config}", flush=True)

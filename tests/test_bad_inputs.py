@@ -606,14 +606,14 @@ def test_local_sources_and_outputs(capsys, tmp_path):
 
 
 def test_demo_asks_is_online_about_a_host(monkeypatch, tmp_path):
-    import quicksketch_lib.demo as demo
     import quicksketch_lib.download as download
-    from quicksketch_lib.data import DataSource
+    import quicksketch_lib.locations as locations
 
     asked = []
     monkeypatch.setattr(download, "is_online", lambda host, *a, **k: asked.append(host) or False)
-    monkeypatch.setattr(demo, "find_data", lambda *a, **k: DataSource(tmp_path, "offline-default"))
-    demo.choose_demo_data()
+    monkeypatch.setattr(locations, "find_data",
+                        lambda *a, **k: locations.DataSource(tmp_path, "offline-default"))
+    locations.choose_demo_data()
     assert asked == ["storage.googleapis.com"]
     assert not download.is_online("http://127.0.0.1:9/x", timeout=1)  # a URL works too
 

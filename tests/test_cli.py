@@ -7,7 +7,10 @@ import sys
 import numpy as np
 import pytest
 
+from quicksketch_lib.locations import PRETRAINED_PATH
 from quicksketch_lib.cli import EXIT_BAD_INPUT, EXIT_DOWNLOAD, EXIT_OK, main
+
+from conftest import THE_TEN
 
 SUBCOMMANDS = ["doctor", "subset", "train", "evaluate", "predict", "export", "download", "demo"]
 
@@ -124,3 +127,84 @@ def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as info:
         main(["train", "--epochs", "many"])
     assert info.value.code == 2
+
+
+def test_train_set_reaches_any_config_field(shapes_dir, tmp_path, capsys):
+    from quicksketch_lib.checkpoint import load_checkpoint
+
+    ckpt = tmp_path / "m.pt"
+    code, _, err = run(capsys, "train", "--data", shapes_dir, "--epochs", 1, "--max-batches", 1, "--out", ckpt,
+                       "--quiet", "--set", "label_smoothing=0.1", "--set", "tta-flip=true", "--set", "epochs=2",
+                       "--set", "schedule=cosine")
+    config = load_checkpoint(ckpt).train_config
+    assert code == EXIT_OK, err
+    assert (config["label_smoothing"], config["tta_flip"], config["epochs"], config["schedule"]) == (0.1, True, 2,
+                                                                                                     "cosine")
+
+
+@pytest.mark.parametrize("setting", ["no_such_field=1", "lr=fast", "tta_flip=maybe", "lr"])
+def test_train_set_rejects_unknown_fields_and_bad_values_with_usage_exit(setting, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--set", setting])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "--set" in err
+    if "=" not in setting or setting.startswith("no_such"):
+        assert "label_smoothing" in err and "max_batches" in err  # the fields are listed
+
+
+def test_main_leaves_the_warning_machinery_as_it_found_it(shapes_dir, capsys):
+    import warnings
+
+    before = (warnings.formatwarning, warnings.showwarning)
+    run(capsys, "doctor")
+    run(capsys, "train", "--data", shapes_dir / "missing", "--epochs", 1)
+    assert (warnings.formatwarning, warnings.showwarning) == before
+
+
+def test_help_lists_the_exit_code_table(capsys):
+    from quicksketch_lib.cli import EXIT_CODES
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert all(f"{code} {meaning}" in out for code, meaning in EXIT_CODES.items())
+
+
+# --------------------------------------------------------------------------- the shipped pretrained model
+def _clock_png(path):
+    """A clock drawn dark on white, as a person might save one from a paint program."""
+    from PIL import Image, ImageDraw
+
+    im = Image.new("L", (256, 256), 255)
+    pen = ImageDraw.Draw(im)
+    pen.ellipse((28, 28, 228, 228), outline=0, width=8)
+    pen.line((128, 128, 128, 60), fill=0, width=8)
+    pen.line((128, 128, 180, 150), fill=0, width=8)
+    im.save(path)
+    return path
+
+
+def test_predict_and_export_pretrained(tmp_path, monkeypatch, capsys):
+    drawing = _clock_png(tmp_path / "clock.png")
+    code, out, _ = run(capsys, "predict", "pretrained", drawing, "--top-k", 3)
+    assert code == EXIT_OK and out.startswith("clock.png: clock ")
+
+    monkeypatch.chdir(tmp_path)  # the export's default goes to ./models, never into the package
+    code, out, _ = run(capsys, "export", "pretrained")
+    onnx_file = tmp_path / "models" / "pretrained.onnx"
+    assert code == EXIT_OK and onnx_file.is_file() and "OK" in out
+    assert not list(PRETRAINED_PATH.parent.glob("*.onnx"))
+    code, out, _ = run(capsys, "predict", onnx_file, drawing, "--json")
+    assert code == EXIT_OK and json.loads(out)[0]["top_k"][0]["class"] == "clock"
+
+
+def test_evaluate_pretrained_uses_its_held_out_split(quickdraw_dir, tmp_path, capsys):
+    # the README's figure: `quicksketch evaluate pretrained --data data/quickdraw` (95.28%)
+    code, out, _ = run(capsys, "evaluate", "pretrained", "--data", quickdraw_dir, "--json", tmp_path / "e.json")
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert code == EXIT_OK and report["subset"].startswith("held-out split") and report["n"] == 4000
+    assert report["accuracy"] >= 0.94 and report["classes"] == list(THE_TEN)
+
+
+def test_pretrained_on_other_classes_is_a_clear_error(shapes_dir, capsys):
+    assert "no file for class" in _bad_input(capsys, "evaluate", "pretrained", "--data", shapes_dir)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from quicksketch_lib.data import (BatchLoader, QuickDrawNPY, find_data, load_folder, make_subset, shard_indices,
+from quicksketch_lib.data import (BatchLoader, QuickDrawNPY, load_folder, make_subset, shard_indices,
                                   normalize_batch, stratified_split)
 from quicksketch_lib.errors import DataError
 
@@ -96,13 +96,6 @@ def test_make_subset_is_deterministic(shapes_dir, tmp_path):
         a, b = np.load(tmp_path / "a" / f"{name}.npy"), np.load(tmp_path / "b" / f"{name}.npy")
         assert a.shape == (7, 784) and np.array_equal(a, b)
     assert not list((tmp_path / "a").glob(".*"))  # no temporary files left
-
-
-def test_find_data_prefers_the_environment_variable(monkeypatch, shapes_dir):
-    monkeypatch.setenv("QUICKSKETCH_DATA", str(shapes_dir))
-    source = find_data(generate=False)
-    assert source.path == shapes_dir and source.kind == "env"
-    assert "QUICKSKETCH_DATA" in source.describe()
 
 
 # ---------------------------------------------------------------- bad data: one clear line each

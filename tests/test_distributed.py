@@ -1,4 +1,4 @@
-"""quicksketch_lib/train.py and fit's DistributedDataParallel path, on CPU with gloo.
+"""`quicksketch train` under torchrun and fit's DistributedDataParallel path, on CPU with gloo.
 
 Two processes train on small data and must match one process's held-out accuracy within
 noise, leaving exactly one loadable checkpoint (written by rank 0).
@@ -21,7 +21,7 @@ import torch.multiprocessing as mp
 from quicksketch_lib.checkpoint import load_checkpoint
 from quicksketch_lib.data import load_folder
 from quicksketch_lib.model import ModelConfig, SketchCNN
-from quicksketch_lib.train import init_distributed
+from quicksketch_lib.device import init_distributed
 from quicksketch_lib.training import TrainConfig, fit
 
 from conftest import make_shapes
@@ -51,7 +51,7 @@ def shapes_600(tmp_path):
 
 
 def _ddp_worker(rank: int, world: int, port: int, data_dir: str, out: str) -> None:
-    """One torchrun-like rank: env, process group (train.init_distributed), fit, clean up."""
+    """One torchrun-like rank: env, process group (device.init_distributed), fit, clean up."""
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     assert init_distributed("cpu") == (rank, world)
@@ -94,10 +94,10 @@ def test_two_processes_reach_one_process_accuracy_and_save_one_checkpoint(shapes
 
 
 def test_torchrun_runs_the_train_command_on_two_processes(shapes_dir, tmp_path):
-    """``torchrun -m quicksketch_lib.train`` with the CLI's options: rank 0 alone prints and saves."""
+    """``torchrun -m quicksketch_lib train`` with the CLI's options: rank 0 alone prints and saves."""
     out = tmp_path / "models" / "ddp.pt"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={free_port()}", "-m", "quicksketch_lib.train", "--data", str(shapes_dir),
+           f"--master_port={free_port()}", "-m", "quicksketch_lib", "train", "--data", str(shapes_dir),
            "--epochs", "1", "--batch-size", "16", "--max-batches", "2", "--out", str(out), "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
@@ -108,6 +108,6 @@ def test_torchrun_runs_the_train_command_on_two_processes(shapes_dir, tmp_path):
 
 
 def test_torchrun_reports_bad_data_on_one_line(tmp_path):
-    from quicksketch_lib.train import main
+    from quicksketch_lib.cli import main
 
-    assert main(["--data", str(tmp_path / "missing"), "--epochs", "1"]) == 3
+    assert main(["train", "--data", str(tmp_path / "missing"), "--epochs", "1"]) == 3

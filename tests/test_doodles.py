@@ -69,3 +69,9 @@ def test_classes_differ_on_average():
         for b in DOODLE_CLASSES:
             if a < b:
                 assert np.abs(means[a] - means[b]).mean() > 0.01, (a, b)
+
+
+def test_generator_writes_no_progress_bar_into_logs(tmp_path, capsys):
+    """stderr is not a terminal under pytest (as in a log or CI): no stream of bar updates."""
+    generate_doodles(tmp_path, per_class=3, seed=0)
+    assert capsys.readouterr().err == ""

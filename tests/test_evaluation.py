@@ -6,8 +6,8 @@ import pytest
 from conftest import make_shapes
 from quicksketch_lib.checkpoint import load_checkpoint
 from quicksketch_lib.data import load_folder
-from quicksketch_lib.evaluation import (evaluate, evaluation_set, expected_calibration_error,
-                                        metrics_from_proba, save_confusion_png)
+from quicksketch_lib.evaluation import evaluate, evaluation_set, expected_calibration_error, metrics_from_proba
+from quicksketch_lib.plots import save_confusion_png
 
 
 def test_metrics_on_a_known_example():

@@ -48,3 +48,16 @@ def test_gitignore_keeps_out_venv_data_weights_and_caches():
     ignored = (ROOT / ".gitignore").read_text()
     for pattern in (".venv/", "data/*", "models/*", "__pycache__/", ".ipynb_checkpoints/"):
         assert pattern in ignored
+
+
+def test_package_map_lists_every_module_and_each_imports_only_modules_above_it():
+    """quicksketch_lib/__init__.py's map is the layered reading order of all modules."""
+    package = ROOT / "quicksketch_lib"
+    doc = (package / "__init__.py").read_text()
+    listed = re.findall(r"^    ([a-z_]+) {2,}\S", doc, re.M)
+    assert sorted(listed) == sorted(p.stem for p in package.glob("*.py") if not p.stem.startswith("__"))
+    for i, name in enumerate(listed):
+        source = (package / f"{name}.py").read_text()
+        imported = set(re.findall(r"^\s*from \.(\w+) import", source, re.M))
+        imported |= {m for line in re.findall(r"^\s*from \. import (.+)$", source, re.M) for m in re.split(r",\s*", line)}
+        assert imported <= set(listed[:i]), f"{name} imports {sorted(imported - set(listed[:i]))}, listed below it"

@@ -63,3 +63,17 @@ def test_quicksketch_recipe_trains_on_real_drawings(quickdraw_dir, tmp_path):
     accuracy = (pred == torch.as_tensor(data.labels[val])).float().mean().item()
     assert accuracy > 0.6, f"held-out accuracy {accuracy:.2%} after 3 epochs; chance is 33%"
     assert accuracy == pytest.approx(result.val_accuracy, abs=0.02)  # fp32 here, bf16 in fit
+
+
+def test_parse_override_uses_each_field_type():
+    from quicksketch_lib.recipes import parse_override
+
+    assert parse_override("lr=0.003") == ("lr", 0.003)
+    assert parse_override("epochs=4") == ("epochs", 4)
+    assert parse_override("channels-last=false") == ("channels_last", False)
+    assert parse_override("max_batches=none") == ("max_batches", None)
+    assert parse_override("optimizer=adamw") == ("optimizer", "adamw")
+    with pytest.raises(ValueError, match="fields: epochs, batch_size"):
+        parse_override("epoch=4")
+    with pytest.raises(ValueError, match="expected int"):
+        parse_override("epochs=4.5")

@@ -8,9 +8,9 @@ from quicksketch_lib.checkpoint import load_checkpoint
 from quicksketch_lib.data import load_folder
 from quicksketch_lib.model import ModelConfig, SketchCNN
 from quicksketch_lib.recipes import recipe_config
-from quicksketch_lib.training import (TrainConfig, TrainStep, build_optimizer, build_scheduler, fit,
-                                      history_path, load_optimizer_state, lr_schedule, portable_lr_state,
-                                      uses_cuda_graphs)
+from quicksketch_lib.train_step import (TrainStep, build_optimizer, build_scheduler, load_optimizer_state,
+                                        lr_schedule, portable_lr_state, uses_cuda_graphs)
+from quicksketch_lib.training import TrainConfig, fit, history_path
 
 
 def _model(n=3, seed=0):

@@ -7,6 +7,10 @@
 //     live prediction (at most one in flight: Python acknowledges with _preview_ack);
 //   - on pointer-up the whole stroke list is sent as the `strokes` trait;
 //   - Python answers with _input (784 bytes), _predictions, _headline and _heat.
+// Teach mode (the `teach_mode` trait) adds a panel: the name box is the `class_name` trait; the
+// buttons send {kind: "add_example" | "undo_example" | "teach" | "forget" | "save"}; Python keeps
+// the examples and sends back their pixels (_examples, 784 bytes each) for the thumbnails,
+// _taught, _status and _busy (non-empty while it teaches).
 
 const SIZE = 28;
 const PREVIEW_MS = 120; // at most ~8 live previews per second
@@ -27,6 +31,31 @@ function bytesOf(value) {
   return new Uint8Array(value);
 }
 
+// The teach-mode panel: name box, examples (counter + thumbnails), Teach / Forget / Save.
+function teachPanel(parent) {
+  const panel = el("div", "qs-teach-panel", parent);
+  el("div", "qs-teach-title", panel, "Teach it a class of your own");
+  const nameRow = el("label", "qs-teach-row", panel, "name ");
+  const name = el("input", "qs-teach-name", nameRow);
+  name.type = "text";
+  name.placeholder = "e.g. snowman";
+  name.spellcheck = false;
+  const hint = el("div", "qs-teach-hint", panel);
+  const exampleRow = el("div", "qs-teach-row", panel);
+  const add = el("button", "qs-add-example", exampleRow, "Add example");
+  const undo = el("button", "qs-undo-example", exampleRow, "Undo example");
+  const counter = el("div", "qs-example-count", panel);
+  const thumbs = el("div", "qs-thumbs", panel);
+  const actionRow = el("div", "qs-teach-row", panel);
+  const teach = el("button", "qs-teach", actionRow, "Teach");
+  const forget = el("button", "qs-forget", actionRow, "Forget");
+  const save = el("button", "qs-save", actionRow, "Save");
+  const status = el("div", "qs-teach-status", panel);
+  const taught = el("div", "qs-taught", panel);
+  return { panel, name, hint, add, undo, counter, thumbs, teach, forget, save, status, taught,
+           buttons: [add, undo, teach, forget, save] };
+}
+
 function render({ model, el: root }) {
   root.classList.add("qs-sketchpad");
   const left = el("div", "qs-left", root);
@@ -38,6 +67,11 @@ function render({ model, el: root }) {
   const explainBox = el("input", "qs-explain", explainLabel);
   explainBox.type = "checkbox";
   explainLabel.appendChild(document.createTextNode(" explain"));
+  const teachLabel = el("label", "qs-teach-label", buttons);
+  const teachBox = el("input", "qs-teach-toggle", teachLabel);
+  teachBox.type = "checkbox";
+  teachLabel.appendChild(document.createTextNode(" teach"));
+  const teach = teachPanel(left);
 
   const right = el("div", "qs-right", root);
   el("div", "qs-caption", right, "what the model sees (28×28)");
@@ -50,6 +84,7 @@ function render({ model, el: root }) {
   const bars = el("div", "qs-bars", right);
   const footer = el("div", "qs-footer", right);
   const error = el("div", "qs-error", right);
+  const modelLine = el("div", "qs-model", right);
 
   const ctx = canvas.getContext("2d");
   let side = 0;
@@ -133,6 +168,58 @@ function render({ model, el: root }) {
     error.textContent = model.get("_error");
   }
 
+  function showModel() {
+    modelLine.textContent = `model: ${model.get("_model_info")}`;
+    root.dataset.taught = model.get("_taught").join("|");
+    teach.taught.textContent = model.get("_taught").length ? `taught: ${model.get("_taught").join(", ")}` : "";
+  }
+
+  function showExamples() {
+    const pixels = bytesOf(model.get("_examples"));
+    const count = Math.floor(pixels.length / (SIZE * SIZE));
+    const taught = model.get("_examples_of"); // after Teach: the examples that class was taught from
+    teach.thumbs.replaceChildren();
+    for (let k = 0; k < count; k++) {
+      const thumb = el("canvas", taught ? "qs-thumb qs-thumb-taught" : "qs-thumb", teach.thumbs);
+      thumb.width = SIZE;
+      thumb.height = SIZE;
+      const img = thumb.getContext("2d").createImageData(SIZE, SIZE);
+      for (let i = 0; i < SIZE * SIZE; i++) {
+        const v = pixels[k * SIZE * SIZE + i];
+        img.data.set([v, v, v, 255], 4 * i);
+      }
+      thumb.getContext("2d").putImageData(img, 0, 0);
+    }
+    const name = model.get("class_name").trim() || "the new class";
+    teach.hint.textContent = `Draw an example, press Add example (at least ${model.get("_min_examples")}; `
+      + "about 10 work well), then Teach.";
+    if (taught) {
+      teach.counter.textContent = `'${taught}' was taught from these ${count}; draw one to test it`;
+    } else {
+      teach.counter.textContent = count === 1 ? `1 example of ${name}` : `${count} examples of ${name}`;
+    }
+    root.dataset.examples = taught ? "0" : String(count); // examples waiting to be taught
+  }
+
+  function showTeach() {
+    teachBox.checked = model.get("teach_mode");
+    teachLabel.hidden = !model.get("_can_teach");
+    teach.panel.hidden = !(model.get("teach_mode") && model.get("_can_teach"));
+    if (teach.name.value !== model.get("class_name")) teach.name.value = model.get("class_name");
+    const busy = model.get("_busy");
+    teach.status.textContent = busy || model.get("_status");
+    teach.status.classList.toggle("qs-busy", busy !== "");
+    for (const b of teach.buttons) b.disabled = busy !== "";
+    root.dataset.busy = busy ? "1" : "";
+    showExamples();
+  }
+
+  function action(kind) {
+    model.set("class_name", teach.name.value);
+    model.save_changes();
+    model.send({ kind });
+  }
+
   function sendStrokes(strokes) {
     model.set("strokes", strokes);
     model.save_changes();
@@ -185,6 +272,20 @@ function render({ model, el: root }) {
   canvas.addEventListener("pointercancel", finish);
   undoButton.addEventListener("click", () => sendStrokes(model.get("strokes").slice(0, -1)));
   clearButton.addEventListener("click", () => sendStrokes([]));
+  teach.name.addEventListener("input", () => {
+    model.set("class_name", teach.name.value);
+    model.save_changes();
+    showExamples();
+  });
+  teach.add.addEventListener("click", () => action("add_example"));
+  teach.undo.addEventListener("click", () => action("undo_example"));
+  teach.teach.addEventListener("click", () => action("teach"));
+  teach.forget.addEventListener("click", () => action("forget"));
+  teach.save.addEventListener("click", () => action("save"));
+  teachBox.addEventListener("change", () => {
+    model.set("teach_mode", teachBox.checked);
+    model.save_changes();
+  });
   explainBox.addEventListener("change", () => {
     model.set("explain", explainBox.checked);
     model.save_changes();
@@ -202,6 +303,11 @@ function render({ model, el: root }) {
   model.on("change:_headline", drawBars);
   model.on("change:_error", showError);
   model.on("change:_shown_strokes", markShown);
+  for (const name of ["teach_mode", "class_name", "_busy", "_status", "_examples", "_examples_of", "_can_teach"]) {
+    model.on(`change:${name}`, showTeach);
+  }
+  model.on("change:_model_info", showModel);
+  model.on("change:_taught", showModel);
 
   const observer = new ResizeObserver(resize);
   observer.observe(canvas);
@@ -211,6 +317,8 @@ function render({ model, el: root }) {
   drawBars();
   showError();
   markShown();
+  showModel();
+  showTeach();
   return () => observer.disconnect();
 }
 

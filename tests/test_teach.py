@@ -1,0 +1,204 @@
+"""Teaching a model a new class from a few drawings, and forgetting it (quicksketch_lib/teach.py)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from quicksketch_lib.checkpoint import load_checkpoint, save_checkpoint
+from quicksketch_lib.cli import main
+from quicksketch_lib.data import load_folder
+from quicksketch_lib.teach import (HEAD, TeachConfig, TeachError, forget_class, load_drawings,
+                                   replay_from_training_data, taught_classes, teach_class)
+
+from conftest import THE_TEN
+
+FAST = TeachConfig(new_samples=40, replay_per_class=20, steps=100)
+
+
+def triangles(n: int = 12, seed: int = 1) -> np.ndarray:
+    """Outlined triangles of random size and place: a class the shapes model does not know."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:28, :28].astype(float)
+    out = np.zeros((n, 28, 28), np.uint8)
+    for i in range(n):
+        cx, cy, r = rng.uniform(12, 16), rng.uniform(12, 16), rng.uniform(7, 10)
+        inside = (yy < cy + r / 2) & (abs(xx - cx) < (yy - (cy - r)) * 0.6)
+        edge = inside & ~((yy < cy + r / 2 - 2) & (abs(xx - cx) < (yy - (cy - r)) * 0.6 - 2))
+        out[i][edge] = 255
+    return out.reshape(n, 784)
+
+
+@pytest.fixture(scope="module")
+def shapes(shapes_checkpoint):
+    ckpt = load_checkpoint(shapes_checkpoint)
+    return ckpt, load_folder(ckpt.data["root"])
+
+
+@pytest.fixture(scope="module")
+def taught(shapes):
+    ckpt, data = shapes
+    return teach_class(ckpt, "triangle", triangles(), replay=data, config=FAST)
+
+
+def test_teach_adds_one_output_row_and_records_what_was_taught(shapes, taught):
+    ckpt, _ = shapes
+    assert taught.classes == [*ckpt.classes, "triangle"]
+    assert taught.model_config.num_classes == 4
+    assert taught.model_state[f"{HEAD}.weight"].shape == (4, ckpt.model_config.hidden)
+    for k, v in ckpt.model_state.items():  # only the new row is new
+        assert torch.equal(taught.model_state[k][:3] if k.startswith(HEAD) else taught.model_state[k], v), k
+    assert taught_classes(taught) == ["triangle"]
+    assert np.array_equal(taught.data["taught"][0]["drawings"].numpy(), triangles())
+    assert taught_classes(ckpt) == []  # the original is untouched
+
+
+def test_taught_class_is_recognised_and_the_old_ones_kept(shapes, taught):
+    ckpt, data = shapes
+    new = triangles(40, seed=7)  # unseen triangles
+    proba = taught.build_model()(torch.from_numpy(new).float().view(-1, 1, 28, 28) / 127.5 - 1).argmax(1)
+    assert (proba == 3).float().mean() >= 0.8
+    x = torch.from_numpy(data.images).float().view(-1, 1, 28, 28) / 127.5 - 1
+    before = ckpt.build_model()(x).argmax(1)
+    after = taught.build_model()(x).argmax(1)
+    assert (after == before).float().mean() >= 0.95
+
+
+def test_taught_checkpoint_saves_and_loads_weights_only(taught, tmp_path):
+    path = save_checkpoint(taught, tmp_path / "t.pt")
+    d = torch.load(path, weights_only=True)
+    assert d["classes"][-1] == "triangle" and d["data"]["taught"][0]["name"] == "triangle"
+    again = load_checkpoint(path)
+    assert taught_classes(again) == ["triangle"]
+    assert torch.equal(again.model_state[f"{HEAD}.weight"], taught.model_state[f"{HEAD}.weight"])
+    again.build_model()
+
+
+def test_forget_restores_the_weights_exactly(shapes, taught):
+    ckpt, data = shapes
+    both = teach_class(taught, "blob", triangles(8, seed=3)[:, ::-1].copy(), replay=data, config=FAST)
+    back = forget_class(forget_class(both, "triangle"), "blob")
+    assert back.classes == ckpt.classes and back.model_config == ckpt.model_config
+    assert all(torch.equal(back.model_state[k], v) for k, v in ckpt.model_state.items())
+    assert "taught" not in back.data
+    only_blob = forget_class(both, "triangle")
+    assert only_blob.classes == [*ckpt.classes, "blob"]
+    assert torch.equal(only_blob.model_state[f"{HEAD}.weight"][3], both.model_state[f"{HEAD}.weight"][4])
+
+
+def test_a_taught_class_is_replayed_when_teaching_the_next(shapes, taught):
+    second = teach_class(taught, "blob", triangles(8, seed=3)[:, ::-1].copy(), replay=shapes[1], config=FAST)
+    assert taught_classes(second) == ["triangle", "blob"]
+    x = torch.from_numpy(triangles()).float().view(-1, 1, 28, 28) / 127.5 - 1
+    assert (second.build_model()(x).argmax(1) == 3).float().mean() >= 0.8
+
+
+@pytest.mark.parametrize("name, drawings, message", [
+    ("triangle", triangles(4), "got 4 drawing(s); teaching a class needs at least 5"),
+    ("Box", triangles(), "the model already knows a class 'box'"),
+    ("  ", triangles(), "the new class needs a name"),
+    ("triangle", np.vstack([triangles(6), np.zeros((1, 784), np.uint8)]), "1 of 7 drawings are blank"),
+])
+def test_clear_one_line_errors(shapes, name, drawings, message):
+    ckpt, data = shapes
+    with pytest.raises(TeachError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
+        teach_class(ckpt, name, drawings, replay=data, config=FAST)
+    assert "\n" not in str(err.value)
+
+
+def test_forget_refuses_classes_that_were_not_taught(shapes, taught):
+    with pytest.raises(TeachError, match="it is one of the classes the model was trained on"):
+        forget_class(taught, "box")
+    with pytest.raises(TeachError, match="no class was taught to it"):
+        forget_class(shapes[0], "triangle")
+
+
+def test_replay_comes_from_the_recorded_folder_or_a_clear_error(shapes):
+    ckpt, _ = shapes
+    with pytest.warns(UserWarning, match="carries no replay drawings; reading them from"):
+        teach_class(ckpt, "triangle", triangles(), config=FAST)
+    ckpt_elsewhere = load_checkpoint(ckpt.path)
+    ckpt_elsewhere.data = {**ckpt.data, "root": "/nonexistent/shapes"}
+    with pytest.raises(TeachError, match="carries no replay drawings.*--data DIR"):
+        teach_class(ckpt_elsewhere, "triangle", triangles(), config=FAST)
+
+
+def test_replay_never_uses_the_recorded_held_out_split(shapes):
+    ckpt, data = shapes
+    replay = replay_from_training_data(ckpt, data, per_class=1000)
+    held_out = {r.tobytes() for r in data.images[ckpt.split["val_indices"].numpy()]}
+    drawn = [r.tobytes() for c in ckpt.classes for r in replay[c].numpy()]
+    assert len(drawn) == len(data) - len(held_out) and not held_out & set(drawn)
+
+
+def test_load_drawings_reads_npy_pictures_and_ndjson_strokes(tmp_path):
+    from PIL import Image
+
+    np.save(tmp_path / "rows.npy", triangles(3))
+    Image.fromarray(255 - triangles(1).reshape(28, 28)).resize((112, 112)).save(tmp_path / "t.png")
+    square = [[[0, 100, 100, 0, 0], [0, 0, 100, 100, 0], [0, 10, 20, 30, 40]]]
+    (tmp_path / "s.ndjson").write_text(json.dumps({"word": "square", "drawing": square}) + "\n")
+    rows = load_drawings([tmp_path / "rows.npy", tmp_path / "t.png", tmp_path / "s.ndjson"])
+    assert rows.shape == (5, 784) and rows.dtype == np.uint8 and (rows.max(1) > 0).all()
+
+
+def test_cli_teach_then_forget(shapes_checkpoint, tmp_path, capsys):
+    np.save(tmp_path / "tri.npy", triangles())
+    data_dir = load_checkpoint(shapes_checkpoint).data["root"]
+    rc = main(["teach", str(shapes_checkpoint), "--name", "triangle", "--drawings", str(tmp_path / "tri.npy"),
+               "--out", str(tmp_path / "t.pt"), "--data", data_dir, "--threads", "1"])
+    assert rc == 0 and "taught 'triangle' from 12 drawings" in capsys.readouterr().out
+    assert load_checkpoint(tmp_path / "t.pt").classes[-1] == "triangle"
+    assert main(["teach", str(tmp_path / "t.pt"), "--forget", "triangle", "--out", str(tmp_path / "f.pt")]) == 0
+    assert load_checkpoint(tmp_path / "f.pt").classes == load_checkpoint(shapes_checkpoint).classes
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--name", "box"], "error: the model already knows a class 'box'"),
+    (["--name", "few", "--drawings", "FEW"], "error: got 3 drawing(s); teaching a class needs at least 5"),
+    (["--name", "blank", "--drawings", "BLANK"], "error: 6 of 6 drawings are blank"),
+    (["--forget", "box"], "error: cannot forget 'box'"),
+])
+def test_cli_errors_are_one_line_exit_3(shapes_checkpoint, tmp_path, capsys, args, message):
+    np.save(tmp_path / "tri.npy", triangles())
+    np.save(tmp_path / "few.npy", triangles(3))
+    np.save(tmp_path / "blank.npy", np.zeros((6, 784), np.uint8))
+    files = {"FEW": str(tmp_path / "few.npy"), "BLANK": str(tmp_path / "blank.npy")}
+    args = [files.get(a, a) for a in args]
+    if "--drawings" not in args and "--forget" not in args:
+        args += ["--drawings", str(tmp_path / "tri.npy")]
+    rc = main(["teach", str(shapes_checkpoint), *args, "--out", str(tmp_path / "x.pt")])
+    err = capsys.readouterr().err
+    assert rc == 3 and err.startswith(message) and err.count("\n") == 1
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_cli_needs_a_name_and_drawings_or_forget(shapes_checkpoint, tmp_path, capsys):
+    assert main(["teach", str(shapes_checkpoint), "--out", str(tmp_path / "x.pt")]) == 2
+    assert "--name and --drawings are required" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the shipped model
+def test_the_pretrained_model_carries_replay_drawings():
+    ckpt = load_checkpoint("pretrained")
+    replay = ckpt.data["replay"]["drawings"]
+    assert sorted(replay) == sorted(THE_TEN) and all(len(v) >= 30 for v in replay.values())
+
+
+def test_pretrained_learns_a_real_class_and_keeps_the_ten(quickdraw_dir):
+    from quicksketch_lib.evaluation import evaluation_set, predict_proba
+
+    ckpt = load_checkpoint("pretrained")
+    apples = np.load(quickdraw_dir / "apple.npy")
+    taught = teach_class(ckpt, "apple", apples[:10])
+    unseen = predict_proba(taught.build_model(), apples[-150:], tta_flip=True).argmax(1)
+    assert (unseen == 10).mean() >= 0.7
+    images, labels, _ = evaluation_set(ckpt, load_folder(quickdraw_dir, classes=list(THE_TEN)))
+    pick = np.random.default_rng(0).permutation(len(labels))[:400]
+    before = predict_proba(ckpt.build_model(), images[pick], tta_flip=True).argmax(1) == labels[pick]
+    after = predict_proba(taught.build_model(), images[pick], tta_flip=True).argmax(1) == labels[pick]
+    assert after.mean() >= before.mean() - 0.03
