@@ -140,7 +140,7 @@ def main() -> None:
                       ["evaluate", "pretrained", "--data", str(SHARED), "--per-class", "1000"]))
     print(f"tree {TREE}")
     for name, args in cases:
-        code, last, rss = run(args, work, limit=40 if "server" in name else 300)
+        code, last, rss = run(args, work, limit=90 if "server" in name else 300)
         mem = f" [peak {rss:,.0f} MB]" if "MB" in name else ""
         if "evaluate pretrained" in name:
             out = subprocess.run([sys.executable, "-m", "quicksketch_lib", *args], cwd=work, capture_output=True,
