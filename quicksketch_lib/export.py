@@ -109,9 +109,12 @@ def written_opset(proto) -> int:
 def _export_proto(model: torch.nn.Module, opset: int):
     """The ONNX proto of ``model`` at exactly ``opset``; refused when the exporter wrote another."""
     example = torch.zeros(2, 1, 28, 28)
-    onnx_log = logging.getLogger("torch.onnx")
-    level = onnx_log.level
-    onnx_log.setLevel(logging.ERROR)  # the exporter's chatter (e.g. "torchvision is not installed")
+    # the exporter's chatter (e.g. "torchvision is not installed"), and onnxscript's traceback
+    # when it cannot convert to the opset asked for (refused below in one line)
+    logs = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]
+    levels = [log.level for log in logs]
+    for log, quiet in zip(logs, (logging.ERROR, logging.CRITICAL)):
+        log.setLevel(quiet)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -120,7 +123,8 @@ def _export_proto(model: torch.nn.Module, opset: int):
                 dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=65536)}},
                 dynamo=True, external_data=False, verbose=False)
         finally:
-            onnx_log.setLevel(level)
+            for log, level in zip(logs, levels):
+                log.setLevel(level)
     proto = program.model_proto
     if written_opset(proto) != opset:
         raise QuickSketchError(f"the ONNX exporter cannot write opset {opset} for this model (it wrote "
