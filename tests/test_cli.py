@@ -107,7 +107,9 @@ def test_bad_checkpoint_and_inputs_exit_3(shapes_checkpoint, tmp_path, capsys):
     assert "notes.txt" in _bad_input(capsys, "predict", shapes_checkpoint, tmp_path / "notes.txt")
     (tmp_path / "fake.png").write_text("hi")
     assert "fake.png" in _bad_input(capsys, "predict", shapes_checkpoint, tmp_path / "fake.png")
-    assert "unknown recipe" in _bad_input(capsys, "train", "--data", other, "--recipe", "magic")
+    with pytest.raises(SystemExit) as info:  # a usage error: exit 2
+        main(["train", "--data", str(other), "--recipe", "magic"])
+    assert info.value.code == 2 and "unknown recipe" in capsys.readouterr().err
 
 
 def test_unreachable_download_source_exits_4(tmp_path, capsys):
