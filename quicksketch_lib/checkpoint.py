@@ -22,7 +22,11 @@ interrupted save never leaves a broken checkpoint.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+import pickle
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,37 +96,119 @@ class Checkpoint:
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike) -> Path:
-    """Write ``ckpt`` atomically (temporary file in the same folder, then rename)."""
+    """Write ``ckpt`` atomically (temporary file in the same folder, then rename).
+
+    It is serialised in memory first, so a full disk is one ``OSError`` from the write
+    (said in one line by :func:`files.atomic_write`), not an error inside torch's writer.
+    """
     path = Path(path)
+    buffer = io.BytesIO()
+    torch.save(ckpt.to_dict(), buffer)
     with atomic_write(path) as f:
-        torch.save(ckpt.to_dict(), f)
+        f.write(buffer.getbuffer())
     return path
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (an exported model records its checkpoint's)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+CHECKPOINT_SHA_KEY = "quicksketch_checkpoint_sha256"  # an exported model's record of its checkpoint
+TRAIN_HINT = "train one with `quicksketch train` or use `pretrained`"
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Load a QuickSketch checkpoint with ``weights_only=True``; refuse anything else.
 
     ``path`` may be ``"pretrained"``, the shipped model of the ten classes. Weights stored
-    as float16 (the shipped model) are cast back to float32.
+    as float16 (the shipped model) are cast back to float32. Everything is checked on load
+    (:func:`validate_checkpoint`): a file that is not a QuickSketch checkpoint, or one whose
+    class list does not fit its output layer, has duplicate class names or non-finite
+    weights, is refused with one line.
     """
     path = resolve_checkpoint(path)
+    d = _read_checkpoint_file(path, map_location)
+    return validate_checkpoint(d, path)
+
+
+def _read_checkpoint_file(path: Path, map_location) -> dict:
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder; expected a checkpoint file (.pt)")
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found; train one with `quicksketch train`")
+        raise CheckpointError(f"{path}: checkpoint not found; {TRAIN_HINT}")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"{path}: is empty (0 bytes), not a QuickSketch checkpoint; {TRAIN_HINT}")
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            start = f.read(8)
+        if start.startswith(b"PK\x03\x04"):
+            raise CheckpointError(f"{path}: damaged checkpoint: an incomplete zip archive ({size:,} bytes; "
+                                  f"truncated?); {TRAIN_HINT}")
+        kind = "a Python pickle" if start[:1] == b"\x80" else f"a file starting with {start!r}"
+        raise CheckpointError(f"{path}: not a QuickSketch checkpoint: it is {kind}, not a PyTorch "
+                              f"zip archive as `quicksketch train` writes; {TRAIN_HINT}")
     try:
-        d = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt / unsafe files
-        raise CheckpointError(f"{path}: not a loadable QuickSketch checkpoint "
-                              f"({str(exc).splitlines()[0][:160]})") from None
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"{path}: not a QuickSketch checkpoint: it holds Python objects other than "
+                              "tensors, numbers and strings, which QuickSketch refuses to load (loading "
+                              f"them could run code); {TRAIN_HINT}") from None
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise CheckpointError(f"{path}: damaged checkpoint, cannot be read ({_short(exc)}); "
+                              f"{TRAIN_HINT}") from None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:160] if text else type(exc).__name__
+
+
+def validate_checkpoint(d, path: Path | None = None) -> Checkpoint:
+    """A :class:`Checkpoint` from a loaded dict, after checking everything inference relies on."""
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a QuickSketch checkpoint (no '{FORMAT}' header); "
                               "a bare state_dict cannot be used: it lacks class names and config")
     if d.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {d.get('format_version')} "
                               f"is not supported (this QuickSketch reads version {FORMAT_VERSION})")
-    state = {k: v.float() if v.dtype == torch.float16 else v for k, v in d["model_state"].items()}
+    missing = [k for k in ("model_state", "model_config", "classes") if k not in d]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete QuickSketch checkpoint: no {', '.join(missing)}; "
+                              f"it may be damaged; {TRAIN_HINT}")
+    state, classes = d["model_state"], d["classes"]
+    if not isinstance(state, dict) or not state or \
+            not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise CheckpointError(f"{path}: its model_state is not a dict of named tensors; it is damaged")
+    if not isinstance(classes, (list, tuple)) or len(classes) < 2 or \
+            not all(isinstance(c, str) and c for c in classes):
+        raise CheckpointError(f"{path}: its class list is not a list of 2 or more names; it is damaged")
+    twins = sorted({c for c in classes if list(classes).count(c) > 1})
+    if twins:
+        raise CheckpointError(f"{path}: class name(s) {', '.join(map(repr, twins))} appear more than once; "
+                              "labels would be ambiguous")
+    try:
+        config = ModelConfig.from_dict(d["model_config"])
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: its model_config cannot be read ({_short(exc)})") from None
+    out_weight = [k for k in state if k.endswith(".weight")][-1:]
+    outputs = state[out_weight[0]].shape[0] if out_weight else None
+    if config.num_classes != len(classes) or outputs != len(classes):
+        raise CheckpointError(f"{path}: lists {len(classes)} classes but its output layer has {outputs} "
+                              f"outputs (model_config says {config.num_classes}); labels would be wrong")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{path}: weights {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} hold "
+                              "NaN or infinite values (a diverged training run?); retrain, e.g. with a lower --lr")
+    state = {k: v.float() if v.dtype == torch.float16 else v for k, v in state.items()}
     return Checkpoint(
-        model_state=state, model_config=ModelConfig.from_dict(d["model_config"]),
-        classes=list(d["classes"]), normalization=d.get("normalization", {}),
+        model_state=state, model_config=config,
+        classes=list(classes), normalization=d.get("normalization", {}),
         train_config=d.get("train_config", {}), metrics=d.get("metrics", {}),
         history=d.get("history", []), data=d.get("data", {}), split=d.get("split", {}),
         train_state=d.get("train_state"), path=path)

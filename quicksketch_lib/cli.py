@@ -5,6 +5,10 @@ user can fix end in one line ``error: ...`` and an exit code from :data:`EXIT_CO
 0 success, 2 bad usage (argparse), 3 bad input (data, checkpoint or file: a
 ``QuickSketchError``), 4 download failed (``DownloadError``: offline, unknown class,
 server error), 1 anything unexpected.
+
+Option values are checked when parsed (``positive_int``, ``positive_float``, ``seed_value``,
+``device_name``, ``recipe_name``, and ``--set`` values by the same rules), and every output
+location before any work (``files.check_output_file`` / ``check_output_folder``).
 """
 
 from __future__ import annotations
@@ -12,17 +16,77 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
 import warnings
 
 from .errors import DownloadError, QuickSketchError
-from .locations import DEFAULT_CHECKPOINT, DEMO_CHECKPOINT, DOWNLOADED_DATA
+from .locations import DEFAULT_CHECKPOINT, DEMO_CHECKPOINT, DOWNLOADED_DATA, PRETRAINED, PRETRAINED_ONNX
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_DOWNLOAD = 0, 1, 2, 3, 4
 # The one table of exit codes: --help's epilog is made from it; errors.py and the README cite it.
 EXIT_CODES = {EXIT_OK: "ok", EXIT_USAGE: "bad usage", EXIT_BAD_INPUT: "bad data/checkpoint/input",
               EXIT_DOWNLOAD: "download failed", EXIT_UNEXPECTED: "unexpected"}
+
+
+# --------------------------------------------------------------------------- option values
+class Parser(argparse.ArgumentParser):
+    """argparse with usage errors in one line (``quicksketch train: error: ...``), exit 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """A whole number of at least 1 (epochs, batch size, drawings per class, top-k ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value}")
+    return value
+
+
+def seed_value(text: str) -> int:
+    """A seed: a whole number from 0 to 2**32 - 1 (NumPy's range)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to {2**32 - 1}, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number above 0 (learning rate, seconds)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number above 0, got {text}")
+    return value
+
+
+def device_name(text: str) -> str:
+    """A device this machine has (see ``device.check_device``)."""
+    from .device import check_device
+
+    try:
+        return check_device(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def recipe_name(text: str) -> str:
+    from .recipes import RECIPES
+
+    if text not in RECIPES:
+        raise argparse.ArgumentTypeError(f"unknown recipe {text!r}; choose from {', '.join(RECIPES)}")
+    return text
 
 
 # --------------------------------------------------------------------------- subcommands
@@ -67,26 +131,36 @@ def cmd_train(args) -> int:
 def _train(args, world: int) -> int:
     from .data import load_folder
     from .device import set_seed
+    from .files import check_output_file
     from .locations import find_data
     from .model import ModelConfig, SketchCNN
     from .recipes import recipe_config, recipe_per_class
-    from .training import fit, history_path
+    from .training import fit, history_path, resume_settings
 
+    check_output_file(args.out)  # before reading data or training
+    # --resume continues with the run's own settings; options given must agree (fit checks)
+    stored = resume_settings(args.out) if args.resume else {}
     named = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                  device=args.device, precision=args.precision, compile=args.compile or None,
                  channels_last=False if args.no_channels_last else None,
                  cuda_graphs=False if args.no_cuda_graphs else None, num_threads=args.threads,
                  max_batches=args.max_batches)
-    config = recipe_config(args.recipe, **{**named, **dict(args.set)})  # --set wins
+    overrides = {**named, **dict(args.set)}  # --set wins
+    recipe = overrides.pop("recipe", None) or args.recipe or stored.get("recipe", "original")
+    config = recipe_config(recipe, base=stored, **overrides)
     source = find_data(args.data)
     print(source.describe())
     # Under torchrun each rank reads only its shard of the memory-mapped files.
-    per_class = args.per_class if args.per_class is not None else recipe_per_class(args.recipe)
+    per_class = args.per_class if args.per_class is not None else recipe_per_class(recipe)
     data = load_folder(source.path, classes=args.classes, per_class=per_class, mapped=world > 1)
     print(data.describe())
     set_seed(config.seed)  # the initial weights too come from --seed
     model = SketchCNN(ModelConfig(num_classes=len(data.classes)))
     result = fit(model, data, config, out=args.out, resume=args.resume, progress=not args.quiet)
+    if result.epochs_trained == 0:
+        print(f"nothing to do: {args.out} already has {len(result.history)} of {config.epochs} epochs "
+              "(nothing was written); raise --epochs to train further")
+        return EXIT_OK
     print(f"held-out accuracy {result.val_accuracy:.2%} after {len(result.history)} epochs")
     print(f"saved {args.out} (history: {history_path(args.out)})")
     return EXIT_OK
@@ -95,7 +169,10 @@ def _train(args, world: int) -> int:
 def cmd_evaluate(args) -> int:
     from .checkpoint import load_checkpoint
     from .evaluation import evaluate, load_for_checkpoint
+    from .files import check_output_file
 
+    for out in filter(None, (args.json, args.png)):
+        check_output_file(out)  # before the work
     ckpt = load_checkpoint(args.checkpoint)
     data = load_for_checkpoint(ckpt, args.data, args.per_class)
     report = evaluate(ckpt, data, tta_flip=args.tta_flip)
@@ -111,15 +188,17 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from .inference import Predictor, load_inputs
 
+    from .inference import BLANK
+
     predictor = Predictor.from_checkpoint(args.checkpoint, backend=args.backend, tta_flip=args.tta_flip)
     names, drawings = load_inputs(args.inputs)
-    results = predictor.predict(drawings, top_k=args.top_k)
+    results = predictor.predict_or_blank(drawings, top_k=args.top_k)  # [] for a blank drawing
     if args.json:
-        print(json.dumps([{"input": n, "top_k": [{"class": c, "probability": p} for c, p in r]}
-                          for n, r in zip(names, results)], indent=1))
+        print(json.dumps([{"input": n, "blank": not r, "top_k": [{"class": c, "probability": p} for c, p in r]}
+                          for n, r in zip(names, results)], indent=1, allow_nan=False))
         return EXIT_OK
     for name, guesses in zip(names, results):
-        print(f"{name}: " + ", ".join(f"{c} {p:.1%}" for c, p in guesses))
+        print(f"{name}: " + (", ".join(f"{c} {p:.1%}" for c, p in guesses) if guesses else BLANK))
     return EXIT_OK
 
 
@@ -142,7 +221,8 @@ def cmd_download(args) -> int:
     from .categories import THE_TEN
 
     paths = download_classes(args.classes or THE_TEN, args.out, per_class=args.per_class, source=args.source,
-                             fmt=args.format, progress=not args.quiet)
+                             fmt=args.format, progress=not args.quiet, timeout=args.timeout,
+                             deadline=args.deadline)
     print(f"wrote {len(paths)} file(s) to {args.out}")
     return EXIT_OK
 
@@ -161,13 +241,22 @@ def config_override(text: str) -> tuple[str, object]:
     from .recipes import parse_override
 
     try:
-        return parse_override(text)
+        key, value = parse_override(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    check = {"epochs": positive_int, "batch_size": positive_int, "lr": positive_float, "seed": seed_value,
+             "num_threads": positive_int, "max_batches": positive_int, "device": device_name,
+             "recipe": recipe_name}.get(key)
+    if check is not None and value is not None:
+        try:
+            check(str(value))
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError(f"{key}: {exc}") from None
+    return key, value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="quicksketch",
         description="QuickSketch: classify 28x28 Quick, Draw! sketches with SketchCNN.",
         epilog="Exit codes: " + ", ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()) + ".")
@@ -184,9 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Files are memory-mapped: full-size class files are never read whole.")
     s.add_argument("src", help="data folder with one <class>.npy per class")
     s.add_argument("dst", help="folder to write the subset to")
-    s.add_argument("--per-class", type=int, required=True, metavar="N", help="drawings per class")
+    s.add_argument("--per-class", type=positive_int, required=True, metavar="N", help="drawings per class")
     s.add_argument("--classes", nargs="+", metavar="NAME", help="only these classes (default: all)")
-    s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    s.add_argument("--seed", type=seed_value, default=0, help="sampling seed (default 0)")
     s.set_defaults(func=cmd_subset)
 
     s = sub.add_parser("train", help="train SketchCNN on a data folder",
@@ -198,26 +287,27 @@ def build_parser() -> argparse.ArgumentParser:
                                    "torchrun --nproc_per_node=N -m quicksketch_lib train ...")
     s.add_argument("--data", help="data folder (default: $QUICKSKETCH_DATA, data/quickdraw, "
                                   "else the offline default of synthetic doodles)")
-    s.add_argument("--recipe", default="original", help="named recipe: original (default), quicksketch, or learner "
+    s.add_argument("--recipe", type=recipe_name, help="named recipe: original (default), quicksketch, or learner "
                    "(quicksketch for 3 epochs on 2000 drawings per class: a CPU run)")
-    s.add_argument("--epochs", type=int, help="epochs (recipe default: 20)")
-    s.add_argument("--batch-size", type=int, help="batch size (default 256)")
-    s.add_argument("--lr", type=float, help="learning rate (recipe default)")
-    s.add_argument("--seed", type=int, help="seed for split, init and batch order (default 0)")
+    s.add_argument("--epochs", type=positive_int, help="epochs (recipe default: 20)")
+    s.add_argument("--batch-size", type=positive_int, help="batch size (default 256)")
+    s.add_argument("--lr", type=positive_float, help="learning rate (recipe default)")
+    s.add_argument("--seed", type=seed_value, help="seed for split, init and batch order (default 0)")
     s.add_argument("--out", default=str(DEFAULT_CHECKPOINT), help=f"checkpoint path (default {DEFAULT_CHECKPOINT})")
-    s.add_argument("--resume", action="store_true", help="continue the run saved at --out")
+    s.add_argument("--resume", action="store_true",
+                   help="continue the run saved at --out, with its settings (other ones are refused)")
     s.add_argument("--classes", nargs="+", metavar="NAME", help="train on these classes only")
-    s.add_argument("--per-class", type=int, metavar="N", help="use at most N drawings per class "
+    s.add_argument("--per-class", type=positive_int, metavar="N", help="use at most N drawings per class "
                    "(default: all; the learner recipe: 2000)")
-    s.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
+    s.add_argument("--device", type=device_name, help="auto (default), cpu, cuda, cuda:1, mps")
     s.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
                    help="autocast precision (default auto: bf16 where fast, else fp32)")
     s.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory format")
     s.add_argument("--compile", action="store_true", help="torch.compile the model")
     s.add_argument("--no-cuda-graphs", action="store_true",
                    help="on a GPU, launch each step's kernels from Python instead of replaying a CUDA graph")
-    s.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    s.add_argument("--max-batches", type=int, metavar="N", help="cap batches per epoch (quick runs)")
+    s.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
+    s.add_argument("--max-batches", type=positive_int, metavar="N", help="cap batches per epoch (quick runs)")
     s.add_argument("--set", action="append", default=[], type=config_override, metavar="KEY=VALUE",
                    help="set any TrainConfig field, e.g. --set label_smoothing=0.1 --set schedule=cosine "
                         "(repeatable; wins over the recipe and the options above)")
@@ -227,10 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("evaluate", help="accuracy, top-3, per-class precision/recall, confusion, ECE",
                        description="Evaluate a checkpoint. On the folder it was trained on, only its "
                                    "recorded held-out split is used; on any other folder, every drawing.")
-    s.add_argument("checkpoint", help="checkpoint .pt")
+    s.add_argument("checkpoint", help=f"checkpoint .pt, or '{PRETRAINED}' (the shipped model of the ten classes)")
     s.add_argument("--data", required=True, help="data folder")
-    s.add_argument("--per-class", type=int, metavar="N", help="at most N drawings per class "
-                                                              "(default: as in training, same folder)")
+    s.add_argument("--per-class", type=positive_int, metavar="N",
+                   help="at most N drawings per class (default: as in training on its drawings, else all)")
     s.add_argument("--json", metavar="OUT.json", help="write all metrics as JSON")
     s.add_argument("--png", metavar="OUT.png", help="write the confusion matrix as a PNG")
     s.add_argument("--tta-flip", action=argparse.BooleanOptionalAction, default=None,
@@ -241,9 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print the top-k classes for each drawing: rows of a .npy file "
                                    "((N, 784) or (N, 28, 28) uint8) or images of any size, dark on light "
                                    "or light on dark.")
-    s.add_argument("checkpoint", help="checkpoint .pt (or an exported .onnx)")
+    s.add_argument("checkpoint", help=f"checkpoint .pt, an exported .onnx, or '{PRETRAINED}' "
+                                      "(the shipped model of the ten classes)")
     s.add_argument("inputs", nargs="+", metavar="INPUT", help=".npy, .png, .jpg ...")
-    s.add_argument("--top-k", type=int, default=5, help="how many guesses (default 5)")
+    s.add_argument("--top-k", type=positive_int, default=5, help="how many guesses (default 5)")
     s.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
                    help="auto: the exported .onnx beside the checkpoint if present, else PyTorch")
     s.add_argument("--json", action="store_true", help="print JSON")
@@ -254,9 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("export", help="export a checkpoint to ONNX, verified against PyTorch",
                        description="Write one self-contained .onnx (dynamic batch axis, class names and "
                                    "normalisation in its metadata) and check onnxruntime against PyTorch.")
-    s.add_argument("checkpoint", help="checkpoint .pt")
-    s.add_argument("--out", help="output .onnx (default: beside the checkpoint)")
-    s.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    s.add_argument("checkpoint", help=f"checkpoint .pt, or '{PRETRAINED}' (the shipped model of the ten classes)")
+    s.add_argument("--out", help="output .onnx (default: beside the checkpoint; "
+                                 f"for '{PRETRAINED}': {PRETRAINED_ONNX})")
+    s.add_argument("--opset", type=positive_int, default=18,
+                   help="ONNX opset (default 18; refused when the exporter cannot write it)")
     s.add_argument("--int8", action="store_true",
                    help="also write an int8 model (.int8.onnx), calibrated on held-out drawings")
     s.add_argument("--data", help="with --int8: the data folder the model was trained on "
@@ -268,10 +361,16 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and write per-class subsets in the project's data format.")
     s.add_argument("--classes", nargs="+", default=None, metavar="NAME",
                    help="official class names, spaces kept (default: the ten)")
-    s.add_argument("--per-class", type=int, default=5000, metavar="N", help="drawings per class (default 5000)")
+    s.add_argument("--per-class", type=positive_int, default=5000, metavar="N",
+                   help="drawings per class (default 5000)")
     s.add_argument("--out", default=str(DOWNLOADED_DATA), help=f"output folder (default {DOWNLOADED_DATA})")
-    s.add_argument("--source", help="another base URL or a local folder")
-    s.add_argument("--format", default="npy", help="npy (default), ndjson-raw or ndjson-simplified")
+    s.add_argument("--source", help="another base URL or a local folder (default: Google's bucket)")
+    s.add_argument("--format", default="npy", choices=["npy", "ndjson-raw", "ndjson-simplified"],
+                   help="npy (default), ndjson-raw or ndjson-simplified")
+    s.add_argument("--timeout", type=positive_float, default=30, metavar="SECONDS",
+                   help="give up when a connection waits, or less than 1 KiB arrives, for this long (default 30)")
+    s.add_argument("--deadline", type=positive_float, default=3600, metavar="SECONDS",
+                   help="give up when the whole download takes longer (default 3600; rerun to resume)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_download)
 
@@ -279,8 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Use data/quickdraw if present, else download the ten classes when "
                                    "online, else generate the offline default (synthetic doodles); train "
                                    "a short run, evaluate, export to ONNX and predict a few drawings.")
-    s.add_argument("--epochs", type=int, default=3, help="epochs of the short run (default 3)")
-    s.add_argument("--per-class", type=int, default=1500, help="drawings per class used (default 1500)")
+    s.add_argument("--epochs", type=positive_int, default=3, help="epochs of the short run (default 3)")
+    s.add_argument("--per-class", type=positive_int, default=1500, help="drawings per class used (default 1500)")
     s.add_argument("--out", default=str(DEMO_CHECKPOINT), help=f"checkpoint path (default {DEMO_CHECKPOINT})")
     s.add_argument("--offline", action="store_true", help="never try to download")
     s.set_defaults(func=cmd_demo)
@@ -324,6 +423,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `quicksketch evaluate ... | head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except OSError as exc:  # a disk error outside the checked writes: still one line
+        from .files import DISK_ERRORS
+
+        if exc.errno not in DISK_ERRORS:
+            raise
+        print(f"error: {exc.filename or ''}: {exc.strerror}; check the disk and the folder", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted; a checkpoint saved after the last full epoch can be resumed with --resume",
               file=sys.stderr)

@@ -25,6 +25,31 @@ def pick_device(preference: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def check_device(name: str) -> str:
+    """``name`` when this machine has that device (``auto``, ``cpu``, ``cuda``, ``cuda:N``,
+    ``mps``); else :class:`ValueError` saying what is there."""
+    if name == "auto":
+        return name
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"unknown device {name!r}; expected auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"{name}: no CUDA GPU on this machine (or a CPU-only torch); "
+                             "use --device cpu or auto")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"{name}: this machine has {count} CUDA GPU(s), numbered 0..{count - 1}")
+    elif device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"{name}: Apple MPS is not available here; use --device cpu or auto")
+    elif device.type != "cpu":
+        raise ValueError(f"unsupported device {name!r}; expected auto, cpu, cuda, cuda:N or mps")
+    return name
+
+
 def rank_device(preference: str = "auto") -> torch.device:
     """:func:`pick_device`; under torchrun on GPUs, this process's GPU (``cuda:LOCAL_RANK``)."""
     device = pick_device(preference)

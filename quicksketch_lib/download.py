@@ -121,9 +121,15 @@ class Clock:
             return self.timeout
         left = self.end - time.monotonic()
         if left <= 0:
-            raise DownloadError(f"{what}: gave up after the overall deadline of {self.deadline:g} s; "
-                                "run the same command again to resume (or raise --deadline)")
+            raise self.overdue(what)
         return min(self.timeout, left)
+
+    def overdue(self, what: str) -> DownloadError | None:
+        """The deadline's error once it has passed (None before)."""
+        if self.end is None or time.monotonic() < self.end:
+            return None
+        return DownloadError(f"{what}: gave up after the overall deadline of {self.deadline:g} s; "
+                             "run the same command again to resume (or raise --deadline)")
 
 
 def _open(url: str, start: int, end: int | None, clock: Clock, validator: str | None = None):
@@ -145,6 +151,8 @@ def _open(url: str, start: int, end: int | None, clock: Clock, validator: str | 
     except urllib.error.URLError as e:  # raised while connecting
         raise DownloadError(f"cannot reach {host}: {getattr(e, 'reason', e)}; {OFFLINE_HINT}") from None
     except (OSError, http.client.HTTPException) as e:  # connected, but no proper answer
+        if clock.overdue(url):
+            raise clock.overdue(url) from None
         raise DownloadError(f"{host} accepted the connection but did not answer properly for {url} "
                             f"({type(e).__name__}: {e or 'no reply'}); try again later or check --source") from None
 
@@ -230,9 +238,14 @@ def _fetch(url: str, part: Path, *, stop_bytes: int | None = None, stop_lines: i
             with atomic_write(_meta_path(part), "w") as f:
                 json.dump(now, f)
         length = resp.headers.get("Content-Length")
-        total = stop_bytes if stop_bytes is not None else (pos + int(length) if length else None)
+        sent = pos + int(length) if length and length.isdigit() else None
+        total = stop_bytes if stop_bytes is not None else sent
         with open(part, mode) as f, _progress_bar(total, pos, desc, progress) as bar:
-            _copy_body(resp, f, bar, url, pos, stop_bytes, stop_lines, lines, clock)
+            pos, lines = _copy_body(resp, f, bar, url, pos, stop_bytes, stop_lines, lines, clock)
+        done = (stop_bytes is not None and pos >= stop_bytes) or (stop_lines is not None and lines >= stop_lines)
+        if sent is not None and pos < sent and not done:
+            raise DownloadError(f"download of {url} broke off after {pos} of {sent} bytes (the server "
+                                "closed the connection); run the same command again to resume")
 
 
 class _Changed(Exception):
@@ -240,14 +253,17 @@ class _Changed(Exception):
 
 
 def _copy_body(resp, f, bar, url: str, pos: int, stop_bytes: int | None, stop_lines: int | None,
-               lines: int, clock: Clock) -> None:
-    """Write the response body to ``f`` under the clock's limits (see :class:`Clock`)."""
+               lines: int, clock: Clock) -> tuple[int, int]:
+    """Write the response body to ``f`` under the clock's limits (see :class:`Clock`);
+    returns the position and line count reached."""
     window_start, window_bytes = time.monotonic(), 0
     while stop_bytes is None or pos < stop_bytes:
         try:
             _set_read_timeout(resp, clock.wait(url))
             chunk = resp.read1(CHUNK if stop_bytes is None else min(CHUNK, stop_bytes - pos))
         except (OSError, http.client.HTTPException) as e:
+            if isinstance(e, TimeoutError) and clock.overdue(url):
+                raise clock.overdue(url) from None
             what = "stalled" if isinstance(e, TimeoutError) else "broke off"
             raise DownloadError(f"download of {url} {what} after {pos} bytes ({type(e).__name__}: "
                                 f"{e or 'no data'}); run the same command again to resume") from None
@@ -270,6 +286,7 @@ def _copy_body(resp, f, bar, url: str, pos: int, stop_bytes: int | None, stop_li
                                 "resume, or try later")
         if stop_lines is not None and lines >= stop_lines:
             break
+    return pos, lines
 
 
 def _set_read_timeout(resp, seconds: float) -> None:

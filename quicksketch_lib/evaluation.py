@@ -20,8 +20,10 @@ import torch.distributed as dist
 from torch import nn
 
 from .checkpoint import Checkpoint
-from .data import BatchLoader, SketchData, load_folder, normalize_batch
+from .data import BatchLoader, SketchData, load_folder, normalize_batch, open_class_file, rows_digest
 from .device import autocast, dist_info
+from .errors import DataError
+from .files import atomic_write
 from .model import flip_averaged_proba
 from .train_step import mean_metrics
 
@@ -38,19 +40,20 @@ class EvalReport:
     support: list[int]
     confusion: list[list[int]]
     subset: str = ""
+    data: str = ""  # the folder evaluated (absolute path)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def save_json(self, path: str | os.PathLike) -> Path:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=1))
+        with atomic_write(path, "w") as f:
+            json.dump(self.to_dict(), f, indent=1, allow_nan=False)
         return path
 
     def format_text(self) -> str:
         width = max(8, *(len(c) for c in self.classes))
-        lines = [f"{self.n:,} drawings ({self.subset})",
+        lines = [f"{self.n:,} drawings ({self.subset})" + (f" from {self.data}" if self.data else ""),
                  f"accuracy        {self.accuracy:.2%}",
                  f"top-3 accuracy  {self.top3_accuracy:.2%}",
                  f"calibration ECE {self.ece:.4f}", "",
@@ -136,40 +139,140 @@ def expected_calibration_error(proba: np.ndarray, labels: np.ndarray, n_bins: in
 
 
 class Subset(enum.StrEnum):
-    """Which drawings an evaluation used: a description (a str) that code tests by identity."""
+    """Which drawings an evaluation used: a description (a str) that code tests by identity.
+    A mix (fewer or more drawings than trained on) is described by a plain str instead."""
 
     HELD_OUT = "held-out split recorded in the checkpoint"
-    ALL = "all drawings (not the checkpoint's training data)"
+    ALL = "all drawings (not the checkpoint's training data: their fingerprint differs)"
+    # a checkpoint from before fingerprints, judged from its per-class counts
+    HELD_OUT_UNVERIFIED = ("held-out split recorded in the checkpoint; could not verify: the checkpoint "
+                           "records no data fingerprint (trained by an older QuickSketch), so this was "
+                           "decided from the per-class counts")
+    ALL_UNVERIFIED = ("all drawings (not the checkpoint's training data, judged from the per-class "
+                      "counts: it records no data fingerprint, so this could not be verified)")
+
+
+HELD_OUT = Subset.HELD_OUT
+
+
+def held_out_only(subset) -> bool:
+    """Whether ``subset`` is exactly the checkpoint's recorded held-out split."""
+    return subset in (Subset.HELD_OUT, Subset.HELD_OUT_UNVERIFIED)
+
+
+def trained_rows_match(ckpt: Checkpoint, data_dir: str | os.PathLike) -> list[bool] | None:
+    """Per class of ``ckpt``, whether ``data_dir``'s file starts with exactly the drawings it
+    was trained on (their SHA-256 in the checkpoint); None for a checkpoint without one."""
+    digests, counts = ckpt.data.get("sha256"), ckpt.data.get("counts")
+    if not digests or not counts or len(digests) != len(ckpt.classes):
+        return None
+    return [_file_starts_with(Path(data_dir) / f"{name}.npy", n, digest)
+            for name, n, digest in zip(ckpt.classes, counts, digests)]
+
+
+def _file_starts_with(path: Path, rows: int, digest: str) -> bool:
+    try:
+        arr = open_class_file(path)
+    except DataError:
+        return False
+    return len(arr) >= rows and rows_digest(arr[:rows]) == digest
 
 
 def load_for_checkpoint(ckpt: Checkpoint, data_dir: str | os.PathLike,
                         per_class: int | None = None) -> SketchData:
-    """The checkpoint's classes from ``data_dir``; from the folder it was trained on, as
-    many drawings per class as it was trained with (so its recorded split applies)."""
-    same_root = Path(ckpt.data.get("root") or "\0").resolve() == Path(data_dir).resolve()
-    per_class = per_class or (ckpt.data.get("per_class") if same_root else None)
+    """The checkpoint's classes from ``data_dir``; from a folder holding the drawings it was
+    trained on (same fingerprint, wherever the folder is), as many drawings per class as it
+    was trained with (so its recorded split applies), else every drawing."""
+    if per_class is None:
+        match = trained_rows_match(ckpt, data_dir)
+        if match is None:  # an older checkpoint: its recorded folder, compared as written
+            same = Path(ckpt.data.get("root") or "\0").resolve() == Path(data_dir).resolve()
+        else:
+            same = all(match)
+        per_class = ckpt.data.get("per_class") if same else None
     return load_folder(data_dir, classes=ckpt.classes, per_class=per_class)
 
 
-def evaluation_set(ckpt: Checkpoint, data: SketchData) -> tuple[np.ndarray, np.ndarray, Subset]:
-    """The drawings to evaluate ``ckpt`` on: its held-out split if ``data`` is its training
-    data (``Subset.HELD_OUT``), else every drawing (``Subset.ALL``)."""
+def evaluation_set(ckpt: Checkpoint, data: SketchData) -> tuple[np.ndarray, np.ndarray, Subset | str]:
+    """The drawings to evaluate ``ckpt`` on, and which they are.
+
+    Per class, when ``data`` starts with the drawings the checkpoint was trained on (their
+    recorded SHA-256, :func:`data.rows_digest`): its recorded held-out drawings among them,
+    plus any drawings after them (never seen in training); otherwise every drawing. The
+    description is ``Subset.HELD_OUT`` when that is exactly the recorded split. A checkpoint
+    without a fingerprint is judged from its per-class counts, and the description says so.
+    """
     ckpt.check_classes(data.classes, str(data.root))
-    same = ckpt.data.get("counts") == data.counts and "val_indices" in ckpt.split
-    if same:
-        idx = ckpt.split["val_indices"].numpy()
-        return data.images[idx], data.labels[idx], Subset.HELD_OUT
-    return data.images, data.labels, Subset.ALL
+    labels = np.asarray(data.labels)
+    if "val_indices" not in ckpt.split:
+        return data.images, data.labels, "all drawings (the checkpoint records no held-out split)"
+    trained = _trained_classes(ckpt, data)
+    if trained is None:  # an older checkpoint
+        if ckpt.data.get("counts") == data.counts:
+            idx = ckpt.split["val_indices"].numpy()
+            return data.images[idx], data.labels[idx], Subset.HELD_OUT_UNVERIFIED
+        return data.images, data.labels, Subset.ALL_UNVERIFIED
+    counts = ckpt.data["counts"]
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    val = ckpt.split["val_indices"].numpy()
+    val_class = np.searchsorted(offsets, val, side="right") - 1
+    picks, held, unseen, other = [], 0, 0, 0
+    for c in range(len(data.classes)):
+        rows = np.flatnonzero(labels == c)
+        if trained[c]:
+            within = val[val_class == c] - offsets[c]
+            within = within[within < len(rows)]
+            beyond = np.arange(counts[c], len(rows))
+            picks += [rows[within], rows[beyond]]
+            held, unseen = held + len(within), unseen + len(beyond)
+        else:
+            picks.append(rows)
+            other += len(rows)
+    idx = np.sort(np.concatenate(picks))
+    return data.images[idx], data.labels[idx], _describe(held, unseen, other, all(trained), val, len(idx))
+
+
+def _trained_classes(ckpt: Checkpoint, data: SketchData) -> list[bool] | None:
+    digests, counts = ckpt.data.get("sha256"), ckpt.data.get("counts")
+    if not digests or not counts or len(digests) != len(data.classes):
+        return None
+    labels = np.asarray(data.labels)
+    out = []
+    for c, (name, n, digest) in enumerate(zip(data.classes, counts, digests)):
+        rows = np.flatnonzero(labels == c)
+        if len(rows) >= n:
+            out.append(rows_digest(data.images[rows[:n]]) == digest)
+        else:  # fewer drawings read than trained on: check the file they came from
+            out.append(data.root is not None and _file_starts_with(Path(data.root) / f"{name}.npy", n, digest))
+    return out
+
+
+def _describe(held: int, unseen: int, other: int, all_trained: bool, val: np.ndarray, n: int) -> Subset | str:
+    if all_trained and unseen == 0 and held == len(val):
+        return Subset.HELD_OUT
+    if held == unseen == 0:
+        return Subset.ALL
+    parts = [f"{held:,} of the {len(val):,} held-out drawings recorded in the checkpoint"]
+    if unseen:
+        parts.append(f"{unseen:,} drawings after the ones it was trained on")
+    if other:
+        parts.append(f"{other:,} drawings of classes whose training drawings are not in this folder")
+    return " + ".join(parts) + "; none of them seen in training"
 
 
 def evaluate(ckpt: Checkpoint, data: SketchData, batch_size: int = 1024,
              device: str | torch.device = "cpu", tta_flip: bool | None = None) -> EvalReport:
     """Evaluate a checkpoint on ``data`` (held-out split or all drawings, see above)."""
     images, labels, subset = evaluation_set(ckpt, data)
+    if len(labels) == 0:
+        raise DataError(f"{data.root}: no drawings left to evaluate ({subset}); "
+                        "raise --per-class or evaluate on another folder")
     if tta_flip is None:
         tta_flip = ckpt.tta_flip
     proba = predict_proba(ckpt.build_model(device), images, batch_size, device, tta_flip=tta_flip)
-    return metrics_from_proba(proba, labels, ckpt.classes, subset)
+    report = metrics_from_proba(proba, labels, ckpt.classes, subset)
+    report.data = str(Path(data.root).resolve()) if data.root else ""
+    return report
 
 
 def format_confusion(report: EvalReport, width: int = 6) -> str:

@@ -26,13 +26,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import Checkpoint, load_checkpoint
+from .checkpoint import CHECKPOINT_SHA_KEY, Checkpoint, file_sha256, load_checkpoint
 from .data import normalize_batch
-from .errors import QuickSketchError
-from .files import atomic_path
+from .errors import CheckpointError, QuickSketchError
+from .files import atomic_path, check_output_file
+from .locations import PRETRAINED_ONNX, PRETRAINED_PATH
 
 PARITY_TOLERANCE = 1e-4
 OPSET = 18
+MIN_OPSET = 18  # torch's exporter writes 18 and newer; older opsets would need a conversion
 INT8_MIN_AGREEMENT = 0.95  # top-1 agreement of the int8 model with fp32 on held-out drawings
 
 
@@ -61,26 +63,58 @@ def onnx_metadata(ckpt: Checkpoint) -> dict[str, str]:
         # Predictor averages each drawing with its mirror image when the checkpoint was
         # trained to be evaluated that way (test-time flip)
         "quicksketch_tta_flip": "true" if ckpt.tta_flip else "false",
+        # so `predict --backend auto` uses this file only beside the checkpoint it came from
+        CHECKPOINT_SHA_KEY: file_sha256(ckpt.path) if ckpt.path and Path(ckpt.path).is_file() else "",
     }
+
+
+def default_onnx_path(ckpt: Checkpoint) -> Path:
+    """Where an export goes unless told: beside the checkpoint (``m.pt`` -> ``m.onnx``), except
+    for the shipped pretrained model, whose export goes to ``models/pretrained.onnx`` (relative
+    to the current folder, like ``train``'s default) -- never into the installed package."""
+    if ckpt.path is None:
+        raise QuickSketchError("an export needs `out` for a checkpoint not loaded from a file")
+    if Path(ckpt.path).resolve() == PRETRAINED_PATH.resolve():
+        return PRETRAINED_ONNX
+    return Path(ckpt.path).with_suffix(".onnx")
 
 
 def export_onnx(checkpoint: str | os.PathLike | Checkpoint, out: str | os.PathLike | None = None,
                 opset: int = OPSET) -> ExportReport:
-    """Export ``checkpoint`` to ``out`` (default: next to it, ``.onnx``) and verify parity."""
+    """Export ``checkpoint`` to ``out`` (default: :func:`default_onnx_path`) and verify parity.
+
+    ``checkpoint`` may be ``"pretrained"``, the shipped model of the ten classes. An
+    ``opset`` the exporter cannot write is refused (no file is written)."""
     import onnx
 
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    if out is None:
-        if ckpt.path is None:
-            raise QuickSketchError("export_onnx needs `out` for a checkpoint not loaded from a file")
-        out = Path(ckpt.path).with_suffix(".onnx")
-    out = Path(out)
+    out = check_output_file(Path(out) if out is not None else default_onnx_path(ckpt))  # before the work
     out.parent.mkdir(parents=True, exist_ok=True)
     model = ckpt.build_model("cpu")
+    proto = _export_proto(model, opset)
+    for key, value in onnx_metadata(ckpt).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    with atomic_path(out) as tmp:  # only a model that passed its parity check replaces out
+        onnx.save(proto, str(tmp))
+        diff = parity_check(model, tmp)
+    return ExportReport(out, diff, opset, out.stat().st_size)
+
+
+def written_opset(proto) -> int:
+    """The ONNX (default domain) opset a model proto declares."""
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), -1)
+
+
+def _export_proto(model: torch.nn.Module, opset: int):
+    """The ONNX proto of ``model`` at exactly ``opset``; refused when the exporter wrote another."""
     example = torch.zeros(2, 1, 28, 28)
-    onnx_log = logging.getLogger("torch.onnx")
-    level = onnx_log.level
-    onnx_log.setLevel(logging.ERROR)  # the exporter's chatter (e.g. "torchvision is not installed")
+    # the exporter's chatter (e.g. "torchvision is not installed"), and onnxscript's traceback
+    # when it cannot convert to the opset asked for (refused below in one line)
+    logs = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]
+    levels = [log.level for log in logs]
+    for log, quiet in zip(logs, (logging.ERROR, logging.CRITICAL)):
+        log.setLevel(quiet)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -89,15 +123,13 @@ def export_onnx(checkpoint: str | os.PathLike | Checkpoint, out: str | os.PathLi
                 dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=65536)}},
                 dynamo=True, external_data=False, verbose=False)
         finally:
-            onnx_log.setLevel(level)
+            for log, level in zip(logs, levels):
+                log.setLevel(level)
     proto = program.model_proto
-    for key, value in onnx_metadata(ckpt).items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    with atomic_path(out) as tmp:  # only a model that passed its parity check replaces out
-        onnx.save(proto, str(tmp))
-        diff = parity_check(model, tmp)
-    return ExportReport(out, diff, opset, out.stat().st_size)
+    if written_opset(proto) != opset:
+        raise QuickSketchError(f"the ONNX exporter cannot write opset {opset} for this model (it wrote "
+                               f"{written_opset(proto)}); use --opset {OPSET} (supported: {MIN_OPSET} and newer)")
+    return proto
 
 
 @dataclass
@@ -161,17 +193,17 @@ def held_out_drawings(ckpt: Checkpoint, data_dir: str | os.PathLike) -> tuple[np
     """uint8 ``(N, 784)`` drawings of the checkpoint's classes that it did not train on:
     its recorded held-out split when ``data_dir`` holds the drawings it was trained on,
     else every drawing there (said in the returned description)."""
-    from .evaluation import Subset, evaluation_set, load_for_checkpoint
+    from .evaluation import evaluation_set, held_out_only, load_for_checkpoint
 
     images, _, subset = evaluation_set(ckpt, load_for_checkpoint(ckpt, data_dir))
-    source = "held-out drawings" if subset is Subset.HELD_OUT else f"drawings from {data_dir} (not the recorded split)"
+    source = "held-out drawings" if held_out_only(subset) else f"drawings from {data_dir} (not the recorded split)"
     return np.asarray(images), source
 
 
 def export_int8(checkpoint: str | os.PathLike | Checkpoint, data_dir: str | os.PathLike | None = None,
                 out: str | os.PathLike | None = None, calibrate: int = 512, check: int = 2000,
                 opset: int = OPSET, seed: int = 0, fp32: str | os.PathLike | None = None) -> Int8Report:
-    """Export ``checkpoint`` as int8 ONNX (default: beside it, ``.int8.onnx``).
+    """Export ``checkpoint`` as int8 ONNX (default: :func:`default_onnx_path` with ``.int8.onnx``).
 
     Calibrated on ``calibrate`` of the checkpoint's held-out drawings from ``data_dir``
     (default: the folder it was trained on), checked on up to ``check`` others.
@@ -183,11 +215,7 @@ def export_int8(checkpoint: str | os.PathLike | Checkpoint, data_dir: str | os.P
     if not data_dir or not Path(data_dir).is_dir():
         raise QuickSketchError("int8 export calibrates on real drawings: pass --data with the folder "
                                f"the model was trained on{f' ({data_dir} is not there)' if data_dir else ''}")
-    if out is None:
-        if ckpt.path is None:
-            raise QuickSketchError("export_int8 needs `out` for a checkpoint not loaded from a file")
-        out = Path(ckpt.path).with_suffix(".int8.onnx")
-    out = Path(out)
+    out = Path(out) if out is not None else default_onnx_path(ckpt).with_suffix(".int8.onnx")
     out.parent.mkdir(parents=True, exist_ok=True)
     rows, source = held_out_drawings(ckpt, data_dir)
     order = np.random.default_rng(seed).permutation(len(rows))
@@ -235,9 +263,23 @@ class OnnxModel:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         self.path = Path(path)
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        if not self.path.is_file():
+            raise CheckpointError(f"{path}: ONNX model not found; write one with `quicksketch export`")
+        if self.path.stat().st_size == 0:
+            raise CheckpointError(f"{path}: is empty (0 bytes), not an ONNX model; re-export it")
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own types for damaged files
+            raise CheckpointError(f"{path}: not a readable ONNX model ({str(exc).strip().splitlines()[0][:120]}); "
+                                  "re-export it with `quicksketch export`") from None
         meta = self.session.get_modelmeta().custom_metadata_map
-        self.classes = json.loads(meta.get("quicksketch_classes", "[]"))
+        try:
+            self.classes = json.loads(meta.get("quicksketch_classes", "[]"))
+        except ValueError:
+            self.classes = []
+        if not self.classes or len(set(self.classes)) != len(self.classes):
+            raise CheckpointError(f"{path}: not a QuickSketch ONNX model (no valid class list in its "
+                                  "metadata); export one with `quicksketch export`")
         self.metadata = meta
 
     def logits(self, x: np.ndarray) -> np.ndarray:

@@ -108,6 +108,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
+        if exc.errno is None and "written" in str(exc):  # numpy's short write: the disk filled up
+            exc = OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: {exc}")
         if exc.errno in DISK_ERRORS:
             raise disk_error(path, exc) from None
         raise
@@ -130,12 +132,6 @@ def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> Path:
     """``np.save`` through :func:`atomic_write` (a file object, so no ".npy" is appended)."""
     with atomic_write(path) as f:
         np.save(f, array, allow_pickle=False)
-    return Path(path)
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    with atomic_write(path) as f:
-        f.write(data)
     return Path(path)
 
 

@@ -38,6 +38,7 @@ QUICK_CHECKPOINT = Path("models") / "sketchpad.pt"
 # The shipped model of the ten classes (README "Pretrained model").
 PRETRAINED = "pretrained"
 PRETRAINED_PATH = Path(__file__).resolve().parent / "pretrained" / "sketchcnn_ten.pt"
+PRETRAINED_ONNX = Path("models") / "pretrained.onnx"  # `quicksketch export pretrained` writes here, never into the package
 
 
 def project_root() -> Path:
@@ -86,9 +87,11 @@ def choose_demo_data(offline: bool = False, per_class: int = 1500) -> DataSource
         return source
     if not offline:
         from .categories import THE_TEN
+        import urllib.parse
+
         from .download import DEFAULT_SOURCE, download_classes, is_online
 
-        if is_online(DEFAULT_SOURCE):
+        if is_online(urllib.parse.urlsplit(DEFAULT_SOURCE).hostname):  # a host, not the URL
             print("No data/quickdraw yet and the network is up: downloading the ten classes "
                   f"({per_class} drawings each) ...")
             target = project_root() / DOWNLOADED_DATA

@@ -1,6 +1,10 @@
 """Matplotlib figures used by the notebooks, ``evaluate`` and the README.
 
 Every function returns a Figure with a title, axis labels and class names.
+
+One colour convention for drawings, everywhere: ink on paper -- pixel value 0
+(background) is white, 255 (full ink) is black (colormap :data:`INK`), although
+the files store white ink on black.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ from typing import Sequence
 import numpy as np
 
 from .rasterize import as_image_batch
+
+
+INK = "gray_r"  # 0 = background = white paper, 255 = ink = black
 
 
 def _pyplot():
@@ -89,7 +96,7 @@ def plot_drawing_grid(images, labels, classes: Sequence[str], per_class: int = 8
             ax.set_xticks([])
             ax.set_yticks([])
             if j < len(pick):
-                ax.imshow(images[pick[j]], cmap="gray_r", vmin=0, vmax=255)
+                ax.imshow(images[pick[j]], cmap=INK, vmin=0, vmax=255, interpolation="nearest")
         axes[c, 0].set_ylabel(name, rotation=0, ha="right", va="center")
     fig.suptitle(title)
     fig.supxlabel("random drawings (28×28, ink dark)")
@@ -104,19 +111,20 @@ def plot_mean_drawings(images, labels, classes: Sequence[str], title: str = "The
     k = len(classes)
     cols = min(k, 10)
     rows = -(-k // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.5 + 0.5), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3 + 0.9, rows * 1.5 + 0.5), squeeze=False)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_frame_on(False)
+    means = [images[labels == c].mean(axis=0) if (labels == c).any() else np.zeros((28, 28))
+             for c in range(k)]
+    top = max(float(np.max(means)), 1.0)  # one scale for every class, so panels compare
     for c, name in enumerate(classes):
-        ax = axes.flat[c]
-        members = images[labels == c]
-        mean = members.mean(axis=0) if len(members) else np.zeros((28, 28))
-        ax.imshow(mean, cmap="magma", vmin=0)
-        ax.set_xlabel(name)
+        im = axes.flat[c].imshow(means[c], cmap=INK, vmin=0, vmax=top, interpolation="nearest")
+        axes.flat[c].set_xlabel(name)
     fig.suptitle(title)
     fig.tight_layout()
+    fig.colorbar(im, ax=axes, fraction=0.02, pad=0.02, label="mean pixel value\n(0 = never ink)")
     return fig
 
 
@@ -138,7 +146,7 @@ def plot_strokes_vs_bitmap(strokes, title: str = "One drawing: strokes and its 2
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("x")
         ax.set_ylabel("y")
-    axes[2].imshow(rasterize_strokes(strokes), cmap="gray", vmin=0, vmax=255)
+    axes[2].imshow(rasterize_strokes(strokes), cmap=INK, vmin=0, vmax=255, interpolation="nearest")
     axes[2].set_title("28×28 bitmap (what SketchCNN sees)", fontsize=10)
     axes[2].set_xlabel("pixel column")
     axes[2].set_ylabel("pixel row")
@@ -348,7 +356,7 @@ def plot_confident_mistakes(images, labels, proba: np.ndarray, classes: Sequence
         ax.set_frame_on(False)
     for ax, i in zip(axes.flat, idx):
         p = int(proba[i].argmax())
-        ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=255)
+        ax.imshow(images[i], cmap=INK, vmin=0, vmax=255, interpolation="nearest")
         ax.set_title(f"true: {classes[int(np.asarray(labels)[i])]}\nsaid: {classes[p]} {proba[i, p]:.0%}",
                      fontsize=8)
     if not len(idx):

@@ -15,5 +15,12 @@ def progress_bar(iterable=None, *, enabled: bool = True, **tqdm_options):
     silent (``bar.disable`` true) when ``enabled`` is off or stderr is not a terminal."""
     from tqdm.auto import tqdm
 
-    shown = enabled and ("ipykernel" in sys.modules or sys.stderr.isatty())
+    shown = enabled and (_in_notebook() or sys.stderr.isatty())
     return tqdm(iterable, disable=not shown, **tqdm_options)
+
+
+def _in_notebook() -> bool:
+    """Running inside a Jupyter kernel (not merely with ipykernel imported, as under pytest)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"

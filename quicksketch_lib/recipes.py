@@ -45,11 +45,13 @@ def recipe_per_class(name: str) -> int | None:
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
-def recipe_config(name: str = "original", **overrides) -> TrainConfig:
-    """The ``TrainConfig`` of recipe ``name`` with ``overrides`` applied (None values ignored)."""
+def recipe_config(name: str = "original", base: dict | None = None, **overrides) -> TrainConfig:
+    """The ``TrainConfig`` of recipe ``name``, then ``base`` (e.g. a resumed run's settings),
+    then ``overrides`` (None values ignored)."""
     if name not in RECIPES:
         raise QuickSketchError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}")
-    values = {"recipe": name, **RECIPES[name], **{k: v for k, v in overrides.items() if v is not None}}
+    kept = {k: v for k, v in (base or {}).items() if k != "recipe"}  # a resumed run's settings
+    values = {"recipe": name, **RECIPES[name], **kept, **{k: v for k, v in overrides.items() if v is not None}}
     return TrainConfig(**values)
 
 

@@ -19,6 +19,7 @@ Under ``torchrun`` it trains data-parallel (``torchrun ... -m quicksketch_lib tr
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -34,8 +35,8 @@ from .augment import seeded_augmenter
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import NORM_MEAN, NORM_STD, BatchLoader, SketchData, shard_indices, stratified_split
 from .device import configure_threads, dist_info, rank_device, resolve_precision, set_seed
-from .errors import CheckpointError
-from .files import atomic_write
+from .errors import CheckpointError, TrainingError
+from .files import atomic_write, check_output_file, exclusive_lock
 from .evaluation import evaluate_loader
 from .model import SketchCNN
 from .progress import progress_bar
@@ -81,12 +82,20 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+# TrainConfig fields that change what a run learns: a resumed run must keep them (``epochs``
+# too when the schedule is planned over the whole run); the others only say how it runs.
+RESULT_FIELDS = ("batch_size", "lr", "weight_decay", "optimizer", "schedule", "step_size", "gamma",
+                 "warmup_epochs", "label_smoothing", "augment", "ema_decay", "tta_flip",
+                 "val_fraction", "seed", "recipe", "max_batches")
+
+
 @dataclass
 class FitResult:
     model: SketchCNN
     history: list[dict]
     checkpoint: Checkpoint
     path: Path | None = None
+    epochs_trained: int = 0  # in this call (0: a resumed run had already reached its epochs)
 
     @property
     def val_accuracy(self) -> float:
@@ -105,6 +114,16 @@ def fit(model: SketchCNN, data: SketchData, config: TrainConfig | None = None,
     config = config or TrainConfig()
     rank, world = dist_info()
     out = Path(out) if out else None
+    if out is not None and rank == 0:
+        check_output_file(out)  # a read-only or wrong --out fails now, not after an epoch
+        with exclusive_lock(out):  # one training per output file
+            return _fit(model, data, config, out, resume=resume, progress=progress, callbacks=callbacks)
+    return _fit(model, data, config, out, resume=resume, progress=progress, callbacks=callbacks)
+
+
+def _fit(model: SketchCNN, data: SketchData, config: TrainConfig, out: Path | None, *, resume: bool,
+         progress: bool, callbacks) -> FitResult:
+    rank, world = dist_info()
     set_seed(config.seed)
     configure_threads(config.num_threads)
     device = rank_device(config.device)
@@ -113,10 +132,15 @@ def fit(model: SketchCNN, data: SketchData, config: TrainConfig | None = None,
     train_loader, val_loader, val_idx = make_loaders(data, config, device, val_idx)
     run = start_run(model, config, device, len(train_loader), resume=state)
 
+    if len(train_loader) == 0:
+        raise TrainingError(f"no training batches: {len(train_loader.labels)} training drawings, max_batches="
+                            f"{config.max_batches}; use more drawings or a positive --max-batches")
     ckpt = state
+    start_epoch = run.epoch
     for epoch in range(run.epoch, config.epochs):
         train = train_one_epoch(run, train_loader, epoch=epoch, progress=progress and rank == 0)
         val = evaluate_run(run, val_loader)
+        _check_finite(train["train_loss"], val["loss"], epoch + 1, config, out)
         run.history.append(_epoch_record(epoch, train, val, world))
         ckpt = _make_checkpoint(run, data, val_idx)
         if rank == 0:
@@ -124,10 +148,21 @@ def fit(model: SketchCNN, data: SketchData, config: TrainConfig | None = None,
         if world > 1:
             dist.barrier()
     if ckpt is None:
-        raise CheckpointError(f"{out}: already trained for {config.epochs} epochs; "
-                              "raise --epochs to continue or drop --resume")
+        raise TrainingError(f"epochs must be at least 1, got {config.epochs}")
     ckpt.path = out
-    return FitResult(run.eval_model.eval(), run.history, ckpt, out)
+    return FitResult(run.eval_model.eval(), run.history, ckpt, out,
+                     epochs_trained=max(0, config.epochs - start_epoch))
+
+
+def _check_finite(train_loss: float, val_loss: float, epoch: int, config: TrainConfig, out) -> None:
+    """Stop a diverged run before it saves: a NaN/infinite loss makes a useless model."""
+    if math.isfinite(train_loss) and math.isfinite(val_loss):
+        return
+    kept = f"; {out} keeps the last good epoch" if out is not None and Path(out).exists() else \
+        "; nothing was saved"
+    raise TrainingError(f"training diverged in epoch {epoch}: the loss became {train_loss:g} (train) / "
+                        f"{val_loss:g} (held-out) with learning rate {config.lr:g}{kept}; "
+                        "try a lower --lr")
 
 
 def make_loaders(data: SketchData, config: TrainConfig, device: torch.device | str,
@@ -288,7 +323,7 @@ def _make_checkpoint(run: Run, data: SketchData, val_idx: np.ndarray) -> Checkpo
                  "train_accuracy": last["train_accuracy"], "epochs": run.epoch,
                  "train_seconds": sum(h["seconds"] for h in history)},
         history=list(history),
-        data={**data.fingerprint(), "root": str(data.root) if data.root else "",
+        data={**data.fingerprint(), "root": str(Path(data.root).resolve()) if data.root else "",
               "synthetic": data.synthetic},
         split={"val_indices": torch.as_tensor(val_idx, dtype=torch.int64),
                "seed": config.seed, "val_fraction": config.val_fraction},
@@ -309,10 +344,36 @@ def _load_resume_state(out: Path | None, data: SketchData, config: TrainConfig) 
     ckpt.check_classes(data.classes, str(data.root))
     if ckpt.train_state is None:
         raise CheckpointError(f"{out}: has no training state to resume from")
-    if ckpt.data.get("counts") != data.counts:
-        raise CheckpointError(f"{out}: was trained on different drawings (per-class counts differ); "
-                              "resume with the same --data and --per-class")
+    if ckpt.data.get("counts") != data.counts or \
+            ckpt.data.get("sha256", data.digests) != data.digests:
+        raise CheckpointError(f"{out}: was trained on different drawings (per-class "
+                              f"{'counts' if ckpt.data.get('counts') != data.counts else 'fingerprints'} "
+                              "differ); resume with the same --data and --per-class")
+    check_resume_config(ckpt.train_config, config, out)
     return ckpt
+
+
+def check_resume_config(stored: dict, config: TrainConfig, out) -> None:
+    """Refuse to resume with settings that change what the run learns (:data:`RESULT_FIELDS`;
+    ``epochs`` too under a schedule planned over the whole run): the checkpoint would record
+    values it was not trained with."""
+    fields_ = RESULT_FIELDS + (("epochs",) if config.schedule != "step" else ())
+    differ = [f"{k} {stored[k]!r} -> {getattr(config, k)!r}" for k in fields_
+              if k in stored and stored[k] != getattr(config, k)]
+    if differ:
+        raise TrainingError(f"{out}: cannot resume with other settings ({'; '.join(differ)}); "
+                            "resume with the run's own settings (leave them out) or train afresh "
+                            "with another --out")
+
+
+def resume_settings(out: str | os.PathLike) -> dict:
+    """The :data:`RESULT_FIELDS` (and ``epochs``) of the run saved at ``out`` ({} when there is
+    none): what ``quicksketch train --resume`` uses for options not given."""
+    out = Path(out)
+    if not out.is_file():
+        return {}
+    stored = load_checkpoint(out).train_config
+    return {k: stored[k] for k in RESULT_FIELDS + ("epochs",) if k in stored}
 
 
 def _restore(run: Run, ckpt: Checkpoint) -> None:

@@ -173,8 +173,8 @@ def _checkpoint_of(model: torch.nn.Module, classes: Sequence[str]) -> Checkpoint
 
 
 def _load(model_or_checkpoint, backend: str) -> tuple[Predictor, torch.nn.Module | None, Checkpoint | None, str]:
-    """(predictor, torch model for explanations, checkpoint for teaching, its name) -- the
-    last three None/"" where the source has none (a bare Predictor, an ONNX file)."""
+    """(predictor, torch model for explanations, checkpoint for teaching, what it is in words);
+    the model and checkpoint are None where the source has none (a Predictor, an ONNX file)."""
     m = model_or_checkpoint
     if isinstance(m, Predictor):
         return m, None, None, "a Predictor"
@@ -247,6 +247,7 @@ class SketchPad(anywidget.AnyWidget):
     _shown_strokes = traitlets.Int(0).tag(sync=True)  # strokes in the last full update (a test hook)
     _model_info = traitlets.Unicode("").tag(sync=True)  # which model answers, in words
     _examples = traitlets.Bytes(b"").tag(sync=True)  # K x 784 uint8: the thumbnails
+    _examples_of = traitlets.Unicode("").tag(sync=True)  # "" while collecting; after Teach, the class shown
     _taught = traitlets.List([]).tag(sync=True)  # classes taught to the model that answers
     _status = traitlets.Unicode("").tag(sync=True)  # what the last teach/forget/save did
     _busy = traitlets.Unicode("").tag(sync=True)  # non-empty while teaching
@@ -320,7 +321,7 @@ class SketchPad(anywidget.AnyWidget):
         if not image.any():
             raise InputError("the canvas is blank: draw an example first, then press 'Add example'")
         self.examples.append(image)
-        self._examples = examples_bytes(self.examples)
+        self._show_examples(self.examples)
         self.clear()
         return image
 
@@ -329,7 +330,7 @@ class SketchPad(anywidget.AnyWidget):
         if not self.examples:
             raise InputError("there is no example to remove")
         self.examples.pop()
-        self._examples = examples_bytes(self.examples)
+        self._show_examples(self.examples)
 
     def teach(self, name: str | None = None) -> Checkpoint:
         """Teach the model the class ``name`` (default: the name box) from the examples;
@@ -344,7 +345,7 @@ class SketchPad(anywidget.AnyWidget):
             self._busy = ""
         seconds = time.perf_counter() - t0
         self.examples = []
-        self._examples = b""
+        self._show_examples(drawings, of=name)  # what it was taught from, until the next example
         self._use(ckpt)
         self._status = (f"taught '{name}' from {k} drawings in {seconds:.1f} s: "
                         f"the model knows {len(ckpt.classes)} classes")
@@ -354,6 +355,8 @@ class SketchPad(anywidget.AnyWidget):
         """Remove the taught class ``name`` (default: the name box) from the model."""
         name = self._name(name)
         ckpt = forget_class(self._teachable(), name)
+        if self._examples_of == name:
+            self._show_examples(self.examples)
         self._use(ckpt)
         self._status = f"forgot '{name}': the model knows {len(ckpt.classes)} classes"
         return ckpt
@@ -368,6 +371,12 @@ class SketchPad(anywidget.AnyWidget):
         save_checkpoint(self._teachable(), path)
         self._status = f"saved {_shown_path(path)}"
         return path
+
+    def _show_examples(self, images, of: str = "") -> None:
+        """Thumbnails: the examples being collected, or (``of``) those a class was taught from."""
+        with self.hold_sync():
+            self._examples = examples_bytes(images)
+            self._examples_of = of
 
     def _name(self, name: str | None) -> str:
         name = (self.class_name if name is None else name).strip()

@@ -9,9 +9,12 @@ training part (a seeded half of its drawings); then::
              drawings, test-time flip as the model's recipe says), before -> after
     wall s   wall time of one teach_class call (--threads, default 2); on a shared, loaded
              machine this is inflated by the load: the load average is printed beside it
-    CPU s    CPU time the call used (all its threads): about the wall time on one idle core
+    CPU s    CPU time the call used, all its threads; with --threads 1 about the wall time on
+             one idle core (with 2 threads on a loaded machine, threads waiting for each other
+             count too)
 
-and three classes are taught one after another. Run (about 5 minutes on 2 busy cores)::
+and three classes are taught one after another. Run (about 4 minutes of CPU time; wall time
+grows with the load of a shared machine)::
 
     .venv/bin/python scripts/teach_bench.py --data data/quickdraw
 

@@ -7,7 +7,7 @@ strokes with at least 11 drawings that the model does not know: the drawings go 
 pad's own path (Google's simplification, then ``rasterize_strokes``) and
 :func:`~quicksketch_lib.teach.teach_class`. Run from the repository root::
 
-    PYTHONPATH=. .venv/bin/python scripts/teach_replay_classes.py [--strokes DIR] [--splits 10]
+    PYTHONPATH=. .venv/bin/python scripts/teach_replay_classes.py --strokes ../shared/data/strokes [--splits 4]
 
 Per class it prints: the test's own case (examples = the file's first 10 drawings, the 11th
 unseen: its rank after teaching), how often the unseen drawings are in the top-3 for that
@@ -17,7 +17,6 @@ split, and the same over ``--splits`` random choices of the 10 examples (mean an
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from pathlib import Path
@@ -25,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from quicksketch_lib.checkpoint import PRETRAINED, load_checkpoint
+from quicksketch_lib.checkpoint import load_checkpoint
+from quicksketch_lib.locations import PRETRAINED, strokes_dir
 from quicksketch_lib.inference import Predictor
 from quicksketch_lib.rasterize import rasterize_strokes, read_ndjson, simplify_strokes
 from quicksketch_lib.teach import teach_class
@@ -69,8 +69,9 @@ def measure(base, name: str, drawings, splits: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--strokes", type=Path, default=Path(os.environ.get("QUICKSKETCH_STROKES", "../shared/data/strokes")))
-    parser.add_argument("--splits", type=int, default=10)
+    parser.add_argument("--strokes", type=Path, default=strokes_dir(),
+                        help="folder of <class>.ndjson raw drawings (default: $QUICKSKETCH_STROKES, else data/strokes)")
+    parser.add_argument("--splits", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -39,7 +39,7 @@ def test_refuses_missing_corrupt_foreign_and_pickled_files(shapes_checkpoint, tm
         load_checkpoint(tmp_path / "nope.pt")
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(shapes_checkpoint.read_bytes()[:1000])
-    with pytest.raises(CheckpointError, match="not a loadable"):
+    with pytest.raises(CheckpointError, match="damaged checkpoint"):
         load_checkpoint(truncated)
     bare = tmp_path / "bare.pt"
     torch.save(SketchCNN().state_dict(), bare)

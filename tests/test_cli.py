@@ -7,7 +7,10 @@ import sys
 import numpy as np
 import pytest
 
+from quicksketch_lib.locations import PRETRAINED_PATH
 from quicksketch_lib.cli import EXIT_BAD_INPUT, EXIT_DOWNLOAD, EXIT_OK, main
+
+from conftest import THE_TEN
 
 SUBCOMMANDS = ["doctor", "subset", "train", "evaluate", "predict", "export", "download", "demo"]
 
@@ -104,7 +107,9 @@ def test_bad_checkpoint_and_inputs_exit_3(shapes_checkpoint, tmp_path, capsys):
     assert "notes.txt" in _bad_input(capsys, "predict", shapes_checkpoint, tmp_path / "notes.txt")
     (tmp_path / "fake.png").write_text("hi")
     assert "fake.png" in _bad_input(capsys, "predict", shapes_checkpoint, tmp_path / "fake.png")
-    assert "unknown recipe" in _bad_input(capsys, "train", "--data", other, "--recipe", "magic")
+    with pytest.raises(SystemExit) as info:  # a usage error: exit 2
+        main(["train", "--data", str(other), "--recipe", "magic"])
+    assert info.value.code == 2 and "unknown recipe" in capsys.readouterr().err
 
 
 def test_unreachable_download_source_exits_4(tmp_path, capsys):
@@ -178,3 +183,43 @@ def test_help_lists_the_exit_code_table(capsys):
         main(["--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert all(f"{code} {meaning}" in out for code, meaning in EXIT_CODES.items())
+
+
+# --------------------------------------------------------------------------- the shipped pretrained model
+def _clock_png(path):
+    """A clock drawn dark on white, as a person might save one from a paint program."""
+    from PIL import Image, ImageDraw
+
+    im = Image.new("L", (256, 256), 255)
+    pen = ImageDraw.Draw(im)
+    pen.ellipse((28, 28, 228, 228), outline=0, width=8)
+    pen.line((128, 128, 128, 60), fill=0, width=8)
+    pen.line((128, 128, 180, 150), fill=0, width=8)
+    im.save(path)
+    return path
+
+
+def test_predict_and_export_pretrained(tmp_path, monkeypatch, capsys):
+    drawing = _clock_png(tmp_path / "clock.png")
+    code, out, _ = run(capsys, "predict", "pretrained", drawing, "--top-k", 3)
+    assert code == EXIT_OK and out.startswith("clock.png: clock ")
+
+    monkeypatch.chdir(tmp_path)  # the export's default goes to ./models, never into the package
+    code, out, _ = run(capsys, "export", "pretrained")
+    onnx_file = tmp_path / "models" / "pretrained.onnx"
+    assert code == EXIT_OK and onnx_file.is_file() and "OK" in out
+    assert not list(PRETRAINED_PATH.parent.glob("*.onnx"))
+    code, out, _ = run(capsys, "predict", onnx_file, drawing, "--json")
+    assert code == EXIT_OK and json.loads(out)[0]["top_k"][0]["class"] == "clock"
+
+
+def test_evaluate_pretrained_uses_its_held_out_split(quickdraw_dir, tmp_path, capsys):
+    # the README's figure: `quicksketch evaluate pretrained --data data/quickdraw` (95.28%)
+    code, out, _ = run(capsys, "evaluate", "pretrained", "--data", quickdraw_dir, "--json", tmp_path / "e.json")
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert code == EXIT_OK and report["subset"].startswith("held-out split") and report["n"] == 4000
+    assert report["accuracy"] >= 0.94 and report["classes"] == list(THE_TEN)
+
+
+def test_pretrained_on_other_classes_is_a_clear_error(shapes_dir, capsys):
+    assert "no file for class" in _bad_input(capsys, "evaluate", "pretrained", "--data", shapes_dir)

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import make_shapes
 from quicksketch_lib.checkpoint import load_checkpoint
 from quicksketch_lib.data import load_folder
 from quicksketch_lib.evaluation import evaluate, evaluation_set, expected_calibration_error, metrics_from_proba
@@ -32,10 +33,20 @@ def test_uses_the_recorded_split_on_the_training_folder(shapes_checkpoint):
     assert np.array_equal(images, data.images[ckpt.split["val_indices"].numpy()])
 
 
-def test_uses_every_drawing_of_another_folder(shapes_checkpoint):
+def test_fewer_training_drawings_use_only_the_held_out_among_them(shapes_checkpoint):
+    """The first 20 drawings per class of the training folder were trained on (but the
+    held-out ones): only those held-out ones are evaluated, never the trained ones."""
     ckpt = load_checkpoint(shapes_checkpoint)
-    other = load_folder(ckpt.data["root"], per_class=20)
-    _, labels, subset = evaluation_set(ckpt, other)
+    fewer = load_folder(ckpt.data["root"], per_class=20)
+    _, labels, subset = evaluation_set(ckpt, fewer)
+    assert 0 < len(labels) < 60 and "held-out drawings recorded in the checkpoint" in subset
+
+
+def test_uses_every_drawing_of_another_folder(shapes_checkpoint, tmp_path):
+    ckpt = load_checkpoint(shapes_checkpoint)
+    for name, arr in make_shapes(20, seed=9).items():  # same classes, other drawings
+        np.save(tmp_path / f"{name}.npy", arr)
+    _, labels, subset = evaluation_set(ckpt, load_folder(tmp_path))
     assert len(labels) == 60 and subset.startswith("all drawings")
 
 

@@ -35,6 +35,14 @@ def test_summary_lists_every_stage_with_shapes():
     assert "(4096,)" in text and "2,196,554" in text
 
 
+def test_summary_counts_multiply_adds():
+    # block 1: 28*28*64*(1*9 + 64*9); blocks 2 and 3: 14*14*128*(64*9 + 128*9) = 7*7*256*(128*9 + 256*9)
+    rows = {line.split("  ")[0]: line.split() for line in SketchCNN(ModelConfig(num_classes=10)).summary().splitlines()}
+    assert rows["block1 (2x conv-bn-lrelu)"][-1] == f"{28 * 28 * 64 * 65 * 9:,}" == "29,352,960"
+    assert rows["block2 (2x conv-bn-lrelu)"][-1] == rows["block3 (2x conv-bn-lrelu)"][-1] == "43,352,064"
+    assert rows["total"][-1] == "117,108,224"  # + 4096*256 + 256*10 in the head
+
+
 def test_config_round_trips_through_a_dict():
     cfg = ModelConfig(num_classes=7, channels=(32, 64, 128), dropout=0.3)
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg

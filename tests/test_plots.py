@@ -77,6 +77,10 @@ def test_mean_drawings_are_class_means(shapes):
     shown = np.asarray(fig.axes[2].images[0].get_array())
     np.testing.assert_allclose(shown, images[labels == 2].reshape(-1, 28, 28).mean(0))
     assert _has_title(fig) and all(c in _texts(fig) for c in CLASSES)
+    # ink on paper like every other drawing, on one scale with a colour bar
+    panels = [ax.images[0] for ax in fig.axes[:3]]
+    assert {im.get_cmap().name for im in panels} == {plots.INK}
+    assert len({im.get_clim() for im in panels}) == 1 and "mean pixel value" in fig.axes[-1].get_ylabel()
 
 
 def test_strokes_vs_bitmap_shows_raw_simplified_and_bitmap():

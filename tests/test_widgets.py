@@ -176,7 +176,8 @@ def test_teach_forget_and_save_a_class(teach_pad, tmp_path):
     send(teach_pad, "teach")
     assert teach_pad._error == "", teach_pad._error
     assert teach_pad.classes == list(THE_TEN) + ["star"] and teach_pad.taught == ["star"]
-    assert teach_pad.examples == [] and teach_pad._examples == b"" and teach_pad._busy == ""
+    assert teach_pad.examples == [] and teach_pad._busy == ""
+    assert teach_pad._examples_of == "star" and len(teach_pad._examples) == 10 * 784  # taught from these
     assert teach_pad._status.startswith("taught 'star' from 10 drawings in ")
     assert "taught: star" in teach_pad._model_info
     unseen = doodles("star", 5, seed=1)
@@ -195,6 +196,7 @@ def test_teach_forget_and_save_a_class(teach_pad, tmp_path):
     send(teach_pad, "forget")  # the name box still says "star"
     assert teach_pad._error == "" and teach_pad.classes == list(THE_TEN) and teach_pad.taught == []
     assert teach_pad._status == "forgot 'star': the model knows 10 classes"
+    assert teach_pad._examples == b"" and teach_pad._examples_of == ""
     assert "star" not in [c for c, _ in teach_pad.update_from_strokes(unseen[0])]
 
 

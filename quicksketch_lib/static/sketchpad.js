@@ -177,9 +177,10 @@ function render({ model, el: root }) {
   function showExamples() {
     const pixels = bytesOf(model.get("_examples"));
     const count = Math.floor(pixels.length / (SIZE * SIZE));
+    const taught = model.get("_examples_of"); // after Teach: the examples that class was taught from
     teach.thumbs.replaceChildren();
     for (let k = 0; k < count; k++) {
-      const thumb = el("canvas", "qs-thumb", teach.thumbs);
+      const thumb = el("canvas", taught ? "qs-thumb qs-thumb-taught" : "qs-thumb", teach.thumbs);
       thumb.width = SIZE;
       thumb.height = SIZE;
       const img = thumb.getContext("2d").createImageData(SIZE, SIZE);
@@ -192,8 +193,12 @@ function render({ model, el: root }) {
     const name = model.get("class_name").trim() || "the new class";
     teach.hint.textContent = `Draw an example, press Add example (at least ${model.get("_min_examples")}; `
       + "about 10 work well), then Teach.";
-    teach.counter.textContent = count === 1 ? `1 example of ${name}` : `${count} examples of ${name}`;
-    root.dataset.examples = String(count);
+    if (taught) {
+      teach.counter.textContent = `'${taught}' was taught from these ${count}; draw one to test it`;
+    } else {
+      teach.counter.textContent = count === 1 ? `1 example of ${name}` : `${count} examples of ${name}`;
+    }
+    root.dataset.examples = taught ? "0" : String(count); // examples waiting to be taught
   }
 
   function showTeach() {
@@ -298,7 +303,7 @@ function render({ model, el: root }) {
   model.on("change:_headline", drawBars);
   model.on("change:_error", showError);
   model.on("change:_shown_strokes", markShown);
-  for (const name of ["teach_mode", "class_name", "_busy", "_status", "_examples", "_can_teach"]) {
+  for (const name of ["teach_mode", "class_name", "_busy", "_status", "_examples", "_examples_of", "_can_teach"]) {
     model.on(`change:${name}`, showTeach);
   }
   model.on("change:_model_info", showModel);
