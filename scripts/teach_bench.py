@@ -7,7 +7,7 @@ training part (a seeded half of its drawings); then::
     recall   the new class's recall on its held-out drawings (the other half, up to --held-out)
     ten      the ten's accuracy on the pretrained model's recorded held-out split (4,000
              drawings, test-time flip as the model's recipe says), before -> after
-    wall s   wall time of one teach_class call (--threads, default 2); on a shared, loaded
+    wall s   wall time of one teach_class call (--threads, default TeachConfig's: 1); on a shared, loaded
              machine this is inflated by the load: the load average is printed beside it
     CPU s    CPU time the call used, all its threads; with --threads 1 about the wall time on
              one idle core (with 2 threads on a loaded machine, threads waiting for each other
@@ -96,15 +96,15 @@ def main() -> None:
     p.add_argument("--classes", nargs="+", default=CLASSES)
     p.add_argument("--ks", nargs="+", type=int, default=[5, 10, 20])
     p.add_argument("--held-out", type=int, default=400, help="held-out drawings per new class")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=TeachConfig.num_threads,
+                   help="threads for teach_class (default %(default)s)")
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="TeachConfig overrides")
     p.add_argument("--no-sequence", action="store_true")
     p.add_argument("--cache", metavar="DIR", help="keep the frozen body's features of the held-out "
                                                   "drawings here between runs (they never change)")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
     overrides = {k: type(getattr(TeachConfig(), k))(v) for k, v in (s.split("=") for s in args.set)}
-    config = TeachConfig(**overrides)
+    config = TeachConfig(**{"num_threads": args.threads, **overrides})
     print(f"TeachConfig: {config}")
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}; threads {args.threads}")
 
