@@ -38,12 +38,17 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _parsed(text: str, kind: type, what: str):
+    """``kind(text)``, or the usage error "expected <what>, got '<text>'"."""
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+
 def positive_int(text: str) -> int:
     """A whole number of at least 1 (epochs, batch size, drawings per class, top-k ...)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    value = _parsed(text, int, "a whole number")
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value}")
     return value
@@ -51,10 +56,7 @@ def positive_int(text: str) -> int:
 
 def seed_value(text: str) -> int:
     """A seed: a whole number from 0 to 2**32 - 1 (NumPy's range)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    value = _parsed(text, int, "a whole number")
     if not 0 <= value < 2**32:
         raise argparse.ArgumentTypeError(f"expected a seed from 0 to {2**32 - 1}, got {value}")
     return value
@@ -62,10 +64,7 @@ def seed_value(text: str) -> int:
 
 def positive_float(text: str) -> float:
     """A finite number above 0 (learning rate, seconds)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    value = _parsed(text, float, "a number")
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"expected a finite number above 0, got {text}")
     return value
