@@ -92,28 +92,28 @@ def trained(tmp_path_factory, shapes) -> Path:
     return out
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 1 MiB tmpfs (root only); skipped where mounting is not allowed (e.g. CI containers)."""
-    mnt = tmp_path / "small"
+def _tmpfs(tmp_path, name: str, options: str, what: str):
+    """Mount a small tmpfs at ``tmp_path/name`` for the test, unmount it after; skip the test
+    where mounting is not allowed (it needs root and mount rights, e.g. not in CI containers)."""
+    mnt = tmp_path / name
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mnt)],
                       capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root and mount rights)")
+        pytest.skip(f"cannot mount {what} here (needs root and mount rights)")
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs: a full disk."""
+    yield from _tmpfs(tmp_path, "small", "size=1m", "a small tmpfs")
 
 
 @pytest.fixture
 def read_only(tmp_path):
-    """A read-only mount (chmod does not stop root); skipped where mounting is not allowed."""
-    mnt = tmp_path / "ro"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mnt)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a read-only tmpfs here (needs root and mount rights)")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+    """A read-only mount (chmod does not stop root)."""
+    yield from _tmpfs(tmp_path, "ro", "ro,size=1m", "a read-only tmpfs")
 
 
 # --------------------------------------------------------------------------- 1. data loss: subset
