@@ -10,6 +10,10 @@ the same shape, dtype and memory format where every drawing got its own
 * stroke-thickness jitter: a per-drawing blend towards the 3x3 max-pool (thicker
   strokes) or min-pool (thinner strokes) of the drawing.
 
+``partial_ink(x, prob, generator)`` shows a drawing stopped part-way: with probability
+``prob`` a drawing keeps only the first share (30-100 %) of its ink along a random
+direction, as if the player had not finished (``TrainConfig.partial``).
+
 Everything is vectorised (no per-sample Python) and the random draws come only from
 ``generator``, so the same generator seed gives the same batch. ``strength`` 0 returns
 ``x`` unchanged. Training calls it through ``TrainConfig.augment`` (:func:`seeded_augmenter`).
@@ -27,6 +31,7 @@ MAX_ZOOM = 0.10  # fraction of the drawing's size
 MAX_SHIFT = 0.10  # fraction of half the canvas: 0.1 * 14 px = 1.4 px
 MAX_THICKEN = 0.5  # blend weight towards the dilated drawing
 MAX_THIN = 0.25  # blend weight towards the eroded drawing (thin strokes vanish fast)
+MIN_PARTIAL_SHARE = 0.3  # a partial drawing keeps at least this share of its ink pixels
 
 
 def random_affine(batch: int, strength: float, generator: torch.Generator | None = None,
@@ -76,10 +81,37 @@ def augment_batch(x: torch.Tensor, strength: float = 1.0, generator: torch.Gener
     return out
 
 
-def seeded_augmenter(strength: float, seed: int):
-    """``augment(x, batch_seed)`` for training: :func:`augment_batch` with a generator seeded
-    from the run's ``seed`` and the batch's own number, so a resumed run sees the same draws."""
+def partial_ink(x: torch.Tensor, prob: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Drawings stopped part-way: each drawing of the normalised batch ``(B, 1, H, W)`` is, with
+    probability ``prob``, cut to the first share ``s`` ~ U[0.3, 1) of its ink pixels along a random
+    direction (ink beyond that line becomes background). A cheap stand-in for the early strokes
+    of a drawing, made from a finished bitmap. ``prob`` 0 returns ``x`` unchanged."""
+    if prob <= 0:
+        return x
+    if x.ndim != 4 or x.shape[1] != 1:
+        raise ValueError(f"partial_ink expects a (B, 1, H, W) batch, got shape {tuple(x.shape)}")
+    b, _, h, w = x.shape
+    u = torch.rand(b, 3, generator=generator, device=x.device)
+    angle = u[:, 0] * 2 * math.pi
+    share = MIN_PARTIAL_SHARE + (1 - MIN_PARTIAL_SHARE) * u[:, 1]
+    rows, cols = torch.meshgrid(torch.arange(h, device=x.device), torch.arange(w, device=x.device),
+                                indexing="ij")
+    along = (torch.cos(angle)[:, None] * cols.reshape(1, -1) + torch.sin(angle)[:, None] * rows.reshape(1, -1))
+    ink = x.reshape(b, -1) > -1
+    along = along.masked_fill(~ink, math.inf)  # background sorts last
+    n_ink = ink.sum(1)
+    k = (share * n_ink).long().clamp(min=1) - 1
+    cut = along.sort(dim=1).values.gather(1, k[:, None])
+    cut_here = (u[:, 2] < prob) & (n_ink > 0)
+    keep = (along <= cut) | ~cut_here[:, None]
+    return torch.where(keep.view(b, 1, h, w), x, torch.full_like(x, -1))
+
+
+def seeded_augmenter(strength: float, seed: int, partial: float = 0.0):
+    """``augment(x, batch_seed)`` for training: :func:`partial_ink`, then :func:`augment_batch`,
+    with a generator seeded from the run's ``seed`` and the batch's own number, so a resumed
+    run sees the same draws."""
     def augment(x: torch.Tensor, batch_seed: int) -> torch.Tensor:
         g = torch.Generator(device=x.device).manual_seed(seed * 7_919 + batch_seed)
-        return augment_batch(x, strength, g)
+        return augment_batch(partial_ink(x, partial, g), strength, g)
     return augment

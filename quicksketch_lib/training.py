@@ -59,6 +59,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0  # linear warm-up before cosine
     label_smoothing: float = 0.0
     augment: float = 0.0  # strength of drawing-preserving augmentation, 0 = off
+    partial: float = 0.0  # share of training drawings cut to a part of their ink (augment.partial_ink)
     ema_decay: float = 0.0  # EMA of weights, 0 = off
     tta_flip: bool = False  # held-out metrics average each drawing and its mirror image
     val_fraction: float = 0.1
@@ -85,7 +86,7 @@ class TrainConfig:
 # TrainConfig fields that change what a run learns: a resumed run must keep them (``epochs``
 # too when the schedule is planned over the whole run); the others only say how it runs.
 RESULT_FIELDS = ("batch_size", "lr", "weight_decay", "optimizer", "schedule", "step_size", "gamma",
-                 "warmup_epochs", "label_smoothing", "augment", "ema_decay", "tta_flip",
+                 "warmup_epochs", "label_smoothing", "augment", "partial", "ema_decay", "tta_flip",
                  "val_fraction", "seed", "recipe", "max_batches")
 
 
@@ -221,7 +222,8 @@ def start_run(model: SketchCNN, config: TrainConfig, device: torch.device, steps
                      cuda_graph=graphed)
     run = Run(config, model, step, build_scheduler(optimizer, config, steps_per_epoch),
               build_ema(model, config.ema_decay),
-              seeded_augmenter(config.augment, config.seed) if config.augment > 0 else None)
+              seeded_augmenter(config.augment, config.seed, config.partial)
+              if config.augment > 0 or config.partial > 0 else None)
     if resume is not None:
         _restore(run, resume)
     return run

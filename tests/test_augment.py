@@ -5,7 +5,7 @@ import time
 import pytest
 import torch
 
-from quicksketch_lib.augment import augment_batch, jitter_thickness, random_affine
+from quicksketch_lib.augment import MIN_PARTIAL_SHARE, augment_batch, jitter_thickness, partial_ink, random_affine
 
 
 def sketch_batch(n: int = 8) -> torch.Tensor:
@@ -119,3 +119,27 @@ def test_fast_on_cpu():
     aug = best_of(lambda: augment_batch(x, 1.0, g))
     step = best_of(lambda: model(x).sum().backward(), n=2)
     assert aug < 0.2 * step, f"augment {aug * 1e3:.0f} ms vs training step {step * 1e3:.0f} ms"
+
+
+def test_partial_ink_keeps_a_contiguous_share_of_the_ink():
+    x = sketch_batch(6)
+    g = torch.Generator().manual_seed(0)
+    y = partial_ink(x, 1.0, g)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    kept = (y > -1).sum((1, 2, 3)).float() / (x > -1).sum((1, 2, 3)).float()
+    # every drawing keeps between MIN_PARTIAL_SHARE and all of its ink (ties on the cut line may keep a little more)
+    assert (kept >= MIN_PARTIAL_SHARE - 0.05).all() and (kept <= 1).all() and (kept < 0.999).any()
+    # nothing new is drawn: what is left is the original ink, the rest is background
+    assert torch.equal(torch.where(y > -1, x, y), y) and ((y == x) | (y == -1)).all()
+
+
+def test_partial_ink_is_seeded_and_off_at_zero():
+    x = sketch_batch(8)
+    assert partial_ink(x, 0.0, torch.Generator().manual_seed(0)) is x
+    a = partial_ink(x, 0.5, torch.Generator().manual_seed(3))
+    b = partial_ink(x, 0.5, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    untouched = [(a[i] == x[i]).all().item() for i in range(len(x))]
+    assert 0 < sum(untouched) < len(x)  # with probability 0.5 some drawings are cut, some are not
+    blank = torch.full((2, 1, 28, 28), -1.0)
+    assert torch.equal(partial_ink(blank, 1.0, torch.Generator().manual_seed(0)), blank)
