@@ -30,7 +30,7 @@ from .checkpoint import CHECKPOINT_SHA_KEY, Checkpoint, file_sha256, load_checkp
 from .data import normalize_batch
 from .errors import CheckpointError, QuickSketchError
 from .files import atomic_path, check_output_file
-from .locations import PRETRAINED_ONNX, PRETRAINED_PATH
+from .locations import pretrained_name, pretrained_onnx
 
 PARITY_TOLERANCE = 1e-4
 OPSET = 18
@@ -70,12 +70,13 @@ def onnx_metadata(ckpt: Checkpoint) -> dict[str, str]:
 
 def default_onnx_path(ckpt: Checkpoint) -> Path:
     """Where an export goes unless told: beside the checkpoint (``m.pt`` -> ``m.onnx``), except
-    for the shipped pretrained model, whose export goes to ``models/pretrained.onnx`` (relative
+    for the shipped pretrained models, whose exports go to ``models/<name>.onnx`` (relative
     to the current folder, like ``train``'s default) -- never into the installed package."""
     if ckpt.path is None:
         raise QuickSketchError("an export needs `out` for a checkpoint not loaded from a file")
-    if Path(ckpt.path).resolve() == PRETRAINED_PATH.resolve():
-        return PRETRAINED_ONNX
+    name = pretrained_name(ckpt.path)
+    if name is not None:
+        return pretrained_onnx(name)
     return Path(ckpt.path).with_suffix(".onnx")
 
 

@@ -10,8 +10,9 @@ QuickSketch is decided here and nowhere else.
     drawing       $QUICKSKETCH_CHECKPOINT, else models/sketchcnn.pt (notebook 03),
                   models/demo.pt (`make demo`), models/sketchpad.pt (a quick run), else
                   the shipped pretrained model
-    pretrained    the word "pretrained" names the shipped model wherever a checkpoint is
-                  accepted
+    pretrained    the words "pretrained" (the ten classes) and "pretrained-54" (every class
+                  of the project's real data, for the game) name the shipped models
+                  wherever a checkpoint is accepted
 
 Relative paths are inside the checkout (:func:`project_root`). ``make test`` passes the
 real drawings with ``QUICKSKETCH_DATA`` and points ``QUICKSKETCH_CHECKPOINT`` into
@@ -35,9 +36,13 @@ STROKES = Path("data") / "strokes"
 DEFAULT_CHECKPOINT = Path("models") / "sketchcnn.pt"
 DEMO_CHECKPOINT = Path("models") / "demo.pt"
 QUICK_CHECKPOINT = Path("models") / "sketchpad.pt"
-# The shipped model of the ten classes (README "Pretrained model").
+# The shipped models (README "Pretrained models"): the ten classes, and the 54 of the game.
 PRETRAINED = "pretrained"
-PRETRAINED_PATH = Path(__file__).resolve().parent / "pretrained" / "sketchcnn_ten.pt"
+PRETRAINED_54 = "pretrained-54"
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+PRETRAINED_PATH = PRETRAINED_DIR / "sketchcnn_ten.pt"
+PRETRAINED_54_PATH = PRETRAINED_DIR / "sketchcnn_54.pt"
+PRETRAINED_MODELS = {PRETRAINED: PRETRAINED_PATH, PRETRAINED_54: PRETRAINED_54_PATH}
 PRETRAINED_ONNX = Path("models") / "pretrained.onnx"  # `quicksketch export pretrained` writes here, never into the package
 
 
@@ -109,8 +114,23 @@ def strokes_dir() -> Path:
 
 # --------------------------------------------------------------------------- checkpoints
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """``"pretrained"`` -> the shipped model's file; any other name is a path."""
-    return PRETRAINED_PATH if str(path) == PRETRAINED else Path(path)
+    """``"pretrained"`` / ``"pretrained-54"`` -> the shipped model's file; any other name is a path."""
+    return PRETRAINED_MODELS.get(str(path), Path(path))
+
+
+def pretrained_name(path: str | os.PathLike | None) -> str | None:
+    """The name of the shipped model stored at ``path`` (``"pretrained"``, ``"pretrained-54"``),
+    or None for any other file."""
+    if path is None:
+        return None
+    resolved = Path(path).resolve()
+    return next((name for name, p in PRETRAINED_MODELS.items() if p.resolve() == resolved), None)
+
+
+def pretrained_onnx(name: str) -> Path:
+    """Where ``quicksketch export NAME`` writes for a shipped model: ``models/NAME.onnx``
+    (relative to the current folder), never into the installed package."""
+    return Path("models") / f"{name}.onnx"
 
 
 def walkthrough_checkpoint() -> Path:

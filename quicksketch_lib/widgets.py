@@ -51,7 +51,7 @@ from .data import IMAGE_SIZE, normalize_batch
 from .errors import CheckpointError, InputError, QuickSketchError
 from .inference import Prediction, Predictor
 from . import locations
-from .locations import PRETRAINED, PRETRAINED_PATH, find_checkpoint, resolve_checkpoint
+from .locations import PRETRAINED_PATH, find_checkpoint, pretrained_name, resolve_checkpoint
 from .model import SketchCNN
 from .rasterize import FRAME, LINE_DIAMETER, PADDING, rasterize_strokes
 from .teach import TeachConfig, forget_class, taught_classes, teach_class
@@ -180,7 +180,7 @@ def _load(model_or_checkpoint, backend: str) -> tuple[Predictor, torch.nn.Module
         return m, None, None, "a Predictor"
     if isinstance(m, (str, os.PathLike)):
         path = resolve_checkpoint(m)
-        name = PRETRAINED if path == PRETRAINED_PATH else str(m)
+        name = pretrained_name(path) or str(m)
         predictor = Predictor.from_checkpoint(path, backend)
         if path.suffix == ".onnx":
             return predictor, None, None, name
