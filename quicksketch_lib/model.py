@@ -8,7 +8,8 @@ Linear(num_classes).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -85,7 +86,17 @@ class SketchCNN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
+        return self.head(self.embed(x))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The ``hidden`` (256) features of each drawing that the head reads: everything but the
+        last Linear (dropout is off in eval mode)."""
+        return self.classifier[:-1](self.features(x))
+
+    @property
+    def head(self) -> nn.Linear:
+        """The output layer, Linear(hidden -> num_classes): one row of weights per class."""
+        return self.classifier[-1]
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -93,6 +104,16 @@ class SketchCNN(nn.Module):
     def summary(self, input_size: tuple[int, int, int] = (1, 28, 28)) -> str:
         """A table of every stage with its output shape, parameters and multiply-adds."""
         return model_summary(self, input_size)
+
+
+# The head's parameters in a state dict: f"{HEAD_KEY}.weight", f"{HEAD_KEY}.bias".
+HEAD_KEY = "classifier.4"
+
+
+def build_model(config: ModelConfig | None, classes: Sequence[str]) -> SketchCNN:
+    """A fresh SketchCNN of architecture ``config`` (default: the original) with one output per
+    name in ``classes``."""
+    return SketchCNN(replace(config or ModelConfig(), num_classes=len(classes)))
 
 
 def flip_averaged_proba(model, x: torch.Tensor) -> torch.Tensor:

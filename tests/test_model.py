@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from quicksketch_lib.model import ModelConfig, SketchCNN
+from quicksketch_lib.model import HEAD_KEY, ModelConfig, SketchCNN, build_model
 
 
 def test_output_shape_and_default_architecture():
@@ -51,3 +51,12 @@ def test_config_round_trips_through_a_dict():
 def test_fewer_than_two_classes_is_refused():
     with pytest.raises(ValueError, match="at least 2 classes"):
         SketchCNN(ModelConfig(num_classes=1))
+
+
+def test_embed_and_head_make_the_forward_pass():
+    model = build_model(ModelConfig(channels=(8, 16, 32), hidden=24), ["a", "b", "c"]).eval()
+    x = torch.randn(5, 1, 28, 28)
+    feats = model.embed(x)
+    assert feats.shape == (5, 24) and model.head.out_features == 3
+    assert torch.equal(model.head(feats), model(x))
+    assert torch.equal(model.state_dict()[f"{HEAD_KEY}.weight"], model.head.weight)
