@@ -9,12 +9,12 @@ listed above it.
     device      device, seeding, precision, the torchrun process group, `doctor`
 
     categories  the Quick Draw class names and the ten of the walkthrough
+    locations   where things are: which data, which checkpoint, where to write (paths only)
     rasterize   strokes -> 28x28 the Quick Draw way; the accepted drawing shapes
-    data        folders of <class>.npy, splits, the fast batch path
-    augment     drawing-preserving augmentation
     doodles     the offline default: synthetic doodles
-    download    real Quick Draw data, only the rows needed
-    locations   which data, which checkpoint, where to write
+    data        folders of <class>.npy, splits, the fast batch path; find_data
+    augment     drawing-preserving augmentation
+    download    real Quick Draw data, only the rows needed; make demo's data
 
     model       SketchCNN, ModelConfig, test-time flip
     checkpoint  self-describing checkpoints

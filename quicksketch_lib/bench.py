@@ -49,9 +49,10 @@ import torch
 from torch import nn
 
 from .categories import THE_TEN
-from .data import BatchLoader, QuickDrawNPY, SketchData, load_folder, normalize, normalize_batch, walkthrough_classes
+from .data import (BatchLoader, QuickDrawNPY, SketchData, find_data, load_folder, normalize, normalize_batch,
+                   walkthrough_classes)
 from .device import configure_threads, cpu_has_fast_bf16, pick_device, resolve_precision
-from .locations import find_data, strokes_dir
+from .locations import strokes_dir
 
 JSON_KEYS = ("machine", "data", "settings", "training", "loading", "inference", "widget", "memory",
              "phase_seconds", "seconds")

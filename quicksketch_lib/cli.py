@@ -131,7 +131,7 @@ def _train(args, world: int) -> int:
     from .data import load_folder
     from .device import set_seed
     from .files import check_output_file
-    from .locations import find_data
+    from .data import find_data
     from .model import ModelConfig, SketchCNN
     from .recipes import recipe_config, recipe_per_class
     from .training import fit, history_path, resume_settings

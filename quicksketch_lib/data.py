@@ -33,6 +33,7 @@ import torch
 
 from .errors import DataError
 from .files import check_output_folder, save_npy_atomic
+from .locations import DataSource, data_source
 from .rasterize import as_image_batch
 
 IMAGE_SIZE = 28
@@ -364,6 +365,19 @@ def read_rows(arr: np.ndarray, out: np.ndarray) -> None:
             if f.readinto(memoryview(out).cast("B")) == out.nbytes:
                 return
     out[:] = arr[:len(out)]
+
+
+def find_data(explicit: str | os.PathLike | None = None, *, generate: bool = True,
+              per_class: int = 2000) -> DataSource:
+    """The data folder to use (:func:`~quicksketch_lib.locations.data_source`: ``explicit``,
+    ``$QUICKSKETCH_DATA``, ``data/quickdraw``, else the offline default ``data/synthetic``),
+    with the offline default generated on first use when ``generate``."""
+    source = data_source(explicit)
+    if source.kind == "offline-default" and generate and not is_synthetic(source.path):
+        from .doodles import generate_doodles
+
+        generate_doodles(source.path, per_class=per_class, seed=0)
+    return source
 
 
 def is_synthetic(root: str | os.PathLike) -> bool:

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from .data import load_folder
-from .locations import DEMO_CHECKPOINT, choose_demo_data
+from .download import choose_demo_data
+from .locations import DEMO_CHECKPOINT
 
 
 def _circle(cx: float, cy: float, r: float, start: float = 0.0, sweep: float = 2 * np.pi) -> list:

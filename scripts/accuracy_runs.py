@@ -43,7 +43,7 @@ from quicksketch_lib.cli import config_override
 from quicksketch_lib.data import BatchLoader, load_folder, stratified_split
 from quicksketch_lib.device import pick_device, resolve_precision
 from quicksketch_lib.evaluation import evaluate_loader, evaluation_set, load_for_checkpoint
-from quicksketch_lib.locations import find_data
+from quicksketch_lib.data import find_data
 from quicksketch_lib.model import ModelConfig, SketchCNN
 from quicksketch_lib.recipes import recipe_config
 from quicksketch_lib.training import fit

@@ -605,9 +605,9 @@ def test_demo_asks_is_online_about_a_host(monkeypatch, tmp_path):
 
     asked = []
     monkeypatch.setattr(download, "is_online", lambda host, *a, **k: asked.append(host) or False)
-    monkeypatch.setattr(locations, "find_data",
-                        lambda *a, **k: locations.DataSource(tmp_path, "offline-default"))
-    locations.choose_demo_data()
+    monkeypatch.setattr(download, "data_source", lambda *a, **k: locations.DataSource(tmp_path, "offline-default"))
+    monkeypatch.setattr(download, "find_data", lambda *a, **k: locations.DataSource(tmp_path, "offline-default"))
+    download.choose_demo_data()
     assert asked == ["storage.googleapis.com"]
     assert not download.is_online("http://127.0.0.1:9/x", timeout=1)  # a URL works too
 

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from quicksketch_lib.data import (BatchLoader, QuickDrawNPY, load_folder, make_subset, shard_indices,
+from quicksketch_lib import locations
+from quicksketch_lib.data import (BatchLoader, QuickDrawNPY, find_data, load_folder, make_subset, shard_indices,
                                   normalize_batch, stratified_split)
 from quicksketch_lib.errors import DataError
 
@@ -194,3 +195,13 @@ def test_label_order_is_the_sorted_file_names_with_or_without_a_class_list(tmp_p
     everything = load_folder(tmp_path).classes
     assert everything == ["The Mona Lisa", "house plant", "house"]
     assert load_folder(tmp_path, classes=["house", "house plant", "The Mona Lisa"]).classes == everything
+
+
+def test_find_data_generates_the_offline_default_on_first_use(monkeypatch, tmp_path):
+    monkeypatch.delenv(locations.ENV_DATA, raising=False)
+    monkeypatch.setattr(locations, "project_root", lambda: tmp_path)
+    assert find_data(generate=False).kind == "offline-default" and not (tmp_path / "data").exists()
+    source = find_data(per_class=3)
+    assert source.kind == "offline-default" and (source.path / "SYNTHETIC.txt").is_file()
+    assert len(list(source.path.glob("*.npy"))) == 10
+
