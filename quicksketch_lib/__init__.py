@@ -23,8 +23,8 @@ listed above it.
     training    TrainConfig and fit
     recipes     named TrainConfig presets and `--set KEY=VALUE`
 
+    inference   Predictor and OnnxModel: top-k guesses for drawings and images
     export      ONNX (and int8) export with a parity check
-    inference   Predictor: top-k guesses for drawings and images
     teach       teach a trained model a new class from a few drawings (and forget it)
     plots       the figures of the notebooks, `evaluate --png` and the README
     widgets     the SketchPad drawing widget

@@ -253,7 +253,7 @@ def measure_inference(model: nn.Module, onnx_path: str | os.PathLike | None, dra
     ``Predictor`` runs it) and onnxruntime (``OnnxModel``, ``ort_threads`` threads);
     with ``int8_path`` also the int8 model (key ``onnxruntime_int8``, with its top-1
     agreement with PyTorch on the batch)."""
-    from .export import OnnxModel
+    from .inference import OnnxModel
 
     model = model.eval().cpu().to(memory_format=torch.contiguous_format)
     rows = np.resize(drawings, (batch_size, drawings.shape[1]))

@@ -30,6 +30,7 @@ from .checkpoint import CHECKPOINT_SHA_KEY, Checkpoint, file_sha256, load_checkp
 from .data import normalize_batch
 from .errors import CheckpointError, QuickSketchError
 from .files import atomic_path, check_output_file
+from .inference import OnnxModel
 from .locations import pretrained_name, pretrained_onnx
 
 PARITY_TOLERANCE = 1e-4
@@ -252,36 +253,3 @@ def parity_check(model: torch.nn.Module, onnx_path: str | os.PathLike, n: int = 
         raise QuickSketchError(f"ONNX export failed its parity check: max |logit difference| {diff:.2e} "
                                f"> {PARITY_TOLERANCE:g}; the file was not written")
     return diff
-
-
-class OnnxModel:
-    """An exported model in onnxruntime, with the class names from its metadata."""
-
-    def __init__(self, path: str | os.PathLike, threads: int = 1):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise CheckpointError(f"{path}: ONNX model not found; write one with `quicksketch export`")
-        if self.path.stat().st_size == 0:
-            raise CheckpointError(f"{path}: is empty (0 bytes), not an ONNX model; re-export it")
-        try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own types for damaged files
-            raise CheckpointError(f"{path}: not a readable ONNX model ({str(exc).strip().splitlines()[0][:120]}); "
-                                  "re-export it with `quicksketch export`") from None
-        meta = self.session.get_modelmeta().custom_metadata_map
-        try:
-            self.classes = json.loads(meta.get("quicksketch_classes", "[]"))
-        except ValueError:
-            self.classes = []
-        if not self.classes or len(set(self.classes)) != len(self.classes):
-            raise CheckpointError(f"{path}: not a QuickSketch ONNX model (no valid class list in its "
-                                  "metadata); export one with `quicksketch export`")
-        self.metadata = meta
-
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(["logits"], {"image": np.ascontiguousarray(x, dtype=np.float32)})[0]

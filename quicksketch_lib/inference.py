@@ -1,7 +1,7 @@
 """Inference: top-k class guesses for drawings, arrays, ``.npy`` files and images.
 
 ``Predictor`` wraps a checkpoint (PyTorch) or its exported ONNX file
-(onnxruntime) behind one call::
+(onnxruntime, through :class:`OnnxModel`) behind one call::
 
     predictor = Predictor.from_checkpoint("models/sketchcnn.pt")
     predictor.predict(drawing_28x28_uint8, top_k=5)   # [("cat", 0.91), ("dog", 0.05), ...]
@@ -13,6 +13,7 @@ cropped to the drawing, centred with a margin, reduced to 28x28.
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from contextlib import nullcontext
@@ -226,6 +227,40 @@ def load_inputs(paths: Sequence[str | os.PathLike]) -> tuple[list[str], np.ndarr
     return names, np.concatenate(rows) if rows else np.zeros((0, PIXELS), np.uint8)
 
 
+# --------------------------------------------------------------------------- the models
+class OnnxModel:
+    """An exported model in onnxruntime, with the class names from its metadata."""
+
+    def __init__(self, path: str | os.PathLike, threads: int = 1):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CheckpointError(f"{path}: ONNX model not found; write one with `quicksketch export`")
+        if self.path.stat().st_size == 0:
+            raise CheckpointError(f"{path}: is empty (0 bytes), not an ONNX model; re-export it")
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own types for damaged files
+            raise CheckpointError(f"{path}: not a readable ONNX model ({str(exc).strip().splitlines()[0][:120]}); "
+                                  "re-export it with `quicksketch export`") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        try:
+            self.classes = json.loads(meta.get("quicksketch_classes", "[]"))
+        except ValueError:
+            self.classes = []
+        if not self.classes or len(set(self.classes)) != len(self.classes):
+            raise CheckpointError(f"{path}: not a QuickSketch ONNX model (no valid class list in its "
+                                  "metadata); export one with `quicksketch export`")
+        self.metadata = meta
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(["logits"], {"image": np.ascontiguousarray(x, dtype=np.float32)})[0]
+
+
 # --------------------------------------------------------------------------- the predictor
 class Predictor:
     """Top-k guesses from a checkpoint (PyTorch) or its ONNX export (onnxruntime).
@@ -255,8 +290,6 @@ class Predictor:
 
     @classmethod
     def from_onnx(cls, path: str | os.PathLike, tta_flip: bool | None = None) -> "Predictor":
-        from .export import OnnxModel
-
         onnx_model = OnnxModel(path)
         if tta_flip is None:
             tta_flip = onnx_model.metadata.get("quicksketch_tta_flip") == "true"
@@ -319,7 +352,6 @@ def _usable_onnx(ckpt_path: Path, onnx_path: Path) -> bool:
         return False
     try:
         import onnxruntime  # noqa: F401
-        from .export import OnnxModel
         recorded = OnnxModel(onnx_path).metadata.get(CHECKPOINT_SHA_KEY)
     except ImportError:
         return False

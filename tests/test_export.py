@@ -7,7 +7,8 @@ import pytest
 from quicksketch_lib.checkpoint import load_checkpoint
 from quicksketch_lib.data import load_folder
 from quicksketch_lib.errors import QuickSketchError
-from quicksketch_lib.export import INT8_MIN_AGREEMENT, PARITY_TOLERANCE, OnnxModel, export_int8, export_onnx
+from quicksketch_lib.export import INT8_MIN_AGREEMENT, PARITY_TOLERANCE, export_int8, export_onnx
+from quicksketch_lib.inference import OnnxModel
 from quicksketch_lib.inference import Predictor
 
 
