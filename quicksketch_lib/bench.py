@@ -33,7 +33,6 @@ contaminated: ``machine.load_average`` records the load before and after.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import resource
@@ -499,36 +498,3 @@ def format_table(r: dict) -> str:
         f"{'bench time':<44}{r['seconds']:.0f} s",
     ]
     return "\n".join(lines)
-
-
-def cmd_bench(args) -> int:
-    settings = BenchSettings.quick() if args.quick else BenchSettings()
-    if args.per_class:
-        settings.per_class = args.per_class
-    result = run_bench(args.data, settings, threads=args.threads or 0, device=args.device)
-    print(format_table(result))
-    if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=1))
-        print(f"wrote {path}")
-    return 0
-
-
-def add_parser(sub) -> None:
-    """Register ``quicksketch bench`` on the CLI's subparsers."""
-    s = sub.add_parser(
-        "bench", help="measure the original recipe vs QuickSketch's fast path (training, loading, inference)",
-        description="In one process and on the same data, measure training images/s of the original "
-                    "recipe (fp32, per-sample Dataset, random_split, DataLoader) and of QuickSketch's "
-                    "default path, data loading alone, batch-1 latency and batch-256 throughput with "
-                    "PyTorch and onnxruntime, the widget's stroke-to-prediction time and peak memory. "
-                    "Data: --data, $QUICKSKETCH_DATA, data/quickdraw (the ten classes when it has them), "
-                    "else the offline default.")
-    s.add_argument("--quick", action="store_true", help="fewer steps: under 3 minutes on 2 CPU cores")
-    s.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    s.add_argument("--data", help="data folder (default: see above)")
-    s.add_argument("--per-class", type=int, metavar="N", help="drawings per class to load")
-    s.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    s.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
-    s.set_defaults(func=cmd_bench)

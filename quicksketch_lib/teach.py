@@ -37,7 +37,6 @@ The result is an ordinary checkpoint with one more class. It records what was ta
 from __future__ import annotations
 
 import copy
-import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, fields, replace
@@ -49,6 +48,7 @@ import torch
 import torch.nn.functional as F
 
 from .augment import augment_batch
+from .categories import check_class_name
 from .checkpoint import Checkpoint
 from .data import SketchData, load_folder, normalize_batch
 from .errors import QuickSketchError
@@ -104,10 +104,12 @@ def check_drawings(drawings, min_drawings: int) -> np.ndarray:
 
 
 def check_name(ckpt: Checkpoint, name: str) -> str:
-    """The stripped class name, or TeachError if it is empty or already known (any case)."""
-    name = str(name).strip()
-    if not name:
-        raise TeachError("the new class needs a name")
+    """The stripped class name, or TeachError if it is not one line of printable text
+    (``categories.check_class_name``) or already known (any case)."""
+    try:
+        name = check_class_name(name)
+    except ValueError as exc:
+        raise TeachError(str(exc)) from None
     known = {c.lower(): c for c in ckpt.classes}
     if name.lower() in known:
         raise TeachError(f"the model already knows a class '{known[name.lower()]}'; "
@@ -362,52 +364,3 @@ def load_drawings(paths) -> np.ndarray:
         else:
             parts.append(load_inputs([path])[1])
     return np.concatenate(parts) if parts else np.zeros((0, 784), np.uint8)
-
-
-# --------------------------------------------------------------------------- command line
-def cmd_teach(args) -> int:
-    from .checkpoint import load_checkpoint, save_checkpoint
-    from .inference import Predictor
-
-    ckpt = load_checkpoint(args.checkpoint)
-    if args.forget:
-        out = forget_class(ckpt, args.forget)
-        save_checkpoint(out, args.out)
-        print(f"forgot '{args.forget}': the model knows {len(out.classes)} classes again; wrote {args.out}")
-        return 0
-    if not args.name or not args.drawings:
-        print("quicksketch teach: error: --name and --drawings are required (or --forget NAME)", file=sys.stderr)
-        return 2
-    replay = load_folder(args.data, classes=[c for c in ckpt.classes if c not in taught_classes(ckpt)]) \
-        if args.data else None
-    rows = load_drawings(args.drawings)
-    config = TeachConfig(seed=args.seed, num_threads=TeachConfig.num_threads if args.threads is None else args.threads)
-    out = teach_class(ckpt, args.name, rows, replay=replay, config=config)
-    save_checkpoint(out, args.out)
-    found = Predictor.from_model(out.build_model(), out.classes, out.tta_flip).predict(rows, top_k=1)
-    hits = sum(top[0][0] == out.classes[-1] for top in found)
-    print(f"taught '{out.classes[-1]}' from {len(rows)} drawings in {out.data['taught'][-1]['seconds']:.1f} s "
-          f"({hits} of {len(rows)} now recognised); the model knows {len(out.classes)} classes; "
-          f"wrote {args.out}")
-    return 0
-
-
-def add_parser(sub) -> None:
-    """Register ``quicksketch teach`` on the CLI's subparsers."""
-    s = sub.add_parser(
-        "teach", help="teach a checkpoint a new class from a few drawings (or forget one)",
-        description="Add a class to a trained model from K >= 5 drawings: a new output row imprinted "
-                    "from the drawings' features and fine-tuned with replayed drawings of the old "
-                    "classes, in seconds on a CPU. Writes a new checkpoint; --forget removes a taught "
-                    "class again (the other weights exactly as before).")
-    s.add_argument("checkpoint", help="checkpoint .pt, or 'pretrained' (the shipped model of the ten)")
-    s.add_argument("--name", help="the new class's name")
-    s.add_argument("--drawings", nargs="+", metavar="FILE",
-                   help=".npy rows ((N, 784) or (N, 28, 28) uint8), pictures (PNG/JPEG...) or .ndjson strokes")
-    s.add_argument("--out", required=True, metavar="NEW.pt", help="where to write the new checkpoint")
-    s.add_argument("--forget", metavar="NAME", help="instead of teaching: remove the taught class NAME")
-    s.add_argument("--data", metavar="DIR", help="the old classes' training data, for checkpoints that "
-                                                 "carry no replay drawings")
-    s.add_argument("--seed", type=int, default=0, help="seed for augmentation and replay (default 0)")
-    s.add_argument("--threads", type=int, help="torch CPU threads for teaching (default 1, the fastest measured; 0 = torch's choice)")
-    s.set_defaults(func=cmd_teach)

@@ -667,3 +667,33 @@ def test_sigint_then_resume_matches_an_uninterrupted_run(shapes, tmp_path):
     resumed = subprocess.run(args[:-4] + ["--epochs", str(done + 1), "--out", str(out), "--precision", "fp32",
                                           "--resume", "--quiet"], capture_output=True, text=True, cwd=ROOT)
     assert resumed.returncode == 0 and load_checkpoint(out).metrics["epochs"] == done + 1
+
+
+# --------------------------------------------------------------------------- issue 21/22: one registry of commands
+@pytest.mark.parametrize("args", [
+    ["teach", "pretrained", "--seed", "-1"], ["teach", "pretrained", "--seed", "x"],
+    ["teach", "pretrained", "--threads", "-3"], ["bench", "--per-class", "0"], ["bench", "--threads", "-1"],
+    ["bench", "--device", "gpu"],
+])
+def test_teach_and_bench_options_use_the_same_validators(capsys, args):
+    code, _, err = run(capsys, *args, *(["--out", "x.pt"] if args[0] == "teach" else []))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "error:" in err and args[-1] in err
+
+
+@pytest.mark.parametrize("name", ["two\nlines", "tab\there", "bell\x07", " ", "x" * 65])
+def test_class_names_are_one_line_of_printable_text(capsys, name):
+    line = one_line(capsys, 2, "teach", "pretrained", "--name", name, "--drawings", "x.npy", "--out", "x.pt")
+    assert "class name" in line
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--out", "pretrained"], ["train", "--out", "pretrained", "--resume"],
+    ["train", "--out", "pretrained-54"], ["teach", "pretrained", "--forget", "x", "--out", "pretrained"],
+    ["export", "pretrained", "--out", "pretrained"], ["evaluate", "pretrained", "--data", "d", "--json", "pretrained"],
+    ["evaluate", "pretrained", "--data", "d", "--png", "pretrained-54"], ["subset", "a", "pretrained", "--per-class", "1"],
+    ["download", "--out", "pretrained"], ["demo", "--out", "pretrained"], ["bench", "--json", "pretrained"],
+])
+def test_the_shipped_models_names_cannot_be_outputs(capsys, tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    line = one_line(capsys, 2, *args)
+    assert "names a shipped model" in line and not any(tmp_path.iterdir())

@@ -12,7 +12,7 @@ from quicksketch_lib.cli import EXIT_BAD_INPUT, EXIT_DOWNLOAD, EXIT_OK, main
 
 from conftest import THE_TEN
 
-SUBCOMMANDS = ["doctor", "subset", "train", "evaluate", "predict", "export", "download", "demo"]
+SUBCOMMANDS = ["doctor", "subset", "train", "evaluate", "predict", "export", "download", "demo", "teach", "bench"]
 
 
 def run(capsys, *argv):

@@ -100,7 +100,7 @@ def test_a_taught_class_is_replayed_when_teaching_the_next(shapes, taught):
 @pytest.mark.parametrize("name, drawings, message", [
     ("triangle", triangles(4), "got 4 drawing(s); teaching a class needs at least 5"),
     ("Box", triangles(), "the model already knows a class 'box'"),
-    ("  ", triangles(), "the new class needs a name"),
+    ("  ", triangles(), "a class name cannot be empty"),
     ("triangle", np.vstack([triangles(6), np.zeros((1, 784), np.uint8)]), "1 of 7 drawings are blank"),
 ])
 def test_clear_one_line_errors(shapes, name, drawings, message):
@@ -178,8 +178,10 @@ def test_cli_errors_are_one_line_exit_3(shapes_checkpoint, tmp_path, capsys, arg
 
 
 def test_cli_needs_a_name_and_drawings_or_forget(shapes_checkpoint, tmp_path, capsys):
-    assert main(["teach", str(shapes_checkpoint), "--out", str(tmp_path / "x.pt")]) == 2
-    assert "--name and --drawings are required" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # a usage error, like argparse's own: exit 2
+        main(["teach", str(shapes_checkpoint), "--out", str(tmp_path / "x.pt")])
+    assert info.value.code == 2
+    assert "quicksketch teach: error: --name and --drawings are required" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- the shipped model
