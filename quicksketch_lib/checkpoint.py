@@ -22,7 +22,6 @@ interrupted save never leaves a broken checkpoint.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
@@ -109,16 +108,6 @@ def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike) -> Path:
     return path
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes (an exported model records its checkpoint's)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-CHECKPOINT_SHA_KEY = "quicksketch_checkpoint_sha256"  # an exported model's record of its checkpoint
 TRAIN_HINT = "train one with `quicksketch train` or use `pretrained`"
 
 

@@ -217,12 +217,12 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .inference import Predictor, load_inputs
+    """Imports no torch when an ONNX export answers (``Predictor.from_checkpoint``)."""
+    from .inference import BLANK, Predictor, load_inputs
 
-    from .inference import BLANK
-
-    predictor = Predictor.from_checkpoint(args.checkpoint, backend=args.backend, tta_flip=args.tta_flip)
-    names, drawings = load_inputs(args.inputs)
+    names, drawings = load_inputs(args.inputs)  # the inputs first: a mistake there is found at once
+    predictor = Predictor.from_checkpoint(args.checkpoint, backend=args.backend, tta_flip=args.tta_flip,
+                                          exporter=_export_onnx)  # a shipped model: into the cache, once
     results = predictor.predict_or_blank(drawings, top_k=args.top_k)  # [] for a blank drawing
     if args.json:
         print(json.dumps([{"input": n, "blank": not r, "top_k": [{"class": c, "probability": p} for c, p in r]}
@@ -231,6 +231,14 @@ def cmd_predict(args) -> int:
     for name, guesses in zip(names, results):
         print(f"{name}: " + (", ".join(f"{c} {p:.1%}" for c, p in guesses) if guesses else BLANK))
     return EXIT_OK
+
+
+def _export_onnx(checkpoint, out) -> None:
+    """``export.export_onnx``, imported when called: it imports torch, which ``predict`` needs
+    only the first time a shipped model is exported into the cache."""
+    from .export import export_onnx
+
+    export_onnx(checkpoint, out)
 
 
 def cmd_export(args) -> int:
@@ -416,7 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("inputs", nargs="+", metavar="INPUT", help=".npy, .png, .jpg ...")
     s.add_argument("--top-k", type=positive_int, default=5, help="how many guesses (default 5)")
     s.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
-                   help="auto: the exported .onnx beside the checkpoint if present, else PyTorch")
+                   help="auto (default): onnxruntime when an export of this checkpoint is beside it "
+                        "(or, for the shipped models, in ~/.cache/quicksketch, made on first use), "
+                        "else PyTorch")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.add_argument("--tta-flip", action=argparse.BooleanOptionalAction, default=None,
                    help="average with the mirrored drawing (default: as the checkpoint was trained)")

@@ -7,11 +7,14 @@ until a batch is built.
 
 Two ways to read drawings:
 
-* :class:`QuickDrawNPY` -- a per-sample ``torch.utils.data.Dataset`` (the
-  original project's class), returning ``(1, 28, 28)`` normalised tensors.
+* :class:`QuickDrawNPY` -- a per-sample dataset (the original project's class),
+  returning ``(1, 28, 28)`` normalised tensors.
 * :class:`BatchLoader` -- the fast path used by the trainer: whole uint8
   arrays sliced per batch, normalised in one vectorised step (on the GPU when
   training there), no per-sample Python.
+
+Importing it imports no torch (the functions that make tensors import it when called), so
+reading files and :func:`normalize_rows` serve ``predict`` through onnxruntime alone.
 """
 
 from __future__ import annotations
@@ -26,15 +29,17 @@ import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
-import torch
 
 from .errors import DataError
 from .files import check_output_folder, save_npy_atomic
 from .locations import DataSource, data_source
 from .rasterize import as_image_batch
+
+if TYPE_CHECKING:  # the tensors of annotations; torch itself is imported where tensors are made
+    import torch
 
 IMAGE_SIZE = 28
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
@@ -438,13 +443,22 @@ def shard_indices(indices: np.ndarray, labels: np.ndarray, rank: int, world: int
 
 # --------------------------------------------------------------------------- samples and batches
 def normalize(x: torch.Tensor) -> torch.Tensor:
-    """Normalize(mean=0.5, std=0.5) of images already scaled to [0, 1]."""
+    """Normalize(mean=0.5, std=0.5) of images already scaled to [0, 1] (a tensor or an array)."""
     return (x - NORM_MEAN) / NORM_STD
+
+
+def normalize_rows(rows: np.ndarray) -> np.ndarray:
+    """uint8 ``(N, 784)`` -> normalised float32 ``(N, 1, 28, 28)``, equal to
+    :func:`normalize_batch` without torch (what onnxruntime is given)."""
+    x = np.asarray(rows).reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE).astype(np.float32) / np.float32(255.0)
+    return normalize(x)
 
 
 def to_tensor(rows: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 ``(N, 784)`` or ``(N, 28, 28)`` -> float ``(N, 1, 28, 28)`` in [0, 1] (one
     drawing, ``(784,)`` or ``(28, 28)``: ``(1, 28, 28)``)."""
+    import torch
+
     batch, single = as_image_batch(torch.as_tensor(rows))
     x = batch[:, None].to(torch.float32) / 255.0
     return x[0] if single else x
@@ -455,8 +469,9 @@ def normalize_batch(images_u8: torch.Tensor) -> torch.Tensor:
     return normalize(to_tensor(images_u8))
 
 
-class QuickDrawNPY(torch.utils.data.Dataset):
-    """Per-sample Dataset over a data folder (the original project's interface).
+class QuickDrawNPY:
+    """Per-sample Dataset over a data folder (the original project's interface): a map-style
+    dataset (``len`` and ``[i]``), which ``DataLoader`` and ``random_split`` take as they are.
 
     ``dataset[i]`` is ``(image, label)`` with ``image`` a ``(1, 28, 28)`` float
     tensor: pixels scaled to [0, 1] then ``transform`` (default: Normalize(0.5, 0.5)).
@@ -472,6 +487,8 @@ class QuickDrawNPY(torch.utils.data.Dataset):
         return len(self.data)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        import torch
+
         x = torch.from_numpy(self.data.images[i].reshape(1, IMAGE_SIZE, IMAGE_SIZE).astype(np.float32) / 255.0)
         if self.transform is not None:
             x = self.transform(x)
@@ -500,6 +517,8 @@ class BatchLoader:
     epoch: int = field(default=0, init=False)
 
     def __post_init__(self):
+        import torch
+
         self.device = torch.device(self.device)
         self.images = torch.as_tensor(self.images)
         self.labels = torch.as_tensor(self.labels, dtype=torch.int64)
@@ -517,6 +536,8 @@ class BatchLoader:
         return batches if self.max_batches is None else min(batches, self.max_batches)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        import torch
+
         n = len(self.labels)
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
@@ -538,6 +559,8 @@ class BatchLoader:
 
 
 def _fits_on(device: torch.device, nbytes: int, share: float = 0.5) -> bool:
+    import torch
+
     try:
         free, _ = torch.cuda.mem_get_info(device)
     except Exception:  # pragma: no cover - only on odd CUDA setups

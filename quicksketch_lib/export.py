@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import CHECKPOINT_SHA_KEY, Checkpoint, file_sha256, load_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint
 from .data import normalize_batch
 from .errors import CheckpointError, QuickSketchError
-from .files import atomic_path, check_output_file
-from .inference import OnnxModel
+from .files import atomic_path, check_output_file, file_sha256
+from .inference import CHECKPOINT_SHA_KEY, OnnxModel
 from .locations import pretrained_name, pretrained_onnx
 
 PARITY_TOLERANCE = 1e-4

@@ -15,6 +15,8 @@ downloads the ten for ``make demo``).
     pretrained    the words "pretrained" (the ten classes) and "pretrained-54" (every class
                   of the project's real data, for the game) name the shipped models
                   wherever a checkpoint is accepted
+    cache         $XDG_CACHE_HOME/quicksketch, else ~/.cache/quicksketch: the shipped
+                  models' ONNX exports that `predict` answers with (made on first use)
 
 Relative paths are inside the checkout (:func:`project_root`). ``make test`` passes the
 real drawings with ``QUICKSKETCH_DATA`` and points ``QUICKSKETCH_CHECKPOINT`` into
@@ -32,6 +34,7 @@ from .errors import InputError
 ENV_DATA = "QUICKSKETCH_DATA"
 ENV_STROKES = "QUICKSKETCH_STROKES"
 ENV_CHECKPOINT = "QUICKSKETCH_CHECKPOINT"
+ENV_CACHE = "XDG_CACHE_HOME"
 DOWNLOADED_DATA = Path("data") / "quickdraw"
 SYNTHETIC_DATA = Path("data") / "synthetic"
 STROKES = Path("data") / "strokes"
@@ -106,6 +109,20 @@ def pretrained_onnx(name: str) -> Path:
     """Where ``quicksketch export NAME`` writes for a shipped model: ``models/NAME.onnx``
     (relative to the current folder), never into the installed package."""
     return Path("models") / f"{name}.onnx"
+
+
+def cache_dir() -> Path:
+    """The user's cache folder for QuickSketch: ``$XDG_CACHE_HOME/quicksketch``, else
+    ``~/.cache/quicksketch`` (a relative ``$XDG_CACHE_HOME`` is ignored, as the XDG spec says)."""
+    base = os.environ.get(ENV_CACHE, "")
+    return (Path(base) if os.path.isabs(base) else Path.home() / ".cache") / "quicksketch"
+
+
+def cached_onnx(name: str, checkpoint_sha256: str) -> Path:
+    """Where ``predict`` keeps the ONNX export of the shipped model ``name`` whose checkpoint
+    file has SHA-256 ``checkpoint_sha256``: ``<cache_dir>/<name>-<first 16 hex digits>.onnx``
+    (a new version of the model gets a new file; the export records the whole hash)."""
+    return cache_dir() / f"{name}-{checkpoint_sha256[:16]}.onnx"
 
 
 def walkthrough_checkpoint() -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 QUICKDRAW = SHARED_DATA / "quickdraw"
 STROKES = SHARED_DATA / "strokes"
+
+# `predict` keeps the shipped models' ONNX exports in the user's cache: the tests (and the
+# notebooks' kernels, started from this process) keep theirs in artifacts/, as `make test` does.
+os.environ.setdefault("XDG_CACHE_HOME", str(ROOT / "artifacts" / "cache"))
 
 needs_shared_data = pytest.mark.skipif(
     not QUICKDRAW.is_dir(), reason=f"real Quick Draw drawings not found at {QUICKDRAW} (../shared/data)")

@@ -4,7 +4,7 @@ import torch
 
 from quicksketch_lib import locations
 from quicksketch_lib.data import (BatchLoader, QuickDrawNPY, find_data, load_folder, make_subset, shard_indices,
-                                  normalize_batch, stratified_split)
+                                  normalize_batch, normalize_rows, stratified_split)
 from quicksketch_lib.errors import DataError
 
 
@@ -205,3 +205,10 @@ def test_find_data_generates_the_offline_default_on_first_use(monkeypatch, tmp_p
     assert source.kind == "offline-default" and (source.path / "SYNTHETIC.txt").is_file()
     assert len(list(source.path.glob("*.npy"))) == 10
 
+
+
+def test_normalize_rows_equals_normalize_batch_without_torch():
+    rows = np.random.default_rng(0).integers(0, 256, (5, 784), dtype=np.uint8)
+    x = normalize_rows(rows)
+    assert x.dtype == np.float32 and x.shape == (5, 1, 28, 28)
+    assert np.array_equal(x, normalize_batch(torch.from_numpy(rows)).numpy())
