@@ -187,15 +187,14 @@ def compare_accuracy(data: SketchData, config=None, model_config=None) -> dict:
     """
     from dataclasses import replace
 
-    from .model import ModelConfig, SketchCNN
+    from .model import build_model
     from .training import TrainConfig, fit
 
     config = config or TrainConfig(epochs=1, max_batches=100)
-    model_config = model_config or ModelConfig(num_classes=len(data.classes))
     result = {}
     for name, overrides in (("fp32", {"precision": "fp32", "channels_last": False}), ("quicksketch", {})):
         torch.manual_seed(config.seed)
-        run = fit(SketchCNN(model_config), data, replace(config, **overrides), progress=False)
+        run = fit(build_model(model_config, data.classes), data, replace(config, **overrides), progress=False)
         result[name] = run.val_accuracy
         result[f"{name}_precision"] = run.checkpoint.train_config["precision"]
     result["difference_points"] = 100 * (result["quicksketch"] - result["fp32"])
@@ -399,10 +398,10 @@ def run_bench(data_dir: str | os.PathLike | None = None, settings: BenchSettings
     result["loading"] = compare_loading(orig, fast, settings.loading_batches)
     mark("loading")
     log("training: original recipe vs QuickSketch default path, alternating ...")
-    from .model import ModelConfig, SketchCNN
+    from .model import ModelConfig, build_model
     torch.manual_seed(0)
-    model_orig = SketchCNN(ModelConfig(num_classes=len(data.classes)))
-    model_fast = SketchCNN(ModelConfig(num_classes=len(data.classes)))
+    model_orig = build_model(ModelConfig(), data.classes)
+    model_fast = build_model(ModelConfig(), data.classes)
     model_fast.load_state_dict(model_orig.state_dict())
     result["training"] = compare_training(original_trainer(orig, model_orig, dev), fast_trainer(fast, model_fast),
                                           settings.rounds, settings.steps_per_round, settings.warmup_steps)

@@ -164,7 +164,7 @@ def _train(args, world: int) -> int:
     from .device import set_seed
     from .files import check_output_file
     from .data import find_data
-    from .model import ModelConfig, SketchCNN
+    from .model import ModelConfig, build_model
     from .recipes import recipe_config, recipe_per_class
     from .training import fit, history_path, resume_settings
 
@@ -186,7 +186,7 @@ def _train(args, world: int) -> int:
     data = load_folder(source.path, classes=args.classes, per_class=per_class, mapped=world > 1)
     print(data.describe())
     set_seed(config.seed)  # the initial weights too come from --seed
-    model = SketchCNN(ModelConfig(num_classes=len(data.classes)))
+    model = build_model(ModelConfig(), data.classes)
     result = fit(model, data, config, out=args.out, resume=args.resume, progress=not args.quiet)
     if result.epochs_trained == 0:
         print(f"nothing to do: {args.out} already has {len(result.history)} of {config.epochs} epochs "

@@ -77,7 +77,7 @@ def run_demo(epochs: int = 3, per_class: int = 1500, out: str | Path = DEMO_CHEC
     from .export import export_onnx
     from .inference import Predictor
     from .device import set_seed
-    from .model import ModelConfig, SketchCNN
+    from .model import ModelConfig, build_model
     from .training import TrainConfig, fit, history_path
 
     source = choose_demo_data(offline, per_class)
@@ -85,7 +85,7 @@ def run_demo(epochs: int = 3, per_class: int = 1500, out: str | Path = DEMO_CHEC
     data = load_folder(source.path, per_class=per_class)
     print(data.describe())
     set_seed(0)
-    model = SketchCNN(ModelConfig(num_classes=len(data.classes)))
+    model = build_model(ModelConfig(), data.classes)
     print(f"\n1/5 training SketchCNN ({model.num_parameters():,} parameters) for {epochs} epochs ...")
     result = fit(model, data, TrainConfig(epochs=epochs), out=out)
 

@@ -3,7 +3,7 @@
 Four lines train a model::
 
     data = load_folder("data/quickdraw")
-    model = SketchCNN(ModelConfig(num_classes=len(data.classes)))
+    model = build_model(ModelConfig(), data.classes)
     result = fit(model, data, TrainConfig(epochs=20), out="models/sketchcnn.pt")
 
 ``fit`` uses the fast batch path (uint8 slices, no per-sample Python), bf16

@@ -12,7 +12,8 @@ import torch
 from quicksketch_lib.checkpoint import load_checkpoint, save_checkpoint
 from quicksketch_lib.cli import main
 from quicksketch_lib.data import load_folder
-from quicksketch_lib.teach import (HEAD, TeachConfig, TeachError, forget_class, load_drawings,
+from quicksketch_lib.model import HEAD_KEY
+from quicksketch_lib.teach import (TeachConfig, TeachError, forget_class, load_drawings,
                                    replay_from_training_data, taught_classes, teach_class)
 
 from conftest import THE_TEN
@@ -49,9 +50,9 @@ def test_teach_adds_one_output_row_and_records_what_was_taught(shapes, taught):
     ckpt, _ = shapes
     assert taught.classes == [*ckpt.classes, "triangle"]
     assert taught.model_config.num_classes == 4
-    assert taught.model_state[f"{HEAD}.weight"].shape == (4, ckpt.model_config.hidden)
+    assert taught.model_state[f"{HEAD_KEY}.weight"].shape == (4, ckpt.model_config.hidden)
     for k, v in ckpt.model_state.items():  # only the new row is new
-        assert torch.equal(taught.model_state[k][:3] if k.startswith(HEAD) else taught.model_state[k], v), k
+        assert torch.equal(taught.model_state[k][:3] if k.startswith(HEAD_KEY) else taught.model_state[k], v), k
     assert taught_classes(taught) == ["triangle"]
     assert np.array_equal(taught.data["taught"][0]["drawings"].numpy(), triangles())
     assert taught_classes(ckpt) == []  # the original is untouched
@@ -74,7 +75,7 @@ def test_taught_checkpoint_saves_and_loads_weights_only(taught, tmp_path):
     assert d["classes"][-1] == "triangle" and d["data"]["taught"][0]["name"] == "triangle"
     again = load_checkpoint(path)
     assert taught_classes(again) == ["triangle"]
-    assert torch.equal(again.model_state[f"{HEAD}.weight"], taught.model_state[f"{HEAD}.weight"])
+    assert torch.equal(again.model_state[f"{HEAD_KEY}.weight"], taught.model_state[f"{HEAD_KEY}.weight"])
     again.build_model()
 
 
@@ -87,7 +88,7 @@ def test_forget_restores_the_weights_exactly(shapes, taught):
     assert "taught" not in back.data
     only_blob = forget_class(both, "triangle")
     assert only_blob.classes == [*ckpt.classes, "blob"]
-    assert torch.equal(only_blob.model_state[f"{HEAD}.weight"][3], both.model_state[f"{HEAD}.weight"][4])
+    assert torch.equal(only_blob.model_state[f"{HEAD_KEY}.weight"][3], both.model_state[f"{HEAD_KEY}.weight"][4])
 
 
 def test_a_taught_class_is_replayed_when_teaching_the_next(shapes, taught):
