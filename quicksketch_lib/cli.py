@@ -164,21 +164,26 @@ def _train(args, world: int) -> int:
     from .device import set_seed
     from .files import check_output_file
     from .data import find_data
-    from .model import ModelConfig, build_model
-    from .recipes import recipe_config, recipe_per_class
+    from .model import build_model
+    from .recipes import recipe_config, recipe_model_config, recipe_per_class, split_model_overrides
     from .training import fit, history_path, resume_settings
 
     check_output_file(args.out)  # before reading data or training
     # --resume continues with the run's own settings; options given must agree (fit checks)
     stored = resume_settings(args.out) if args.resume else {}
+    stored_model = stored.pop("model", None)  # its architecture: --set model.* must agree (fit checks)
     named = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                  device=args.device, precision=args.precision, compile=args.compile or None,
                  channels_last=False if args.no_channels_last else None,
                  cuda_graphs=False if args.no_cuda_graphs else None, num_threads=args.threads,
                  max_batches=args.max_batches)
-    overrides = {**named, **dict(args.set)}  # --set wins
+    overrides, model_overrides = split_model_overrides({**named, **dict(args.set)})  # --set wins
     recipe = overrides.pop("recipe", None) or args.recipe or stored.get("recipe", "original")
-    config = recipe_config(recipe, base=stored, **overrides)
+    try:
+        config = recipe_config(recipe, base=stored, **overrides)
+        model_config = recipe_model_config(recipe, base=stored_model, **model_overrides)
+    except ValueError as exc:  # a value the configs refuse: a usage error, like the options'
+        args.usage(str(exc))
     source = find_data(args.data)
     print(source.describe())
     # Under torchrun each rank reads only its shard of the memory-mapped files.
@@ -186,7 +191,7 @@ def _train(args, world: int) -> int:
     data = load_folder(source.path, classes=args.classes, per_class=per_class, mapped=world > 1)
     print(data.describe())
     set_seed(config.seed)  # the initial weights too come from --seed
-    model = build_model(ModelConfig(), data.classes)
+    model = build_model(model_config, data.classes)
     result = fit(model, data, config, out=args.out, resume=args.resume, progress=not args.quiet)
     if result.epochs_trained == 0:
         print(f"nothing to do: {args.out} already has {len(result.history)} of {config.epochs} epochs "
@@ -323,17 +328,17 @@ def cmd_bench(args) -> int:
 
 # --------------------------------------------------------------------------- parser
 def config_override(text: str) -> tuple[str, object]:
-    """argparse ``type`` for ``--set KEY=VALUE`` (``recipes.parse_override``): a bad key or
-    value is a usage error (exit 2) that lists the fields."""
-    from .recipes import parse_override
+    """argparse ``type`` for ``--set KEY=VALUE`` (``recipes.parse_override``): a bad key, or a
+    value the config refuses (``TrainConfig``'s own checks, and the options' types where a
+    field has an option), is a usage error (exit 2) in one line."""
+    from .recipes import check_override, parse_override
 
     try:
         key, value = parse_override(text)
+        check_override(key, value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    check = {"epochs": positive_int, "batch_size": positive_int, "lr": positive_float, "seed": seed_value,
-             "num_threads": positive_int, "max_batches": positive_int, "device": device_name,
-             "recipe": recipe_name}.get(key)
+    check = {"num_threads": positive_int, "device": device_name, "recipe": recipe_name}.get(key)
     if check is not None and value is not None:
         try:
             check(str(value))
@@ -397,10 +402,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     s.add_argument("--max-batches", type=positive_int, metavar="N", help="cap batches per epoch (quick runs)")
     s.add_argument("--set", action="append", default=[], type=config_override, metavar="KEY=VALUE",
-                   help="set any TrainConfig field, e.g. --set label_smoothing=0.1 --set schedule=cosine "
-                        "(repeatable; wins over the recipe and the options above)")
+                   help="set any TrainConfig field, e.g. --set label_smoothing=0.1 --set schedule=cosine, "
+                        "or a ModelConfig field as model.FIELD, e.g. --set model.channels=32,64,128 "
+                        "--set model.dropout=0.3 (repeatable; wins over the recipe and the options above)")
     s.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
-    s.set_defaults(func=cmd_train)
+    s.set_defaults(func=cmd_train, usage=s.error)
 
     s = sub.add_parser("evaluate", help="accuracy, top-3, per-class precision/recall, confusion, ECE",
                        description="Evaluate a checkpoint. On the folder it was trained on, only its "

@@ -35,13 +35,18 @@ from .augment import seeded_augmenter
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import NORM_MEAN, NORM_STD, BatchLoader, SketchData, shard_indices, stratified_split
 from .device import configure_threads, dist_info, rank_device, resolve_precision, set_seed
-from .errors import CheckpointError, TrainingError
+from .errors import CheckpointError, TrainingError, check_fields, finite_number, whole_number
 from .files import atomic_write, check_output_file, exclusive_lock
 from .evaluation import evaluate_loader
-from .model import SketchCNN
+from .model import ModelConfig, SketchCNN
 from .progress import progress_bar
 from .train_step import (TrainStep, build_ema, build_optimizer, build_scheduler, load_optimizer_state,
                          portable_lr_state, uses_cuda_graphs)
+
+
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("step", "cosine", "onecycle")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -74,6 +79,35 @@ class TrainConfig:
     num_threads: int = 0  # 0 = torch's default
     max_batches: int | None = None  # cap batches per epoch (quick CI/demo runs)
 
+    def __post_init__(self):
+        """Refuse a value no run can use: ValueError ``field=value: expected ...`` (the command
+        line turns it into a usage error, exit 2, for options and ``--set`` alike)."""
+        whole, real = whole_number, finite_number
+        check_fields(self, {
+            "epochs": (whole(self.epochs, 1), "a whole number of at least 1"),
+            "batch_size": (whole(self.batch_size, 1), "a whole number of at least 1"),
+            "lr": (real(self.lr) and self.lr > 0, "a finite number above 0"),
+            "weight_decay": (real(self.weight_decay) and self.weight_decay >= 0, "a finite number of at least 0"),
+            "optimizer": (self.optimizer in OPTIMIZERS, _one_of(OPTIMIZERS)),
+            "schedule": (self.schedule in SCHEDULES, _one_of(SCHEDULES)),
+            "step_size": (whole(self.step_size, 1), "a whole number of at least 1"),
+            "gamma": (real(self.gamma) and self.gamma > 0, "a finite number above 0"),
+            "warmup_epochs": (real(self.warmup_epochs) and self.warmup_epochs >= 0, "a finite number of at least 0"),
+            "label_smoothing": (real(self.label_smoothing) and 0 <= self.label_smoothing < 1, "a number in [0, 1)"),
+            "augment": (real(self.augment) and self.augment >= 0, "a finite number of at least 0"),
+            "partial": (real(self.partial) and 0 <= self.partial <= 1, "a number in [0, 1]"),
+            "ema_decay": (real(self.ema_decay) and 0 <= self.ema_decay < 1, "a number in [0, 1)"),
+            "val_fraction": (real(self.val_fraction) and 0 < self.val_fraction < 1, "a number between 0 and 1"),
+            "seed": (whole(self.seed, 0) and self.seed < 2**32, f"a whole number from 0 to {2**32 - 1}"),
+            "recipe": (isinstance(self.recipe, str) and bool(self.recipe), "a recipe name"),
+            "device": (isinstance(self.device, str) and bool(self.device), "a device name (auto, cpu, cuda ...)"),
+            "precision": (self.precision in PRECISIONS, _one_of(PRECISIONS)),
+            "num_threads": (whole(self.num_threads, 0), "a whole number of at least 0 (0 = torch's default)"),
+            "max_batches": (self.max_batches is None or whole(self.max_batches, 1), "none or a whole number of at least 1"),
+            **{flag: (isinstance(getattr(self, flag), bool), "true or false")
+               for flag in ("tta_flip", "channels_last", "compile", "cuda_graphs")},
+        })
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -81,6 +115,10 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> "TrainConfig":
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _one_of(choices: tuple[str, ...]) -> str:
+    return ", ".join(choices[:-1]) + " or " + choices[-1]
 
 
 # TrainConfig fields that change what a run learns: a resumed run must keep them (``epochs``
@@ -128,7 +166,7 @@ def _fit(model: SketchCNN, data: SketchData, config: TrainConfig, out: Path | No
     set_seed(config.seed)
     configure_threads(config.num_threads)
     device = rank_device(config.device)
-    state = _load_resume_state(out, data, config) if resume else None
+    state = _load_resume_state(out, data, config, model.config) if resume else None
     val_idx = state.split["val_indices"].numpy() if state is not None else None
     train_loader, val_loader, val_idx = make_loaders(data, config, device, val_idx)
     run = start_run(model, config, device, len(train_loader), resume=state)
@@ -337,7 +375,8 @@ def _cpu_state(module: nn.Module) -> dict:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
-def _load_resume_state(out: Path | None, data: SketchData, config: TrainConfig) -> Checkpoint | None:
+def _load_resume_state(out: Path | None, data: SketchData, config: TrainConfig,
+                       model_config: ModelConfig) -> Checkpoint | None:
     if out is None:
         raise CheckpointError("resume needs the checkpoint path to continue (--out)")
     if not out.exists():
@@ -352,6 +391,11 @@ def _load_resume_state(out: Path | None, data: SketchData, config: TrainConfig) 
                               f"{'counts' if ckpt.data.get('counts') != data.counts else 'fingerprints'} "
                               "differ); resume with the same --data and --per-class")
     check_resume_config(ckpt.train_config, config, out)
+    stored, given = ckpt.model_config.to_dict(), model_config.to_dict()
+    differ = [f"{k} {stored[k]!r} -> {given[k]!r}" for k in stored if stored[k] != given.get(k)]
+    if differ:
+        raise TrainingError(f"{out}: cannot resume with another model ({'; '.join(differ)}); resume with "
+                            "the run's own model (leave model.* out) or train afresh with another --out")
     return ckpt
 
 
@@ -369,13 +413,16 @@ def check_resume_config(stored: dict, config: TrainConfig, out) -> None:
 
 
 def resume_settings(out: str | os.PathLike) -> dict:
-    """The :data:`RESULT_FIELDS` (and ``epochs``) of the run saved at ``out`` ({} when there is
-    none): what ``quicksketch train --resume`` uses for options not given."""
+    """The :data:`RESULT_FIELDS` (and ``epochs``) of the run saved at ``out``, and its
+    architecture under ``"model"`` (a ``ModelConfig`` dict); {} when there is none: what
+    ``quicksketch train --resume`` uses for options not given."""
     out = Path(out)
     if not out.is_file():
         return {}
-    stored = load_checkpoint(out).train_config
-    return {k: stored[k] for k in RESULT_FIELDS + ("epochs",) if k in stored}
+    ckpt = load_checkpoint(out)
+    stored = ckpt.train_config
+    return {**{k: stored[k] for k in RESULT_FIELDS + ("epochs",) if k in stored},
+            "model": ckpt.model_config.to_dict()}
 
 
 def _restore(run: Run, ckpt: Checkpoint) -> None:

@@ -697,3 +697,27 @@ def test_the_shipped_models_names_cannot_be_outputs(capsys, tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     line = one_line(capsys, 2, *args)
     assert "names a shipped model" in line and not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("setting", ["schedule=bogus", "optimizer=sgd", "weight_decay=-1", "label_smoothing=2",
+                                     "step_size=0", "precision=fp8", "gamma=0", "val_fraction=1", "partial=1.5",
+                                     "ema_decay=1", "warmup_epochs=-1", "augment=nan", "epochs=0", "seed=-1"])
+def test_set_values_the_config_refuses_exit_2_in_one_line(capsys, tmp_path, setting):
+    line = one_line(capsys, 2, "train", "--data", tmp_path, "--out", tmp_path / "m.pt", "--set", setting)
+    assert setting.split("=")[0] in line and "expected" in line and not (tmp_path / "m.pt").exists()
+
+
+def test_teach_checks_its_output_before_reading_or_teaching(capsys, tmp_path, read_only):
+    (tmp_path / "dir.pt").mkdir()
+    missing = tmp_path / "missing.npy"  # never read: the output is refused first
+    assert "is a folder" in one_line(capsys, 3, "teach", "pretrained", "--name", "apple", "--drawings", missing,
+                                     "--out", tmp_path / "dir.pt")
+    assert "Read-only" in one_line(capsys, 3, "teach", "pretrained", "--name", "apple", "--drawings", missing,
+                                   "--out", read_only / "t.pt")
+
+
+@pytest.mark.parametrize("setting", ["model.dropout=1.5", "model.channels=0,8", "model.channels=a,b",
+                                     "model.num_classes=3", "model.hidden=0"])
+def test_set_model_values_the_config_refuses_exit_2_in_one_line(capsys, tmp_path, setting):
+    line = one_line(capsys, 2, "train", "--data", tmp_path, "--out", tmp_path / "m.pt", "--set", setting)
+    assert setting.split("=")[0] in line and not (tmp_path / "m.pt").exists()

@@ -157,6 +157,22 @@ def test_train_set_reaches_any_config_field(shapes_dir, tmp_path, capsys):
                                                                                                      "cosine")
 
 
+def test_train_set_reaches_the_model_config_and_resume_keeps_it(shapes_dir, tmp_path, capsys):
+    from quicksketch_lib.checkpoint import load_checkpoint
+
+    ckpt = tmp_path / "small.pt"
+    args = ("train", "--data", shapes_dir, "--epochs", 1, "--max-batches", 1, "--out", ckpt, "--quiet")
+    code, _, err = run(capsys, *args, "--set", "model.channels=8,16,16", "--set", "model.hidden=32")
+    saved = load_checkpoint(ckpt)
+    assert code == EXIT_OK, err
+    assert (saved.model_config.channels, saved.model_config.hidden, saved.model_config.num_classes) == \
+        ((8, 16, 16), 32, 3)
+    code, _, err = run(capsys, *args[:4], 2, *args[5:], "--resume")  # its own model, without saying it again
+    assert code == EXIT_OK and load_checkpoint(ckpt).model_config == saved.model_config, err
+    code, _, err = run(capsys, *args[:4], 3, *args[5:], "--resume", "--set", "model.hidden=64")
+    assert code == EXIT_BAD_INPUT and "cannot resume with another model (hidden 32 -> 64" in err
+
+
 @pytest.mark.parametrize("setting", ["no_such_field=1", "lr=fast", "tta_flip=maybe", "lr"])
 def test_train_set_rejects_unknown_fields_and_bad_values_with_usage_exit(setting, capsys):
     with pytest.raises(SystemExit) as info:

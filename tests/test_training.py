@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -236,3 +237,15 @@ def test_cuda_graph_run_resumes_from_its_checkpoint(shapes_dir, tmp_path):
     gpu = fit(_model(), data, TrainConfig(**{**cfg.to_dict(), "epochs": 8}), out=tmp_path / "a.pt",
               resume=True, progress=False)
     assert [h["epoch"] for h in gpu.history] == list(range(1, 9))
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("schedule", "bogus", "expected step, cosine or onecycle"), ("optimizer", "sgd", "expected adam or adamw"),
+    ("weight_decay", -1, "at least 0"), ("label_smoothing", 2, "[0, 1)"), ("step_size", 0, "at least 1"),
+    ("precision", "fp8", "auto, fp32, bf16 or fp16"), ("lr", float("inf"), "finite"), ("epochs", 2.5, "whole"),
+    ("tta_flip", "yes", "true or false"), ("max_batches", 0, "none or"),
+])
+def test_train_config_refuses_values_no_run_can_use(field, value, expected):
+    with pytest.raises(ValueError, match=re.escape(f"{field}={value!r}: ") + ".*" + re.escape(expected)):
+        TrainConfig(**{field: value})
+    assert TrainConfig(**{field: getattr(TrainConfig(), field)})  # the defaults are valid
