@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from .data import NORM_MEAN, NORM_STD
-from .errors import CheckpointError
+from .errors import CheckpointError, first_line
 from .files import atomic_write
 from .locations import resolve_checkpoint
 from .model import ModelConfig, SketchCNN
@@ -63,7 +63,7 @@ class Checkpoint:
             model.load_state_dict(self.model_state)
         except RuntimeError as exc:
             raise CheckpointError(f"{self.path}: weights do not fit the recorded model config "
-                                  f"({str(exc).splitlines()[0]})") from None
+                                  f"({first_line(exc)})") from None
         return model.to(device).eval()
 
     @property
@@ -149,13 +149,8 @@ def _read_checkpoint_file(path: Path, map_location) -> dict:
                               "tensors, numbers and strings, which QuickSketch refuses to load (loading "
                               f"them could run code); {TRAIN_HINT}") from None
     except Exception as exc:  # torch raises many types for corrupt files
-        raise CheckpointError(f"{path}: damaged checkpoint, cannot be read ({_short(exc)}); "
+        raise CheckpointError(f"{path}: damaged checkpoint, cannot be read ({first_line(exc)}); "
                               f"{TRAIN_HINT}") from None
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
 def validate_checkpoint(d, path: Path | None = None) -> Checkpoint:
@@ -184,7 +179,7 @@ def validate_checkpoint(d, path: Path | None = None) -> Checkpoint:
     try:
         config = ModelConfig.from_dict(d["model_config"])
     except (TypeError, ValueError, AttributeError) as exc:
-        raise CheckpointError(f"{path}: its model_config cannot be read ({_short(exc)})") from None
+        raise CheckpointError(f"{path}: its model_config cannot be read ({first_line(exc)})") from None
     out_weight = [k for k in state if k.endswith(".weight")][-1:]
     outputs = state[out_weight[0]].shape[0] if out_weight else None
     if config.num_classes != len(classes) or outputs != len(classes):

@@ -260,9 +260,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_download(args) -> int:
-    from .download import download_classes
-
     from .categories import THE_TEN
+    from .download import download_classes
 
     paths = download_classes(args.classes or THE_TEN, args.out, per_class=args.per_class, source=args.source,
                              fmt=args.format, progress=not args.quiet, timeout=args.timeout,
@@ -511,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "PyTorch and onnxruntime, the widget's stroke-to-prediction time and peak memory. "
                     "Data: --data, $QUICKSKETCH_DATA, data/quickdraw (the ten classes when it has them), "
                     "else the offline default.")
-    s.add_argument("--quick", action="store_true", help="fewer steps: under 3 minutes on 2 CPU cores")
+    s.add_argument("--quick", action="store_true", help="fewer steps (its run time: README \"Speed\")")
     s.add_argument("--json", type=output_path, metavar="PATH", help="also write the results as JSON")
     s.add_argument("--data", help="data folder (default: see above)")
     s.add_argument("--per-class", type=positive_int, metavar="N", help="drawings per class to load")

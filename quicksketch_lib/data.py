@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, first_line
 from .files import check_output_folder, save_npy_atomic
 from .locations import DataSource, data_source
 from .rasterize import as_image_batch
@@ -151,7 +151,7 @@ def parse_npy_header(data: bytes) -> NpyHeader | int:
     try:
         shape, fortran, dtype = read_header(buf)
     except (ValueError, SyntaxError, TypeError) as exc:
-        raise ValueError(f"its .npy header is malformed ({_short(exc)})") from None
+        raise ValueError(f"its .npy header is malformed ({first_line(exc)})") from None
     if dtype.hasobject:
         raise ValueError("it holds Python objects (pickled data), which QuickSketch never loads")
     return NpyHeader(tuple(shape), np.dtype(dtype), bool(fortran), offset)
@@ -223,7 +223,7 @@ def open_class_file(path: str | os.PathLike) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError) as exc:
-        raise DataError(f"{path}: not a readable .npy file ({_short(exc)}); "
+        raise DataError(f"{path}: not a readable .npy file ({first_line(exc)}); "
                         "re-download or regenerate it") from None
 
 
@@ -235,10 +235,6 @@ def _describe_bad_dtype(arr: np.ndarray) -> str:
         lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
         desc += f" with values {lo:g}..{hi:g}" + (" (outside 0..255)" if lo < 0 or hi > 255 else "")
     return desc
-
-
-def _short(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
 
 
 # --------------------------------------------------------------------------- folders

@@ -40,6 +40,13 @@ class TrainingError(QuickSketchError):
     not match the run it continues."""
 
 
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first line of ``exc``'s message (at most ``limit`` characters), else its type's name:
+    how an error from numpy, torch or onnxruntime is quoted inside one of ours."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
 def whole_number(value, low: int) -> bool:
     """Whether ``value`` is an integer (not a bool) of at least ``low``."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low

@@ -65,10 +65,11 @@ class EvalReport:
 
 
 @torch.no_grad()
-def predict_proba(model: torch.nn.Module, images_u8: np.ndarray, batch_size: int = 1024,
-                  device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
-                  tta_flip: bool = False) -> np.ndarray:
-    """Class probabilities ``(N, C)`` for uint8 drawings ``(N, 784)``.
+def class_probabilities(model: torch.nn.Module, images_u8: np.ndarray, batch_size: int = 1024,
+                        device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+                        tta_flip: bool = False) -> np.ndarray:
+    """Class probabilities ``(N, C)`` of a torch model for uint8 drawings ``(N, 784)``, in batches
+    on ``device`` (what ``evaluate`` scores; ``Predictor.predict_proba`` is the serving side's).
 
     ``tta_flip`` averages the probabilities of each drawing and its mirror image.
     """
@@ -269,7 +270,7 @@ def evaluate(ckpt: Checkpoint, data: SketchData, batch_size: int = 1024,
                         "raise --per-class or evaluate on another folder")
     if tta_flip is None:
         tta_flip = ckpt.tta_flip
-    proba = predict_proba(ckpt.build_model(device), images, batch_size, device, tta_flip=tta_flip)
+    proba = class_probabilities(ckpt.build_model(device), images, batch_size, device, tta_flip=tta_flip)
     report = metrics_from_proba(proba, labels, ckpt.classes, subset)
     report.data = str(Path(data.root).resolve()) if data.root else ""
     return report

@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from .data import IMAGE_SIZE, PIXELS, normalize_rows, read_npy_header
-from .errors import CheckpointError, DataError, InputError, QuickSketchError
+from .errors import CheckpointError, DataError, InputError, QuickSketchError, first_line
 from .files import file_sha256
 from .locations import cached_onnx, pretrained_name, resolve_checkpoint
-from .rasterize import FRAME, LINE_DIAMETER, PADDING, as_image_batch, rasterize_strokes
+from .rasterize import FRAME, LINE_DIAMETER, PADDING, as_image_batch
 
 if TYPE_CHECKING:
     import torch
@@ -142,7 +142,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
                 im.draft("L", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at 1/2, 1/4 or 1/8 scale
                 gray = _gray_picture(im)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"{path}: picture too large ({_short(exc)}); QuickSketch reads pictures up to "
+        raise InputError(f"{path}: picture too large ({first_line(exc)}); QuickSketch reads pictures up to "
                          f"{Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (Pillow's limit) -- scale it down") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputError(f"{path}: not a readable image ({type(exc).__name__}); "
@@ -151,11 +151,6 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         return preprocess_image(gray)
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
 def _check_picture_size(path, im) -> None:
@@ -218,7 +213,7 @@ def load_inputs(paths: Sequence[str | os.PathLike]) -> tuple[list[str], np.ndarr
             except DataError as exc:
                 raise InputError(f"{exc}".replace("one <class>.npy per class", "drawings to predict")) from None
             except (ValueError, OSError, EOFError) as exc:
-                raise InputError(f"{path}: not a readable .npy file ({_short(exc)}); "
+                raise InputError(f"{path}: not a readable .npy file ({first_line(exc)}); "
                                  "expected (N, 784) uint8 rows") from None
             try:
                 drawings = as_drawings(arr)
@@ -253,7 +248,7 @@ class OnnxModel:
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own types for damaged files
-            raise CheckpointError(f"{path}: not a readable ONNX model ({str(exc).strip().splitlines()[0][:120]}); "
+            raise CheckpointError(f"{path}: not a readable ONNX model ({first_line(exc, 120)}); "
                                   "re-export it with `quicksketch export`") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         try:
@@ -340,10 +335,6 @@ class Predictor:
             raise CheckpointError(f"the {self.backend} model gave non-finite probabilities (NaN or "
                                   "infinite weights?); retrain or re-export it")
         return proba
-
-    def predict_strokes(self, strokes, top_k: int = 5) -> Prediction:
-        """Top-k for a drawing given as strokes (``[xs, ys]`` per stroke, screen coordinates)."""
-        return self.predict(rasterize_strokes(strokes), top_k)
 
     def predict_or_blank(self, drawings, top_k: int = 5) -> list[Prediction]:
         """Top-k per drawing, and no guesses (``[]``) for a blank one (:func:`blank_rows`)."""

@@ -35,8 +35,8 @@ RECIPES: dict[str, dict] = {
     },
 }
 # The learner's CPU run (notebook 03 without a GPU): the quicksketch recipe for 3 epochs on
-# 2,000 drawings per class, 54,000 training images in all. A GPU sweep (fp32, seeds 0 and 1)
-# gave 91.4 % and 91.9 % held-out on the ten; the original recipe gave 86.9 % and 87.2 % there.
+# 2,000 drawings per class, 54,000 training images in all, chosen from the sweep in
+# notebooks/runs/sweep.json (its accuracies: notebooks/runs/README.md and notebook 03).
 RECIPES["learner"] = {**RECIPES["quicksketch"], "epochs": 3}
 # The game's model (pretrained-54): the quicksketch recipe, with 30 % of the training drawings
 # cut part-way (augment.partial_ink), so that the model knows a drawing before it is finished.

@@ -24,10 +24,8 @@ How (few-shot transfer learning on the model's own features):
    drawings would be answered as the new class (a guard: in the measured runs the fine-tuned
    row already stayed under it).
 6. **Only the new row changes.** The old rows and the body are never updated, so forgetting a
-   class is exact: drop its row. Measured (``scripts/teach_ablation.py``, README "Teach it your
-   own class"): also tuning the old rows lowered the new class's recall by 6-15 points; also
-   tuning the 4096->256 layer raised it by 4-19 points but cost the ten 1.86 points (median
-   over 6 classes, against 1.24), took 2-4x as long and would make forgetting inexact.
+   class is exact: drop its row. What tuning more would gain and cost is measured in README
+   "Teach it your own class" (``scripts/teach_ablation.py``); it would make forgetting inexact.
 
 The result is an ordinary checkpoint with one more class. It records what was taught in
 ``data["taught"]`` (name, example drawings, settings) and carries the replay drawings in
@@ -75,8 +73,8 @@ class TeachConfig:
     false_positive_rate: float = 0.01  # bias calibration: at most this share of replay -> new (1 = off)
     imprint: bool = True  # start the new row from the examples' features (False: from zeros)
     seed: int = 0
-    # Teaching's steps are small: one thread was 5x faster than two on a 2-core AMD EPYC
-    # (1.5 s vs 7.4 s at K = 10; README "Teach it your own class"). 0 = torch's current setting.
+    # Teaching's steps are small: one thread was the fastest measured (README "Teach it your own
+    # class"). 0 = torch's current setting.
     num_threads: int = 1
 
     def to_dict(self) -> dict:
@@ -197,7 +195,7 @@ def _replay_from_recorded_root(ckpt: Checkpoint, per_class: int, seed: int) -> d
 @torch.no_grad()
 def penultimate_features(model: SketchCNN, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """The 256-d features the output layer reads, for a normalised batch ``(B, 1, 28, 28)``."""
-    model.eval().to(memory_format=torch.channels_last)  # ~1.4x faster on CPUs, same numbers
+    model.eval().to(memory_format=torch.channels_last)  # faster on CPUs, same numbers
     x = x.contiguous(memory_format=torch.channels_last)
     return torch.cat([model.embed(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 

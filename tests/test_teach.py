@@ -193,15 +193,15 @@ def test_the_pretrained_model_carries_replay_drawings():
 
 
 def test_pretrained_learns_a_real_class_and_keeps_the_ten(quickdraw_dir):
-    from quicksketch_lib.evaluation import evaluation_set, predict_proba
+    from quicksketch_lib.evaluation import class_probabilities, evaluation_set
 
     ckpt = load_checkpoint("pretrained")
     apples = np.load(quickdraw_dir / "apple.npy")
     taught = teach_class(ckpt, "apple", apples[:10])
-    unseen = predict_proba(taught.build_model(), apples[-150:], tta_flip=True).argmax(1)
+    unseen = class_probabilities(taught.build_model(), apples[-150:], tta_flip=True).argmax(1)
     assert (unseen == 10).mean() >= 0.7
     images, labels, _ = evaluation_set(ckpt, load_folder(quickdraw_dir, classes=list(THE_TEN)))
     pick = np.random.default_rng(0).permutation(len(labels))[:400]
-    before = predict_proba(ckpt.build_model(), images[pick], tta_flip=True).argmax(1) == labels[pick]
-    after = predict_proba(taught.build_model(), images[pick], tta_flip=True).argmax(1) == labels[pick]
+    before = class_probabilities(ckpt.build_model(), images[pick], tta_flip=True).argmax(1) == labels[pick]
+    after = class_probabilities(taught.build_model(), images[pick], tta_flip=True).argmax(1) == labels[pick]
     assert after.mean() >= before.mean() - 0.03
