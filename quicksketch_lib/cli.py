@@ -82,14 +82,19 @@ def positive_float(text: str) -> float:
     return value
 
 
+def _checked(check, text: str):
+    """``check(text)``, its ValueError a usage error with the same message."""
+    try:
+        return check(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def device_name(text: str) -> str:
     """A device this machine has (see ``device.check_device``)."""
     from .device import check_device
 
-    try:
-        return check_device(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return _checked(check_device, text)
 
 
 def output_path(text: str) -> str:
@@ -106,10 +111,7 @@ def class_name(text: str) -> str:
     """A class name: one line of printable text (``categories.check_class_name``)."""
     from .categories import check_class_name
 
-    try:
-        return check_class_name(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return _checked(check_class_name, text)
 
 
 def recipe_name(text: str) -> str:
@@ -332,11 +334,8 @@ def config_override(text: str) -> tuple[str, object]:
     field has an option), is a usage error (exit 2) in one line."""
     from .recipes import check_override, parse_override
 
-    try:
-        key, value = parse_override(text)
-        check_override(key, value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    key, value = _checked(parse_override, text)
+    _checked(lambda _: check_override(key, value), text)
     check = {"num_threads": positive_int, "device": device_name, "recipe": recipe_name}.get(key)
     if check is not None and value is not None:
         try:
