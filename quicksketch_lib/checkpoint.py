@@ -73,6 +73,12 @@ class Checkpoint:
         mirror image), as its recipe evaluated it during training."""
         return bool((self.train_config or {}).get("tta_flip", False))
 
+    @property
+    def trained_on(self) -> list[str]:
+        """The classes it was trained on, in training order (classes taught later excluded)."""
+        taught = {t["name"] for t in self.data.get("taught", [])}
+        return list(self.data.get("classes") or [c for c in self.classes if c not in taught])
+
     def to_dict(self) -> dict:
         d = {
             "format": FORMAT, "format_version": FORMAT_VERSION,

@@ -59,7 +59,7 @@ def onnx_metadata(ckpt: Checkpoint) -> dict[str, str]:
         "quicksketch_input": "image: float32 (B, 1, 28, 28) = (uint8 pixels / 255 - mean) / std, "
                              "0 = background",
         "quicksketch_model_config": json.dumps(ckpt.model_config.to_dict()),
-        "quicksketch_val_accuracy": str(ckpt.metrics.get("val_accuracy", "")),
+        "quicksketch_val_accuracy": "" if ckpt.metrics.get("val_accuracy") is None else str(ckpt.metrics["val_accuracy"]),
         # Predictor averages each drawing with its mirror image when the checkpoint was
         # trained to be evaluated that way (test-time flip)
         "quicksketch_tta_flip": "true" if ckpt.tta_flip else "false",
