@@ -63,3 +63,60 @@ def test_newer_format_version_is_refused(shapes_checkpoint, tmp_path):
 def test_class_mismatch_is_a_clear_error(shapes_checkpoint):
     with pytest.raises(CheckpointError, match="missing from data: \\['ring'\\]"):
         load_checkpoint(shapes_checkpoint).check_classes(["box", "cross"])
+
+
+# --------------------------------------------------------------------------- metadata checked on load
+def _edited(shapes_checkpoint, tmp_path, edit) -> "Path":
+    d = torch.load(shapes_checkpoint, weights_only=True)
+    edit(d)
+    torch.save(d, tmp_path / "edited.pt")
+    return tmp_path / "edited.pt"
+
+
+TAUGHT = {"name": "triangle", "drawings": torch.full((5, 784), 255, dtype=torch.uint8), "config": {}}
+
+
+def _teach_record(d, entry):
+    d["classes"] = d["classes"][:2] + ["triangle"]  # keep the output layer's 3 rows
+    d["data"]["classes"], d["data"]["counts"], d["data"]["sha256"] = (d["data"][k][:2] for k in ("classes", "counts", "sha256"))
+    d["split"]["val_indices"] = d["split"]["val_indices"][d["split"]["val_indices"] < 120]
+    d["data"]["taught"] = entry
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.update(data="abc"), "data record is a str"),
+    (lambda d: _teach_record(d, "abc"), "taught-class record is a str"),
+    (lambda d: _teach_record(d, [{"name": "triangle"}]), "lacks a name or its example drawings"),
+    (lambda d: _teach_record(d, [{**TAUGHT, "drawings": torch.zeros(5, 784)}]), "lacks a name or its example"),
+    (lambda d: _teach_record(d, [{**TAUGHT, "name": "kite"}]), "taught class 'kite' is not one of its classes"),
+    (lambda d: _teach_record(d, [TAUGHT, TAUGHT]), "names a class twice"),
+    (lambda d: d["data"].update(replay="abc"), "replay record has no drawings"),
+    (lambda d: d["data"].update(replay={"source": "x"}), "replay record has no drawings"),
+    (lambda d: d["data"].update(replay={"drawings": {"kite": torch.zeros(3, 784, dtype=torch.uint8)}}),
+     "replay drawings are for 'kite'"),
+    (lambda d: d["data"].update(replay={"drawings": {"box": torch.zeros(3, 784)}}), "not uint8 drawings"),
+    (lambda d: d["data"].update(train_rows={"hash": "md5"}), "per-drawing fingerprint is not 'blake2b-32'"),
+    (lambda d: d["data"].update(counts=[60, 60]), "per-class counts"),
+    (lambda d: d["data"].update(sha256=["x"] * 3), "one SHA-256 per training class"),
+    (lambda d: d["data"].update(classes=["box", "cross", "kite"]), "training classes are not names of its own"),
+    (lambda d: d["split"].update(val_indices="1 2 3"), "held-out split is not a list of drawing numbers"),
+    (lambda d: d["split"].update(val_indices=torch.tensor([0, 500])), "outside the 180 it was trained with"),
+])
+def test_malformed_metadata_is_refused_in_one_line(shapes_checkpoint, tmp_path, edit, message):
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_checkpoint(_edited(shapes_checkpoint, tmp_path, edit))
+    assert "\n" not in str(info.value)
+
+
+def test_the_fingerprint_of_every_training_drawing_is_recorded(shapes_checkpoint):
+    import numpy as np
+
+    from quicksketch_lib.data import RowFingerprints, load_folder
+
+    ckpt = load_checkpoint(shapes_checkpoint)
+    data = load_folder(ckpt.data["root"])
+    rows = RowFingerprints.from_dict(ckpt.data["train_rows"])
+    val = ckpt.split["val_indices"].numpy()
+    train = np.setdiff1d(np.arange(len(data)), val)
+    assert len(rows) == len(train) == 162
+    assert rows.contains(data.images[train]).all() and not rows.contains(data.images[val]).any()
