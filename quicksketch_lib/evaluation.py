@@ -379,7 +379,7 @@ def _selection(to_model: np.ndarray, labels: np.ndarray, keep: np.ndarray, subse
 
 def _describe(held: int, unseen: int, n_val: int, excluded: int) -> Subset | str:
     if held == 0:
-        return Subset.ALL if excluded == 0 else "every drawing the model was not trained on (checked drawing by drawing)"
+        return Subset.ALL if excluded == 0 else "every drawing the model was not trained on, checked drawing by drawing"
     parts = [f"{held:,} of the {n_val:,} held-out drawings recorded in the checkpoint"]
     if unseen:
         parts.append(f"{unseen:,} other drawings it was not trained on")

@@ -133,8 +133,10 @@ def _fit(model: SketchCNN, data: SketchData, config: TrainConfig, out: Path | No
     state = _load_resume_state(out, data, config) if resume else None
     val_idx = state.split["val_indices"].numpy() if state is not None else None
     train_loader, val_loader, val_idx = make_loaders(data, config, device, val_idx)
-    check_held_out(data, val_idx)
-    trained_rows = RowFingerprints.of(data.images, np.setdiff1d(np.arange(len(data)), val_idx))
+    trained_rows = RowFingerprints(np.zeros(0, np.uint32))  # only rank 0 saves: only it reads every row
+    if rank == 0:
+        check_held_out(data, val_idx)
+        trained_rows = RowFingerprints.of(data.images, np.setdiff1d(np.arange(len(data)), val_idx))
     run = start_run(model, config, device, len(train_loader), resume=state)
 
     if len(train_loader) == 0:

@@ -1,5 +1,6 @@
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -109,8 +110,6 @@ def test_malformed_metadata_is_refused_in_one_line(shapes_checkpoint, tmp_path, 
 
 
 def test_the_fingerprint_of_every_training_drawing_is_recorded(shapes_checkpoint):
-    import numpy as np
-
     from quicksketch_lib.data import RowFingerprints, load_folder
 
     ckpt = load_checkpoint(shapes_checkpoint)
@@ -120,3 +119,71 @@ def test_the_fingerprint_of_every_training_drawing_is_recorded(shapes_checkpoint
     train = np.setdiff1d(np.arange(len(data)), val)
     assert len(rows) == len(train) == 162
     assert rows.contains(data.images[train]).all() and not rows.contains(data.images[val]).any()
+
+
+# --------------------------------------------------------------------------- the shipped models
+def _make_pretrained():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "make_pretrained.py"
+    spec = importlib.util.spec_from_file_location("make_pretrained", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_make_pretrained_records_fingerprints_and_checks_the_size(shapes_checkpoint, tmp_path, monkeypatch, capsys):
+    import sys
+
+    from quicksketch_lib.data import RowFingerprints
+
+    mp = _make_pretrained()
+    ckpt = load_checkpoint(shapes_checkpoint)
+    args = ["make_pretrained.py", str(shapes_checkpoint), "--data", ckpt.data["root"], "--replay-per-class", "5"]
+    monkeypatch.setattr(sys, "argv", args + ["--out", str(tmp_path / "small.pt"), "--max-mb", "0.1"])
+    with pytest.raises(SystemExit, match="over --max-mb 0.1.*Nothing was written"):
+        mp.main()
+    assert not (tmp_path / "small.pt").exists()
+    monkeypatch.setattr(sys, "argv", args + ["--out", str(tmp_path / "p.pt")])
+    mp.main()
+    assert "162 training drawings fingerprinted" in capsys.readouterr().out
+    packed = load_checkpoint(tmp_path / "p.pt")
+    assert packed.train_state is None and packed.data["root"] == "data/quickdraw"
+    assert torch.load(tmp_path / "p.pt", weights_only=True)["model_state"]["classifier.4.weight"].dtype == torch.float16
+    assert all(len(v) == 5 for v in packed.data["replay"]["drawings"].values())
+    assert np.array_equal(RowFingerprints.from_dict(packed.data["train_rows"]).values,
+                          RowFingerprints.from_dict(ckpt.data["train_rows"]).values)
+    wrong = tmp_path / "wrong"  # another folder: refused, its drawings are not the training ones
+    wrong.mkdir()
+    for name in ckpt.classes:
+        np.save(wrong / f"{name}.npy", np.zeros((60, 784), np.uint8))
+    monkeypatch.setattr(sys, "argv", [args[0], args[1], "--data", str(wrong), "--out", str(tmp_path / "w.pt")])
+    with pytest.raises(SystemExit, match="does not hold the drawings the checkpoint was trained on"):
+        mp.main()
+
+
+def test_the_shipped_model_records_every_training_drawing():
+    from quicksketch_lib.data import RowFingerprints
+
+    ckpt = load_checkpoint("pretrained")
+    rows = RowFingerprints.from_dict(ckpt.data["train_rows"])
+    assert len(rows) == sum(ckpt.data["counts"]) - len(ckpt.split["val_indices"]) == 36_009
+    assert rows.contains(np.concatenate([v.numpy() for v in ckpt.data["replay"]["drawings"].values()])).all()
+
+
+def test_copies_of_the_shipped_models_training_rows_are_left_out(quickdraw_dir, tmp_path):
+    """The first 100 rows of each of the ten's files, in another folder: exactly the training
+    drawings among them are left out; the recorded held-out ones among them are kept."""
+    from quicksketch_lib.data import load_folder
+    from quicksketch_lib.evaluation import select_unseen
+
+    ckpt = load_checkpoint("pretrained")
+    for name in ckpt.classes:
+        np.save(tmp_path / f"{name}.npy", np.load(quickdraw_dir / f"{name}.npy", mmap_mode="r")[:100])
+    chosen = select_unseen(ckpt, load_folder(tmp_path))
+    offsets = np.concatenate([[0], np.cumsum(ckpt.data["counts"])])
+    val = ckpt.split["val_indices"].numpy()
+    first = np.concatenate([np.arange(o, o + 100) for o in offsets[:-1]])
+    held = int(np.isin(first, val).sum())
+    assert chosen.excluded == 1000 - held and len(chosen.index) == held
