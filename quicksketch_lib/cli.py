@@ -168,7 +168,7 @@ def _train(args, world: int) -> int:
     from .data import find_data
     from .model import build_model
     from .recipes import recipe_config, recipe_model_config, recipe_per_class, split_model_overrides
-    from .training import fit, history_path, resume_settings
+    from .training import fit, format_accuracy, history_path, resume_settings
 
     check_output_file(args.out)  # before reading data or training
     # --resume continues with the run's own settings; options given must agree (fit checks)
@@ -199,20 +199,21 @@ def _train(args, world: int) -> int:
         print(f"nothing to do: {args.out} already has {len(result.history)} of {config.epochs} epochs "
               "(nothing was written); raise --epochs to train further")
         return EXIT_OK
-    print(f"held-out accuracy {result.val_accuracy:.2%} after {len(result.history)} epochs")
+    print(f"held-out accuracy {format_accuracy(result.val_accuracy)} after {len(result.history)} epochs")
     print(f"saved {args.out} (history: {history_path(args.out)})")
     return EXIT_OK
 
 
 def cmd_evaluate(args) -> int:
     from .checkpoint import load_checkpoint
-    from .evaluation import evaluate, load_for_checkpoint
+    from .evaluation import classes_to_evaluate, evaluate, load_for_checkpoint
     from .files import check_output_file
 
     for out in filter(None, (args.json, args.png)):
         check_output_file(out)  # before the work
     ckpt = load_checkpoint(args.checkpoint)
-    data = load_for_checkpoint(ckpt, args.data, args.per_class)
+    classes = classes_to_evaluate(ckpt, args.data, args.classes)  # by name; unknown ones refused
+    data = load_for_checkpoint(ckpt, args.data, args.per_class, classes)
     report = evaluate(ckpt, data, tta_flip=args.tta_flip)
     print(report.format_text())
     if args.json:
@@ -407,10 +408,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train, usage=s.error)
 
     s = sub.add_parser("evaluate", help="accuracy, top-3, per-class precision/recall, confusion, ECE",
-                       description="Evaluate a checkpoint. On the folder it was trained on, only its "
-                                   "recorded held-out split is used; on any other folder, every drawing.")
+                       description="Evaluate a checkpoint on a folder of its classes (matched by name: any "
+                                   "order, all or some of them; a class it does not know is refused). "
+                                   "Drawings it was trained on are left out and counted: on the folder it "
+                                   "was trained on its recorded held-out split is used, elsewhere every "
+                                   "drawing whose fingerprint is not one of its training drawings'.")
     s.add_argument("checkpoint", help=f"checkpoint .pt, or '{PRETRAINED}' (the shipped model of the ten classes)")
     s.add_argument("--data", required=True, help="data folder")
+    s.add_argument("--classes", nargs="+", metavar="NAME",
+                   help="evaluate only these classes of the folder (default: every class file in it)")
     s.add_argument("--per-class", type=positive_int, metavar="N",
                    help="at most N drawings per class (default: as in training on its drawings, else all)")
     s.add_argument("--json", type=output_path, metavar="OUT.json", help="write all metrics as JSON")

@@ -50,7 +50,7 @@ import numpy as np
 from .categories import CATEGORIES, THE_TEN, closest_categories
 from .data import NpyHeader, check_bitmap_header, find_data, parse_npy_header, read_npy_header
 from .errors import DataError, DownloadError
-from .files import atomic_write, check_output_folder, save_npy_atomic
+from .files import DISK_ERRORS, atomic_write, check_output_folder, disk_error, save_npy_atomic
 from .locations import DOWNLOADED_DATA, DataSource, data_source, project_root
 from .progress import progress_bar
 
@@ -244,8 +244,13 @@ def _fetch(url: str, part: Path, *, stop_bytes: int | None = None, stop_lines: i
         length = resp.headers.get("Content-Length")
         sent = pos + int(length) if length and length.isdigit() else None
         total = stop_bytes if stop_bytes is not None else sent
-        with open(part, mode) as f, _progress_bar(total, pos, desc, progress) as bar:
-            pos, lines = _copy_body(resp, f, bar, url, pos, stop_bytes, stop_lines, lines, clock)
+        try:
+            with open(part, mode) as f, _progress_bar(total, pos, desc, progress) as bar:
+                pos, lines = _copy_body(resp, f, bar, url, pos, stop_bytes, stop_lines, lines, clock)
+        except OSError as exc:  # a write's error names no file: name the one being written
+            if exc.errno not in DISK_ERRORS:
+                raise
+            raise disk_error(part, exc) from None
         done = (stop_bytes is not None and pos >= stop_bytes) or (stop_lines is not None and lines >= stop_lines)
         if sent is not None and pos < sent and not done:
             raise DownloadError(f"download of {url} broke off after {pos} of {sent} bytes (the server "

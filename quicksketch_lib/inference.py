@@ -251,14 +251,36 @@ class OnnxModel:
             raise CheckpointError(f"{path}: not a readable ONNX model ({first_line(exc, 120)}); "
                                   "re-export it with `quicksketch export`") from None
         meta = self.session.get_modelmeta().custom_metadata_map
-        try:
-            self.classes = json.loads(meta.get("quicksketch_classes", "[]"))
-        except ValueError:
-            self.classes = []
-        if not self.classes or len(set(self.classes)) != len(self.classes):
-            raise CheckpointError(f"{path}: not a QuickSketch ONNX model (no valid class list in its "
-                                  "metadata); export one with `quicksketch export`")
+        self.classes = self._checked_classes(meta.get("quicksketch_classes"))
         self.metadata = meta
+
+    def _checked_classes(self, text: str | None) -> list[str]:
+        """The class list of the metadata, checked like a checkpoint's: a JSON list of distinct
+        names, one per output of the model (never cut, padded or read letter by letter)."""
+        redo = "re-export it with `quicksketch export`"
+        try:
+            classes = json.loads(text) if text is not None else None
+        except ValueError:
+            classes = None
+        if not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes):
+            found = "none" if text is None else repr(text[:40])
+            raise CheckpointError(f"{self.path}: not a QuickSketch ONNX model: its metadata has no class list "
+                                  f"(a JSON list of names; found {found}); {redo}")
+        if len(set(classes)) != len(classes):
+            raise CheckpointError(f"{self.path}: its class list names a class more than once; {redo}")
+        inputs, outputs = [i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()]
+        if "image" not in inputs or "logits" not in outputs:
+            raise CheckpointError(f"{self.path}: not a QuickSketch ONNX model (inputs {inputs}, outputs "
+                                  f"{outputs}; expected 'image' and 'logits'); {redo}")
+        try:
+            width = self.logits(np.zeros((1, 1, IMAGE_SIZE, IMAGE_SIZE), np.float32)).shape[-1]
+        except Exception as exc:  # onnxruntime's own types: not a (B, 1, 28, 28) -> (B, C) model
+            raise CheckpointError(f"{self.path}: does not take a (B, 1, 28, 28) drawing as QuickSketch's models do "
+                                  f"({first_line(exc, 100)}); {redo}") from None
+        if width != len(classes):
+            raise CheckpointError(f"{self.path}: its metadata lists {len(classes)} class names but the model has "
+                                  f"{width} outputs; labels would be wrong; {redo}")
+        return classes
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(["logits"], {"image": np.ascontiguousarray(x, dtype=np.float32)})[0]

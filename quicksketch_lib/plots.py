@@ -256,7 +256,8 @@ class LiveCurves:
         self.history.append(dict(record))
         _draw_curves(self._ax_loss, self._ax_acc, self.history, self.epochs)
         last = self.history[-1]
-        self.figure.suptitle(f"{self.title}: epoch {last['epoch']}, held-out accuracy {last['val_accuracy']:.1%}")
+        held_out = "not measured" if last["val_accuracy"] is None else f"{last['val_accuracy']:.1%}"
+        self.figure.suptitle(f"{self.title}: epoch {last['epoch']}, held-out accuracy {held_out}")
         self.figure.tight_layout()
         self._show()
 

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
@@ -33,7 +34,7 @@ from torch import nn
 
 from .augment import seeded_augmenter
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .data import NORM_MEAN, NORM_STD, BatchLoader, SketchData, shard_indices, stratified_split
+from .data import NORM_MEAN, NORM_STD, BatchLoader, RowFingerprints, SketchData, shard_indices, stratified_split
 from .device import configure_threads, dist_info, rank_device, resolve_precision, set_seed
 from .errors import CheckpointError, TrainingError, check_fields, finite_number, whole_number
 from .files import atomic_write, check_output_file, exclusive_lock
@@ -137,8 +138,9 @@ class FitResult:
     epochs_trained: int = 0  # in this call (0: a resumed run had already reached its epochs)
 
     @property
-    def val_accuracy(self) -> float:
-        return self.history[-1]["val_accuracy"] if self.history else float("nan")
+    def val_accuracy(self) -> float | None:
+        """The last epoch's held-out accuracy; None when nothing was held out (not measured)."""
+        return self.history[-1]["val_accuracy"] if self.history else None
 
 
 # --------------------------------------------------------------------------- fit
@@ -169,6 +171,10 @@ def _fit(model: SketchCNN, data: SketchData, config: TrainConfig, out: Path | No
     state = _load_resume_state(out, data, config, model.config) if resume else None
     val_idx = state.split["val_indices"].numpy() if state is not None else None
     train_loader, val_loader, val_idx = make_loaders(data, config, device, val_idx)
+    trained_rows = RowFingerprints(np.zeros(0, np.uint32))  # only rank 0 saves: only it reads every row
+    if rank == 0:
+        check_held_out(data, val_idx)
+        trained_rows = RowFingerprints.of(data.images, np.setdiff1d(np.arange(len(data)), val_idx))
     run = start_run(model, config, device, len(train_loader), resume=state)
 
     if len(train_loader) == 0:
@@ -181,7 +187,7 @@ def _fit(model: SketchCNN, data: SketchData, config: TrainConfig, out: Path | No
         val = evaluate_run(run, val_loader)
         _check_finite(train["train_loss"], val["loss"], epoch + 1, config, out)
         run.history.append(_epoch_record(epoch, train, val, world))
-        ckpt = _make_checkpoint(run, data, val_idx)
+        ckpt = _make_checkpoint(run, data, val_idx, trained_rows)
         if rank == 0:
             _report(run, ckpt, out, progress, callbacks)
         if world > 1:
@@ -193,14 +199,32 @@ def _fit(model: SketchCNN, data: SketchData, config: TrainConfig, out: Path | No
                      epochs_trained=max(0, config.epochs - start_epoch))
 
 
-def _check_finite(train_loss: float, val_loss: float, epoch: int, config: TrainConfig, out) -> None:
-    """Stop a diverged run before it saves: a NaN/infinite loss makes a useless model."""
-    if math.isfinite(train_loss) and math.isfinite(val_loss):
+def check_held_out(data: SketchData, val_idx: np.ndarray) -> None:
+    """Warn when the held-out split cannot measure the model: no held-out drawing at all (its
+    accuracy is then "not measured", never 0), or classes without one (a class of one
+    drawing keeps it for training)."""
+    held = np.bincount(np.asarray(data.labels)[np.asarray(val_idx, dtype=np.int64)], minlength=len(data.classes))
+    if held.sum() == 0:
+        warnings.warn(f"{data.root}: too little data to hold any drawing out ({min(data.counts)} per class): "
+                      "the held-out accuracy is not measured; use at least 2 drawings per class "
+                      "(hundreds for a trustworthy figure)")
+    elif (held == 0).any():
+        alone = [c for c, n in zip(data.classes, held) if n == 0]
+        warnings.warn(f"{data.root}: class(es) {', '.join(map(repr, alone[:5]))}{' ...' if len(alone) > 5 else ''} "
+                      "have a single drawing and none held out: the held-out accuracy does not cover them; "
+                      "add drawings")
+
+
+def _check_finite(train_loss: float, val_loss: float | None, epoch: int, config: TrainConfig, out) -> None:
+    """Stop a diverged run before it saves: a NaN/infinite loss makes a useless model
+    (``val_loss`` None: nothing was held out, so nothing to check there)."""
+    if math.isfinite(train_loss) and (val_loss is None or math.isfinite(val_loss)):
         return
     kept = f"; {out} keeps the last good epoch" if out is not None and Path(out).exists() else \
         "; nothing was saved"
+    held_out = "not measured" if val_loss is None else f"{val_loss:g}"
     raise TrainingError(f"training diverged in epoch {epoch}: the loss became {train_loss:g} (train) / "
-                        f"{val_loss:g} (held-out) with learning rate {config.lr:g}{kept}; "
+                        f"{held_out} (held-out) with learning rate {config.lr:g}{kept}; "
                         "try a lower --lr")
 
 
@@ -331,15 +355,23 @@ def _report(run: Run, ckpt: Checkpoint, out: Path | None, progress: bool, callba
 
 
 def _format_record(r: dict, epochs: int) -> str:
+    val = (f"val loss {r['val_loss']:.4f}  val acc {r['val_accuracy']:.2%}" if r["val_accuracy"] is not None
+           else "val not measured (no held-out drawing)")
     return (f"epoch {r['epoch']:>2}/{epochs}  train loss {r['train_loss']:.4f}  "
-            f"train acc {r['train_accuracy']:.2%}  val loss {r['val_loss']:.4f}  "
-            f"val acc {r['val_accuracy']:.2%}  lr {r['lr']:.2e}  {r['images_per_s']:,.0f} img/s")
+            f"train acc {r['train_accuracy']:.2%}  {val}  lr {r['lr']:.2e}  {r['images_per_s']:,.0f} img/s")
+
+
+def format_accuracy(value: float | None) -> str:
+    """A held-out accuracy for people: ``95.28 %``-style, or "not measured" when nothing was held out."""
+    return "not measured (no drawing was held out)" if value is None else f"{value:.2%}"
 
 
 # --------------------------------------------------------------------------- checkpoints
-def _make_checkpoint(run: Run, data: SketchData, val_idx: np.ndarray) -> Checkpoint:
+def _make_checkpoint(run: Run, data: SketchData, val_idx: np.ndarray, trained_rows: RowFingerprints) -> Checkpoint:
     """The run after its latest epoch: weights (EMA's when on), what they need for
-    inference, the history and split, and the state to resume from."""
+    inference, the history and split, the fingerprint of every drawing it trained on
+    (``data["train_rows"]``, so evaluation recognises them anywhere), and the state to
+    resume from."""
     config, history = run.config, run.history
     train_state = {
         "epoch": run.epoch,
@@ -364,7 +396,7 @@ def _make_checkpoint(run: Run, data: SketchData, val_idx: np.ndarray) -> Checkpo
                  "train_seconds": sum(h["seconds"] for h in history)},
         history=list(history),
         data={**data.fingerprint(), "root": str(Path(data.root).resolve()) if data.root else "",
-              "synthetic": data.synthetic},
+              "synthetic": data.synthetic, "train_rows": trained_rows.to_dict()},
         split={"val_indices": torch.as_tensor(val_idx, dtype=torch.int64),
                "seed": config.seed, "val_fraction": config.val_fraction},
         train_state=train_state,

@@ -82,7 +82,7 @@ def ten_class_model(tmp_path_factory):
 
     data = load_folder(QUICKDRAW, classes=THE_TEN, per_class=500)
     path = tmp_path_factory.mktemp("ten") / "ten.pt"
-    result = fit(SketchCNN(ModelConfig(num_classes=10)), data, TrainConfig(epochs=3), out=path,
+    result = fit(SketchCNN(ModelConfig(num_classes=10)), data, TrainConfig(epochs=3, precision="fp32"), out=path,
                  progress=False)
     return path, result, data
 
@@ -102,6 +102,6 @@ def shapes_checkpoint(tmp_path_factory) -> Path:
     for name, arr in make_shapes().items():
         np.save(data_dir / f"{name}.npy", arr)
     torch.manual_seed(0)
-    fit(SketchCNN(ModelConfig(num_classes=3)), load_folder(data_dir), TrainConfig(epochs=6, batch_size=32),
+    fit(SketchCNN(ModelConfig(num_classes=3)), load_folder(data_dir), TrainConfig(epochs=6, batch_size=32, precision="fp32"),
         out=folder / "shapes.pt", progress=False)
     return folder / "shapes.pt"
