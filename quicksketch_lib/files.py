@@ -186,6 +186,23 @@ def check_output_folder(folder: str | os.PathLike, *, source: str | os.PathLike 
     return folder
 
 
+def project_root() -> Path:
+    """The QuickSketch checkout (folder with pyproject.toml) or the current directory."""
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` as messages and notebooks show it: relative to the current folder when it is
+    inside it, else to the checkout when inside that (``data/quickdraw``, ``models/x.onnx``),
+    else as given -- never one machine's absolute path for a file of the checkout."""
+    absolute = Path(os.path.abspath(path))  # not resolved: a symlinked data/quickdraw stays there
+    for base in (Path.cwd(), project_root()):
+        if absolute.is_relative_to(base):
+            return str(absolute.relative_to(base))
+    return str(path)
+
+
 def _resolved(path: str | os.PathLike) -> Path:
     return Path(path).expanduser().resolve()
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
+from .files import project_root, shown_path
 
 ENV_DATA = "QUICKSKETCH_DATA"
 ENV_STROKES = "QUICKSKETCH_STROKES"
@@ -46,12 +47,6 @@ PRETRAINED_MODELS = {PRETRAINED: PRETRAINED_PATH, PRETRAINED_54: PRETRAINED_54_P
 PRETRAINED_ONNX = Path("models") / "pretrained.onnx"  # `quicksketch export pretrained` writes here, never into the package
 
 
-def project_root() -> Path:
-    """The QuickSketch checkout (folder with pyproject.toml) or the current directory."""
-    here = Path(__file__).resolve().parents[1]
-    return here if (here / "pyproject.toml").exists() else Path.cwd()
-
-
 # --------------------------------------------------------------------------- data
 @dataclass
 class DataSource:
@@ -62,7 +57,7 @@ class DataSource:
         words = {"env": f"${ENV_DATA}", "downloaded": "downloaded Quick Draw data",
                  "offline-default": "the OFFLINE DEFAULT: synthetic doodles, not Quick Draw",
                  "given": "the folder given"}
-        return f"Using data from {self.path} ({words[self.kind]})"
+        return f"Using data from {shown_path(self.path)} ({words[self.kind]})"
 
 
 def find_data(explicit: str | os.PathLike | None = None, *, generate: bool = True,
