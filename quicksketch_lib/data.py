@@ -256,7 +256,8 @@ class SketchData:
 
     def describe(self) -> str:
         kind = "SYNTHETIC doodles (not Quick Draw)" if self.synthetic else "Quick Draw drawings"
-        return f"{len(self):,} {kind} in {len(self.classes)} classes from {shown_path(self.root)}"
+        where = f" from {shown_path(self.root)}" if self.root else ""
+        return f"{len(self):,} {kind} in {len(self.classes)} classes{where}"
 
     def fingerprint(self) -> dict:
         """What identifies this data for a checkpoint's recorded split: classes, counts and

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
-from .files import project_root, shown_path
+from .files import shown_path
 
 ENV_DATA = "QUICKSKETCH_DATA"
 ENV_STROKES = "QUICKSKETCH_STROKES"
@@ -45,6 +45,12 @@ PRETRAINED_PATH = PRETRAINED_DIR / "sketchcnn_ten.pt"
 PRETRAINED_54_PATH = PRETRAINED_DIR / "sketchcnn_54.pt"
 PRETRAINED_MODELS = {PRETRAINED: PRETRAINED_PATH, PRETRAINED_54: PRETRAINED_54_PATH}
 PRETRAINED_ONNX = Path("models") / "pretrained.onnx"  # `quicksketch export pretrained` writes here, never into the package
+
+
+def project_root() -> Path:
+    """The QuickSketch checkout (folder with pyproject.toml) or the current directory."""
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
 
 
 # --------------------------------------------------------------------------- data

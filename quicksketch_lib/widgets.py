@@ -49,7 +49,6 @@ import traitlets
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import IMAGE_SIZE, normalize_batch
 from .errors import CheckpointError, InputError, QuickSketchError
-from .files import shown_path
 from .inference import Prediction, Predictor
 from . import locations
 from .locations import PRETRAINED_PATH, find_checkpoint, pretrained_name, resolve_checkpoint
@@ -370,7 +369,7 @@ class SketchPad(anywidget.AnyWidget):
             raise InputError(f"{path} is inside the installed package; save under models/ or elsewhere")
         path.parent.mkdir(parents=True, exist_ok=True)
         save_checkpoint(self._teachable(), path)
-        self._status = f"saved {shown_path(path)}"
+        self._status = f"saved {_shown_path(path)}"
         return path
 
     def _show_examples(self, images, of: str = "") -> None:
@@ -468,3 +467,10 @@ class SketchPad(anywidget.AnyWidget):
                                 "update while you draw")
         return bundle
 
+
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the current folder when it is below it (shorter to read)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

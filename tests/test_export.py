@@ -84,3 +84,14 @@ def test_cli_export_int8_writes_both_files(shapes_checkpoint, tmp_path, capsys):
     assert out.exists() and (tmp_path / "shapes.int8.onnx").exists()
     assert "int8" in printed and "top-1 agreement with fp32" in printed
     assert Predictor.from_onnx(tmp_path / "shapes.int8.onnx").classes == ["box", "cross", "ring"]
+
+
+def test_export_summaries_show_paths_inside_the_checkout_relative(tmp_path):
+    """What `quicksketch export` prints (notebook 04 commits it): no machine's absolute path."""
+    from quicksketch_lib.export import ExportReport, Int8Report
+    from quicksketch_lib.files import CHECKOUT
+
+    inside = CHECKOUT / "models" / "pretrained.onnx"
+    assert ExportReport(inside, 1e-6, 18, 10**6).describe().startswith("wrote models/pretrained.onnx (")
+    report = Int8Report(tmp_path / "x.int8.onnx", 0.99, 2000, 512, "held-out drawings", 10**6)
+    assert str(tmp_path) not in report.describe()

@@ -32,16 +32,3 @@ def test_drawing_checkpoint_search_ends_with_the_pretrained_model(monkeypatch, t
 def test_pretrained_names_the_shipped_model():
     assert resolve_checkpoint(PRETRAINED) == PRETRAINED_PATH and PRETRAINED_PATH.is_file()
     assert str(resolve_checkpoint("models/x.pt")) == "models/x.pt"
-
-
-def test_messages_show_checkout_paths_relative_never_a_machines_absolute_path(monkeypatch, tmp_path):
-    """files.shown_path: what DataSource/SketchData/export messages print (notebooks commit them)."""
-    from quicksketch_lib.files import project_root, shown_path
-
-    root = project_root()
-    monkeypatch.chdir(root / "notebooks")  # where a notebook's kernel runs
-    assert shown_path(root / "data" / "quickdraw") == "data/quickdraw"
-    assert shown_path(root / "notebooks" / "runs") == "runs"
-    assert shown_path(tmp_path / "x.onnx") == str(tmp_path / "x.onnx")  # outside: as given
-    monkeypatch.setenv(locations.ENV_DATA, str(root / "data" / "quickdraw"))
-    assert find_data(generate=False).describe() == "Using data from data/quickdraw ($QUICKSKETCH_DATA)"
