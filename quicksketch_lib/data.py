@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple, Sequence
 import numpy as np
 
 from .errors import DataError, first_line
-from .files import check_output_folder, save_npy_atomic
+from .files import check_output_folder, save_npy_atomic, shown_path
 from .locations import DataSource, data_source
 from .rasterize import as_image_batch
 
@@ -258,7 +258,8 @@ class SketchData:
 
     def describe(self) -> str:
         kind = "SYNTHETIC doodles (not Quick Draw)" if self.synthetic else "Quick Draw drawings"
-        return f"{len(self):,} {kind} in {len(self.classes)} classes from {self.root}"
+        where = f" from {shown_path(self.root)}" if self.root else ""
+        return f"{len(self):,} {kind} in {len(self.classes)} classes{where}"
 
     def fingerprint(self) -> dict:
         """What identifies this data for a checkpoint's recorded split: classes, counts and

@@ -28,7 +28,7 @@ from .data import (BatchLoader, RowFingerprints, SketchData, list_class_files, l
                    open_class_file, rows_digest)
 from .device import autocast, dist_info
 from .errors import DataError
-from .files import atomic_write
+from .files import atomic_write, shown_path
 from .model import flip_averaged_proba
 from .train_step import mean_metrics
 
@@ -67,7 +67,7 @@ class EvalReport:
 
     def format_text(self) -> str:
         width = max(8, *(len(c) for c in self.classes))
-        lines = [f"{self.n:,} drawings ({self.subset})" + (f" from {self.data}" if self.data else "")]
+        lines = [f"{self.n:,} drawings ({self.subset})" + (f" from {shown_path(self.data)}" if self.data else "")]
         if self.excluded:
             lines.append(f"left out {self.excluded:,} drawings the model was trained on: {self.excluded_why}")
         if self.not_in_data:

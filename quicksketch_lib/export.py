@@ -28,7 +28,7 @@ import torch
 from .checkpoint import Checkpoint, load_checkpoint
 from .data import normalize_batch
 from .errors import CheckpointError, QuickSketchError
-from .files import atomic_path, check_output_file, file_sha256, scratch_path
+from .files import atomic_path, check_output_file, file_sha256, scratch_path, shown_path
 from .inference import CHECKPOINT_SHA_KEY, OnnxModel
 from .locations import pretrained_name, pretrained_onnx
 
@@ -54,7 +54,7 @@ class ExportReport:
     size_bytes: int
 
     def describe(self) -> str:
-        return (f"wrote {self.path} ({self.size_bytes / 1e6:.1f} MB, opset {self.opset}); "
+        return (f"wrote {shown_path(self.path)} ({self.size_bytes / 1e6:.1f} MB, opset {self.opset}); "
                 f"onnxruntime vs PyTorch max |logit difference| = {self.max_abs_diff:.2e} "
                 f"(<= {PARITY_TOLERANCE:g}: OK)")
 
@@ -157,7 +157,7 @@ class Int8Report:
     size_bytes: int
 
     def describe(self) -> str:
-        return (f"wrote {self.path} ({self.size_bytes / 1e6:.1f} MB, int8, calibrated on "
+        return (f"wrote {shown_path(self.path)} ({self.size_bytes / 1e6:.1f} MB, int8, calibrated on "
                 f"{self.calibrated_on} {self.calibration_source}); top-1 agreement with fp32 "
                 f"{self.agreement:.1%} on {self.checked} other {self.calibration_source} "
                 f"(>= {INT8_MIN_AGREEMENT:.0%}: OK)")
@@ -207,7 +207,7 @@ def held_out_drawings(ckpt: Checkpoint, data_dir: str | os.PathLike) -> tuple[np
     from .evaluation import evaluation_set, held_out_only, load_for_checkpoint
 
     images, _, subset = evaluation_set(ckpt, load_for_checkpoint(ckpt, data_dir))
-    source = "held-out drawings" if held_out_only(subset) else f"drawings from {data_dir} (not the recorded split)"
+    source = "held-out drawings" if held_out_only(subset) else f"drawings from {shown_path(data_dir)} (not the recorded split)"
     return np.asarray(images), source
 
 

@@ -146,3 +146,14 @@ def test_onnx_class_lists_that_do_not_fit_are_refused(exported, tmp_path, value,
 
     with pytest.raises(CheckpointError, match=message):
         OnnxModel(_with_classes(exported, tmp_path, value))
+
+
+def test_export_summaries_show_paths_inside_the_checkout_relative(tmp_path):
+    """What `quicksketch export` prints (notebook 04 commits it): no machine's absolute path."""
+    from quicksketch_lib.export import ExportReport, Int8Report
+    from quicksketch_lib.files import CHECKOUT
+
+    inside = CHECKOUT / "models" / "pretrained.onnx"
+    assert ExportReport(inside, 1e-6, 18, 10**6).describe().startswith("wrote models/pretrained.onnx (")
+    report = Int8Report(tmp_path / "x.int8.onnx", 0.99, 2000, 512, "held-out drawings", 10**6)
+    assert str(tmp_path) not in report.describe()
