@@ -71,6 +71,7 @@ class TeachConfig:
     weight_decay: float = 1e-3  # L2 on the new row
     new_class_weight: float = 1.0  # loss weight of the new class relative to one old class
     false_positive_rate: float = 0.01  # bias calibration: at most this share of replay -> new (1 = off)
+    per_class_rate: float = 1.0  # guard: at most this share of any one old class's replay -> new (1 = off)
     imprint: bool = True  # start the new row from the examples' features (False: from zeros)
     seed: int = 0
     # Teaching's steps are small: one thread was the fastest measured (README "Teach it your own
@@ -242,14 +243,36 @@ def fit_row(w: torch.Tensor, b: torch.Tensor, feats: torch.Tensor, labels: torch
     return w.detach(), b.detach()
 
 
-def calibrate_bias(w: torch.Tensor, b: torch.Tensor, old_feats: torch.Tensor, old_logits: torch.Tensor,
-                   rate: float) -> torch.Tensor:
-    """Lower the bias until at most ``rate`` of the replay drawings would be the new class."""
-    if rate >= 1 or len(old_feats) == 0:
+def calibrate_bias(w: torch.Tensor, b: torch.Tensor, old_feats: torch.Tensor, old_labels: torch.Tensor,
+                   weight: torch.Tensor, bias: torch.Tensor, rate: float,
+                   per_class_rate: float = 1.0) -> torch.Tensor:
+    """The bias, lowered if needed so that the new class takes at most ``rate`` of the replay
+    drawings the old classes answered right, and at most ``per_class_rate`` of any one old
+    class's (the guard: a new class must not empty one old class). A drawing the old classes
+    already got wrong costs nothing when the new class takes it, so it is not counted."""
+    if len(old_feats) == 0 or (rate >= 1 and per_class_rate >= 1):
         return b
-    margin = old_logits.max(1).values - old_feats @ w  # new wins where b > margin
-    limit = torch.quantile(margin, rate) if rate > 0 else margin.min()
-    return torch.minimum(b, limit)
+    old_logits = old_feats @ weight.T + bias
+    right = old_logits.argmax(1) == old_labels
+    # the new class wins a drawing where its bias exceeds this margin
+    margin = (old_logits.max(1).values - old_feats @ w)[right]
+    labels = old_labels[right]
+    limit = b
+    if rate < 1:
+        limit = torch.minimum(limit, _bias_taking_at_most(margin, int(rate * len(old_labels))))
+    if per_class_rate < 1:
+        for c in labels.unique():
+            own = margin[labels == c]
+            limit = torch.minimum(limit, _bias_taking_at_most(own, int(per_class_rate * (old_labels == c).sum())))
+    return limit
+
+
+def _bias_taking_at_most(margin: torch.Tensor, n: int) -> torch.Tensor:
+    """The largest bias at which at most ``n`` of these margins are exceeded (ties: fewer)."""
+    ordered = margin.sort().values
+    if n >= len(ordered):
+        return torch.tensor(float("inf"))
+    return ordered[n]
 
 
 # --------------------------------------------------------------------------- teach and forget
@@ -281,27 +304,37 @@ def teach_class(ckpt: Checkpoint, name: str, drawings, *, replay=None,
 
 def _teach_row(ckpt: Checkpoint, rows: np.ndarray, replay_rows: dict[str, np.ndarray],
                config: TeachConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(config.seed)
     model = ckpt.build_model("cpu")
-    weight, bias = (ckpt.model_state[f"{HEAD_KEY}.weight"].float(), ckpt.model_state[f"{HEAD_KEY}.bias"].float())
     old_x = torch.cat([normalize_batch(torch.from_numpy(replay_rows[c])) for c in ckpt.classes])
     old_y = torch.cat([torch.full((len(replay_rows[c]),), i) for i, c in enumerate(ckpt.classes)])
-    old_x = torch.where(torch.rand(len(old_x), 1, 1, 1, generator=generator) < 0.5, old_x.flip(-1), old_x)
-    new_x = augmented_copies(rows, config.new_samples, config.augment, generator)
+    old_x = torch.where(replay_flips(len(old_x), config.seed)[:, None, None, None], old_x.flip(-1), old_x)
+    new_x = augmented_copies(rows, config.new_samples, config.augment, torch.Generator().manual_seed(config.seed))
     feats = penultimate_features(model, torch.cat([old_x, new_x]))
-    old_f, new_f = feats[:len(old_x)], feats[len(old_x):]
+    weight, bias = (ckpt.model_state[f"{HEAD_KEY}.weight"].float(), ckpt.model_state[f"{HEAD_KEY}.bias"].float())
+    return row_from_features(feats[len(old_x):], feats[:len(old_x)], old_y, weight, bias, config)
+
+
+def replay_flips(n: int, seed: int) -> torch.Tensor:
+    """Which replay drawings are shown mirrored (a seeded half), as test-time flip shows them."""
+    return torch.rand(n, generator=torch.Generator().manual_seed(seed)) < 0.5
+
+
+def row_from_features(new_f: torch.Tensor, old_f: torch.Tensor, old_y: torch.Tensor, weight: torch.Tensor,
+                      bias: torch.Tensor, config: TeachConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The new row ``(w, b)`` from features alone: the examples' augmented copies ``new_f``,
+    the replay drawings' ``old_f`` with their classes ``old_y``, and the old head."""
     if config.imprint:
         w, b = imprint_row(new_f, weight, bias, old_f, old_y)
     else:
         w, b = torch.zeros(weight.shape[1]), torch.zeros(())
-    labels = torch.cat([old_y, torch.full((len(new_f),), len(ckpt.classes))])
-    counts = torch.bincount(labels).float()
+    feats = torch.cat([old_f, new_f])
+    labels = torch.cat([old_y, torch.full((len(new_f),), len(weight))])
+    counts = torch.bincount(labels, minlength=len(weight) + 1).float().clamp(min=1)
     per_class = torch.ones_like(counts)
     per_class[-1] = config.new_class_weight
     sample_weight = (per_class / counts / per_class.sum())[labels]  # every class weighs the same
     w, b = fit_row(w, b, feats, labels, weight, bias, sample_weight, config)
-    b = calibrate_bias(w, b, old_f, old_f @ weight.T + bias, config.false_positive_rate)
-    return w, b
+    return w, calibrate_bias(w, b, old_f, old_y, weight, bias, config.false_positive_rate, config.per_class_rate)
 
 
 def _with_row(ckpt: Checkpoint, name: str, w: torch.Tensor, b: torch.Tensor, entry: dict) -> Checkpoint:

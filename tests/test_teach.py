@@ -13,7 +13,7 @@ from quicksketch_lib.checkpoint import load_checkpoint, save_checkpoint
 from quicksketch_lib.cli import main
 from quicksketch_lib.data import load_folder
 from quicksketch_lib.model import HEAD_KEY
-from quicksketch_lib.teach import (TeachConfig, TeachError, forget_class, load_drawings,
+from quicksketch_lib.teach import (TeachConfig, TeachError, calibrate_bias, forget_class, load_drawings,
                                    replay_from_training_data, taught_classes, teach_class)
 
 from conftest import THE_TEN
@@ -96,6 +96,60 @@ def test_a_taught_class_is_replayed_when_teaching_the_next(shapes, taught):
     assert taught_classes(second) == ["triangle", "blob"]
     x = torch.from_numpy(triangles()).float().view(-1, 1, 28, 28) / 127.5 - 1
     assert (second.build_model()(x).argmax(1) == 3).float().mean() >= 0.8
+
+
+# --------------------------------------------------------------------------- the bias calibration
+def replay_scores(new_scores_per_class: list[list[float]], wrong: int = 0):
+    """Features that make the old head answer every replay drawing right with score 0 for its
+    class (one-hot features, identity head, biases 0) except ``wrong`` drawings of class 0,
+    and a new row scoring each drawing as given."""
+    n_old = len(new_scores_per_class)
+    feats, labels = [], []
+    for c, scores in enumerate(new_scores_per_class):
+        for s in scores:
+            f = torch.zeros(n_old + 1)
+            f[c], f[-1] = 1.0, s  # old class c scores 1, the rest 0; the new row reads the last feature
+            feats.append(f)
+            labels.append(c)
+    feats, labels = torch.stack(feats), torch.tensor(labels)
+    labels[:wrong] = 1  # those are answered as class 0 but belong to class 1: already wrong
+    weight = torch.cat([torch.eye(n_old), torch.zeros(n_old, 1)], dim=1)
+    return feats, labels, weight, torch.zeros(n_old), torch.cat([torch.zeros(n_old), torch.ones(1)])
+
+
+def taken(feats, labels, weight, bias, w, b):
+    """Replay drawings answered right by the old head and answered as the new class after."""
+    right = (feats @ weight.T + bias).argmax(1) == labels
+    new_wins = feats @ w + b > (feats @ weight.T + bias).max(1).values
+    return torch.bincount(labels[right & new_wins], minlength=len(weight))
+
+
+def test_calibration_takes_at_most_the_set_share_of_replay_drawings():
+    scores = [[float(s) for s in np.linspace(-5, 5, 100)], [float(s) for s in np.linspace(-5, 0, 100)]]
+    feats, labels, weight, bias, w = replay_scores(scores)
+    b = calibrate_bias(w, torch.tensor(10.0), feats, labels, weight, bias, rate=0.05)
+    assert taken(feats, labels, weight, bias, w, b).sum() <= 10  # 5 % of 200
+    assert taken(feats, labels, weight, bias, w, b + 0.2).sum() > 10  # and not lower than it must be
+    assert calibrate_bias(w, torch.tensor(-9.0), feats, labels, weight, bias, rate=0.05) == -9.0  # only lowers
+
+
+def test_the_per_class_guard_keeps_one_old_class_from_being_emptied():
+    # class 0's drawings all look like the new class, class 1's not at all: 5 % of the whole replay
+    # (10 drawings) would all come from class 0, i.e. 10 % of it; the guard allows 2 % of each class
+    scores = [[3.0 + 0.01 * i for i in range(100)], [-5.0] * 100]
+    feats, labels, weight, bias, w = replay_scores(scores)
+    share_only = calibrate_bias(w, torch.tensor(10.0), feats, labels, weight, bias, rate=0.05)
+    assert taken(feats, labels, weight, bias, w, share_only).tolist() == [10, 0]
+    guarded = calibrate_bias(w, torch.tensor(10.0), feats, labels, weight, bias, rate=0.05, per_class_rate=0.02)
+    assert taken(feats, labels, weight, bias, w, guarded).tolist() == [2, 0]
+
+
+def test_drawings_the_old_classes_already_got_wrong_are_not_counted():
+    scores = [[4.0] * 20 + [-5.0] * 80, [-5.0] * 100]
+    feats, labels, weight, bias, w = replay_scores(scores, wrong=20)  # the 20 that look new are wrong already
+    b = calibrate_bias(w, torch.tensor(10.0), feats, labels, weight, bias, rate=0.01, per_class_rate=0.01)
+    new_wins = feats @ w + b > (feats @ weight.T + bias).max(1).values
+    assert new_wins[:20].all() and taken(feats, labels, weight, bias, w, b).sum() == 0
 
 
 @pytest.mark.parametrize("name, drawings, message", [
