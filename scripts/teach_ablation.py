@@ -69,9 +69,9 @@ def finetune(model, feats, labels, which: str, steps: int, lr: float):
 def variant_config(name: str) -> TeachConfig:
     base = TeachConfig()
     if name == "no-replay":
-        return TeachConfig(replay_per_class=0, false_positive_rate=1.0)
+        return TeachConfig(replay_per_class=0, false_positive_rate=1.0, per_class_rate=1.0)
     if name == "no-calib":
-        return TeachConfig(false_positive_rate=1.0)
+        return TeachConfig(false_positive_rate=1.0, per_class_rate=1.0)
     if name == "no-imprint":
         return TeachConfig(imprint=False)
     return base
