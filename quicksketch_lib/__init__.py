@@ -9,7 +9,8 @@ listed above it.
     device      device, seeding, precision, the torchrun process group, `doctor`
 
     categories  the Quick Draw class names and the ten of the walkthrough
-    rasterize   strokes -> 28x28 the Quick Draw way; the accepted drawing shapes
+    drawing     what a drawing is: 28x28 uint8, the accepted shapes and values
+    rasterize   strokes -> 28x28 the Quick Draw way
     data        folders of <class>.npy, splits, the fast batch path
     augment     drawing-preserving augmentation
     doodles     the offline default: synthetic doodles

@@ -31,12 +31,10 @@ from typing import Callable, Iterator, NamedTuple, Sequence
 import numpy as np
 import torch
 
+from .drawing import IMAGE_SIZE, PIXELS, as_image_batch
 from .errors import DataError
 from .files import check_output_folder, save_npy_atomic
-from .rasterize import as_image_batch
 
-IMAGE_SIZE = 28
-PIXELS = IMAGE_SIZE * IMAGE_SIZE
 NORM_MEAN = 0.5
 NORM_STD = 0.5
 DATA_FORMAT_HINT = "expected (N, 784) uint8, one <class>.npy per class -- see README 'Data format'"

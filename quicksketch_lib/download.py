@@ -46,6 +46,7 @@ import numpy as np
 
 from .categories import CATEGORIES, closest_categories
 from .data import NpyHeader, check_bitmap_header, parse_npy_header, read_npy_header
+from .drawing import PIXELS
 from .errors import DataError, DownloadError
 from .files import atomic_write, check_output_folder, save_npy_atomic
 from .progress import progress_bar
@@ -56,7 +57,6 @@ NDJSON_SOURCES = {
     "ndjson-simplified": "https://storage.googleapis.com/quickdraw_dataset/full/simplified",
 }
 FORMATS = ("npy", "ndjson-raw", "ndjson-simplified")
-ROW_BYTES = 784
 CHUNK = 1 << 16
 HEADER_PROBE = 1024  # bytes asked for first; Google's .npy headers are 128
 STALL_BYTES = 1024  # less progress than this in `timeout` seconds is a stalled download
@@ -339,7 +339,7 @@ def _download_npy(url: str, dest: Path, per_class: int | None, clock: Clock,
     header = _remote_header(url, part, clock, dest.stem)
     _check_bitmap_header(url, header)
     rows = header.shape[0] if per_class is None else min(per_class, header.shape[0])
-    end = header.offset + rows * ROW_BYTES
+    end = header.offset + rows * PIXELS
     _fetch_fresh(url, part, stop_bytes=end, clock=clock, progress=progress, desc=dest.stem)
     if _part_header(part, header.offset) != header:  # the file changed on the server meanwhile
         _restart(part)
@@ -348,7 +348,7 @@ def _download_npy(url: str, dest: Path, per_class: int | None, clock: Clock,
     if got < end:
         raise DownloadError(f"{url} ended after {got} bytes; its header promises {end} for "
                             f"{rows} rows; run again to resume, or check --source")
-    data = np.memmap(part, dtype=np.uint8, mode="r", offset=header.offset, shape=(rows, ROW_BYTES))
+    data = np.memmap(part, dtype=np.uint8, mode="r", offset=header.offset, shape=(rows, PIXELS))
     save_npy_atomic(dest, data)
     del data
     _restart(part)
@@ -419,7 +419,7 @@ def _already_done(dest: Path, per_class: int | None) -> bool:
         header = read_npy_header(dest)
     except DataError:
         return False
-    return header.shape == (per_class, ROW_BYTES) and header.dtype == np.uint8
+    return header.shape == (per_class, PIXELS) and header.dtype == np.uint8
 
 
 def download_classes(classes: Iterable[str], out_dir, per_class: int | None = None,

@@ -24,11 +24,12 @@ import torch
 
 from .checkpoint import CHECKPOINT_SHA_KEY, file_sha256, load_checkpoint
 from .locations import resolve_checkpoint
-from .data import IMAGE_SIZE, PIXELS, normalize_batch, read_npy_header
+from .data import normalize_batch, read_npy_header
 from .device import torch_threads
+from .drawing import IMAGE_SIZE, PIXELS, as_drawings
 from .errors import CheckpointError, DataError, InputError
 from .model import flip_averaged_proba
-from .rasterize import FRAME, LINE_DIAMETER, PADDING, as_image_batch, rasterize_strokes
+from .rasterize import FRAME, LINE_DIAMETER, PADDING, rasterize_strokes
 
 Prediction = list[tuple[str, float]]
 SMALL_BATCH = 8  # up to this many drawings run on one thread (lower latency, see device.torch_threads)
@@ -43,17 +44,6 @@ BLANK = "blank drawing (no ink found); draw something"
 
 
 # --------------------------------------------------------------------------- pure preprocessing
-def as_drawings(x: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Any of (28,28), (N,28,28), (784,), (N,784) -> uint8 (N, 784), 0 = background."""
-    a = np.asarray(as_image_batch(x)[0]).reshape(-1, PIXELS)
-    if a.dtype != np.uint8:
-        if not np.issubdtype(a.dtype, np.number) or np.isnan(a).any():
-            raise InputError(f"drawing array of dtype {a.dtype} has non-numeric or NaN values")
-        scale = 255.0 if a.max(initial=0) <= 1.0 else 1.0  # floats in [0, 1] are scaled up
-        a = np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
-    return a
-
-
 def preprocess_image(pixels: np.ndarray, content_fraction: float = CONTENT_FRACTION) -> np.ndarray:
     """A grayscale picture of a drawing -> 28x28 uint8 the Quick Draw way.
 

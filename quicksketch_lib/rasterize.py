@@ -25,13 +25,13 @@ for comparing rasterised strokes with real ones.
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from .drawing import IMAGE_SIZE, as_image_batch
 from .errors import DataError, InputError
 
 FRAME = 256.0  # Google's drawing frame
@@ -199,7 +199,7 @@ def _nearby_pixels(a, b, reach, size, table) -> tuple[np.ndarray, np.ndarray]:
     return (py * size + px)[near], seg[near]
 
 
-def render_simplified(strokes: Sequence[np.ndarray], size: int = 28) -> np.ndarray:
+def render_simplified(strokes: Sequence[np.ndarray], size: int = IMAGE_SIZE) -> np.ndarray:
     """Draw strokes already in the 0..255 frame (as :func:`simplify_strokes` returns).
 
     Each stroke is an (n, 2) array of x, y points. Returns a ``size x size``
@@ -235,7 +235,7 @@ def render_simplified(strokes: Sequence[np.ndarray], size: int = 28) -> np.ndarr
     return image
 
 
-def rasterize_strokes(strokes, *, simplified: bool = False, size: int = 28) -> np.ndarray:
+def rasterize_strokes(strokes, *, simplified: bool = False, size: int = IMAGE_SIZE) -> np.ndarray:
     """Turn a drawing into a ``size x size`` uint8 bitmap the way Quick Draw's bitmaps were made.
 
     ``strokes`` is a list of ``[xs, ys]`` or ``[xs, ys, ts]`` (Google's ndjson
@@ -326,25 +326,6 @@ def read_ndjson(path, limit: int | None = None, *, on_error: str = "raise") -> l
 
 
 # --------------------------------------------------------------------------- statistics
-def as_image_batch(images, side: int | None = 28):
-    """Drawings in any shape QuickSketch accepts -- one ``(28, 28)`` or ``(784,)``, a batch
-    ``(N, 28, 28)``, ``(N, 784)`` or ``(N, 1, 28, 28)`` -- as a batch ``(N, 28, 28)``, and
-    whether one drawing was given. NumPy arrays and torch tensors keep their kind (a view
-    where possible; lists become arrays). ``side=None`` accepts any square size. The one
-    place that decides these shapes (``inference.as_drawings``, ``data.to_tensor``, plots)."""
-    a = images if hasattr(images, "reshape") else np.asarray(images)
-    shape = tuple(a.shape)
-    single = len(shape) == 1 or (len(shape) == 2 and shape[0] == shape[1] and shape[1] != (side or 28) ** 2)
-    n = 1 if single else shape[0]
-    per_image = math.prod(shape if single else shape[1:])
-    if side is None:
-        side = round(math.sqrt(per_image)) if n else 28
-    if n and per_image != side * side:
-        raise InputError(f"images of shape {shape} are not square; "
-                         "expected (28, 28), (784,), (N, 784) or (N, 28, 28)")
-    return a.reshape(n, side, side), single
-
-
 def _as_float_batch(images) -> tuple[np.ndarray, bool]:
     a, single = as_image_batch(images, side=None)
     return np.asarray(a, dtype=np.float64), single

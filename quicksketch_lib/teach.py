@@ -51,8 +51,8 @@ import torch.nn.functional as F
 from .augment import augment_batch
 from .checkpoint import Checkpoint
 from .data import SketchData, load_folder, normalize_batch
+from .drawing import PIXELS, as_drawings
 from .errors import QuickSketchError
-from .inference import as_drawings
 from .model import SketchCNN
 
 HEAD = "classifier.4"  # the output layer of SketchCNN: Linear(hidden -> classes)
@@ -361,7 +361,7 @@ def load_drawings(paths) -> np.ndarray:
             parts.append(np.stack(drawings))
         else:
             parts.append(load_inputs([path])[1])
-    return np.concatenate(parts) if parts else np.zeros((0, 784), np.uint8)
+    return np.concatenate(parts) if parts else np.zeros((0, PIXELS), np.uint8)
 
 
 # --------------------------------------------------------------------------- command line

@@ -47,7 +47,8 @@ import torch
 import traitlets
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .data import IMAGE_SIZE, normalize_batch
+from .data import normalize_batch
+from .drawing import IMAGE_SIZE, PIXELS
 from .errors import CheckpointError, InputError, QuickSketchError
 from .inference import Prediction, Predictor
 from . import locations
@@ -234,7 +235,7 @@ class SketchPad(anywidget.AnyWidget):
     explain = traitlets.Bool(False).tag(sync=True)
     teach_mode = traitlets.Bool(False).tag(sync=True)
     class_name = traitlets.Unicode("").tag(sync=True)
-    _input = traitlets.Bytes(bytes(IMAGE_SIZE * IMAGE_SIZE)).tag(sync=True)
+    _input = traitlets.Bytes(bytes(PIXELS)).tag(sync=True)
     _heat = traitlets.Bytes(b"").tag(sync=True)
     _predictions = traitlets.List([]).tag(sync=True)
     _headline = traitlets.Unicode(BLANK_TEXT).tag(sync=True)
@@ -336,7 +337,7 @@ class SketchPad(anywidget.AnyWidget):
         """Teach the model the class ``name`` (default: the name box) from the examples;
         the new model answers from the next drawing on. Returns its checkpoint."""
         name, k = self._name(name), len(self.examples)
-        drawings = np.stack(self.examples) if k else np.zeros((0, IMAGE_SIZE * IMAGE_SIZE), np.uint8)
+        drawings = np.stack(self.examples) if k else np.zeros((0, PIXELS), np.uint8)
         t0 = time.perf_counter()
         self._busy = f"teaching '{name}' from {k} drawings ..."
         try:

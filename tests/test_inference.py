@@ -4,19 +4,9 @@ from PIL import Image
 
 from quicksketch_lib.data import load_folder
 from quicksketch_lib.errors import InputError
-from quicksketch_lib.inference import (Predictor, as_drawings, load_image, load_inputs, predict,
-                                       preprocess_image, top_k_classes)
+from quicksketch_lib.inference import (Predictor, load_image, load_inputs, predict, preprocess_image,
+                                       top_k_classes)
 from quicksketch_lib.rasterize import rasterize_strokes
-
-
-def test_as_drawings_accepts_every_documented_shape():
-    img = np.zeros((28, 28), np.uint8)
-    assert as_drawings(img).shape == (1, 784)
-    assert as_drawings(np.zeros((5, 28, 28), np.uint8)).shape == (5, 784)
-    assert as_drawings(np.zeros(784, np.uint8)).shape == (1, 784)
-    assert as_drawings(np.ones((2, 784), np.float32)).max() == 255  # floats in [0, 1] scaled
-    with pytest.raises(InputError, match="shape"):
-        as_drawings(np.zeros((3, 3)))
 
 
 def test_top_k_orders_by_probability():
