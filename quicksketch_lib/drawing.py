@@ -6,7 +6,9 @@ definition and the accepted ways in:
 
 * :data:`IMAGE_SIZE` (28) and :data:`PIXELS` (784), defined once;
 * :func:`as_image_batch` (the accepted shapes) and :func:`as_drawings` (the accepted
-  values: uint8 ``(N, 784)`` out).
+  values: uint8 ``(N, 784)`` out);
+* :func:`clean_strokes`, the one check of strokes (Google's ``[xs, ys(, ts)]`` layout)
+  before the rasteriser or the widget use them.
 
 It imports no torch (``predict`` through onnxruntime reads its inputs here) and no
 other QuickSketch module but :mod:`errors`.
@@ -55,3 +57,34 @@ def as_drawings(x) -> np.ndarray:
         a = np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
     return a
 
+
+# --------------------------------------------------------------------------- strokes
+def clean_strokes(strokes) -> list[np.ndarray]:
+    """A drawing's strokes, checked: each non-empty stroke as a ``(k, n)`` float array.
+
+    ``strokes`` is Google's ndjson layout: a list of ``[xs, ys]`` or ``[xs, ys, ts]`` (lists
+    or arrays, floats allowed); ``None`` is no strokes. A stroke with fewer than two
+    coordinate lists, non-numeric values, lists of unequal length or NaN/infinite values
+    raises :class:`InputError` naming the stroke. Empty strokes are dropped. The one stroke
+    check of QuickSketch: the widget, the rasteriser and the ndjson reader use it.
+    """
+    out = []
+    for i, stroke in enumerate(strokes if strokes is not None else []):
+        if len(stroke) < 2:
+            raise InputError(f"stroke {i} has {len(stroke)} coordinate lists; "
+                             "expected [xs, ys] or [xs, ys, ts]")
+        try:
+            lists = [np.asarray(c, dtype=np.float64).reshape(-1) for c in stroke]
+        except (TypeError, ValueError) as e:
+            raise InputError(f"stroke {i} has non-numeric coordinates ({e}); "
+                             "expected [xs, ys] lists of numbers") from None
+        if len({len(c) for c in lists}) != 1:
+            raise InputError(f"stroke {i} has {lists[0].size} x values and {lists[1].size} y values"
+                             + (f" and {lists[2].size} times" if len(lists) > 2 else "")
+                             + "; expected equal lengths")
+        points = np.stack(lists)
+        if not np.isfinite(points).all():
+            raise InputError(f"stroke {i} contains NaN or infinite coordinates; expected finite numbers")
+        if points.shape[1]:
+            out.append(points)
+    return out

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .drawing import IMAGE_SIZE, as_image_batch
+from .drawing import IMAGE_SIZE, as_image_batch, clean_strokes
 from .errors import DataError, InputError
 
 FRAME = 256.0  # Google's drawing frame
@@ -49,33 +49,9 @@ _SAMPLE_OFFSETS = np.stack(
 
 
 # --------------------------------------------------------------------------- strokes
-def _stroke_points(stroke, index: int) -> np.ndarray:
-    """One stroke in Google's ``[xs, ys(, ts)]`` layout as an (n, 2) float array."""
-    if len(stroke) < 2:
-        raise InputError(f"stroke {index} has {len(stroke)} coordinate lists; "
-                         "expected [xs, ys] or [xs, ys, ts]")
-    try:
-        xs = np.asarray(stroke[0], dtype=np.float64).reshape(-1)
-        ys = np.asarray(stroke[1], dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError) as e:
-        raise InputError(f"stroke {index} has non-numeric coordinates ({e}); "
-                         "expected [xs, ys] lists of numbers") from None
-    if xs.size != ys.size:
-        raise InputError(f"stroke {index} has {xs.size} x values and {ys.size} y values; "
-                         "expected equal lengths")
-    pts = np.stack([xs, ys], axis=1)
-    if not np.isfinite(pts).all():
-        raise InputError(f"stroke {index} contains NaN or infinite coordinates; "
-                         "expected finite numbers")
-    return pts
-
-
 def _as_point_strokes(strokes) -> list[np.ndarray]:
-    """All non-empty strokes of a drawing as (n, 2) arrays."""
-    if strokes is None:
-        return []
-    pts = [_stroke_points(s, i) for i, s in enumerate(strokes)]
-    return [p for p in pts if len(p)]
+    """All non-empty strokes of a drawing as (n, 2) x, y arrays (checked by :func:`clean_strokes`)."""
+    return [points[:2].T for points in clean_strokes(strokes)]
 
 
 def sample_along(points: np.ndarray, positions) -> np.ndarray:
@@ -259,11 +235,10 @@ def _check_drawing(record, path: Path, lineno: int) -> str | None:
     drawing = record["drawing"]
     if not isinstance(drawing, list):
         return "'drawing' is not a list of strokes"
-    for i, stroke in enumerate(drawing):
-        if (not isinstance(stroke, list) or len(stroke) < 2
-                or not all(isinstance(c, list) for c in stroke)
-                or len({len(c) for c in stroke}) != 1):
-            return f"stroke {i} is not [xs, ys] or [xs, ys, ts] lists of equal length"
+    try:
+        clean_strokes(drawing)
+    except InputError as exc:
+        return str(exc)
     return None
 
 

@@ -48,7 +48,7 @@ import traitlets
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import normalize_batch
-from .drawing import IMAGE_SIZE, PIXELS
+from .drawing import IMAGE_SIZE, PIXELS, clean_strokes
 from .errors import CheckpointError, InputError, QuickSketchError
 from .inference import Prediction, Predictor
 from . import locations
@@ -194,16 +194,10 @@ def _load(model_or_checkpoint, backend: str) -> tuple[Predictor, torch.nn.Module
                      "a Predictor or a (model, classes) pair")
 
 
-def _clean_strokes(strokes) -> list[list[list[float]]]:
-    """Strokes as plain JSON-able lists ``[[xs, ys(, ts)], ...]``; empty strokes dropped."""
-    out = []
-    for i, stroke in enumerate(strokes or []):
-        if len(stroke) < 2:
-            raise InputError(f"stroke {i} has {len(stroke)} coordinate lists; expected [xs, ys] or [xs, ys, ts]")
-        lists = [np.asarray(c, dtype=float).reshape(-1).tolist() for c in stroke]
-        if lists[0]:
-            out.append(lists)
-    return out
+def _json_strokes(strokes) -> list[list[list[float]]]:
+    """Strokes checked by :func:`~quicksketch_lib.drawing.clean_strokes`, as the plain
+    JSON-able lists ``[[xs, ys(, ts)], ...]`` the ``strokes`` trait holds."""
+    return [points.tolist() for points in clean_strokes(strokes)]
 
 
 # --------------------------------------------------------------------------- the widget
@@ -293,7 +287,7 @@ class SketchPad(anywidget.AnyWidget):
 
     def update_from_strokes(self, strokes) -> Prediction:
         """Show ``strokes`` (``[[xs, ys(, ts)], ...]``, screen pixels): rasterise, predict, send."""
-        strokes = _clean_strokes(strokes)
+        strokes = _json_strokes(strokes)
         self._updating = True
         try:
             self.strokes = strokes
@@ -317,7 +311,7 @@ class SketchPad(anywidget.AnyWidget):
     def add_example(self, strokes=None) -> np.ndarray:
         """Keep a drawing (default: the one on the canvas) as an example of the class being
         taught, as the 28x28 the model sees, and clear the canvas for the next one."""
-        strokes = self.strokes if strokes is None else _clean_strokes(strokes)
+        strokes = self.strokes if strokes is None else _json_strokes(strokes)
         image = rasterize_strokes(strokes)
         if not image.any():
             raise InputError("the canvas is blank: draw an example first, then press 'Add example'")
@@ -442,7 +436,7 @@ class SketchPad(anywidget.AnyWidget):
         kind = content.get("kind") if isinstance(content, dict) else None
         if kind == "preview":
             stroke = content.get("stroke") or []
-            self._guarded(lambda: self._refresh(_clean_strokes(list(self.strokes) + [stroke])))
+            self._guarded(lambda: self._refresh(_json_strokes(list(self.strokes) + [stroke])))
             self._preview_ack = int(content.get("seq", 0))
         actions = {"add_example": self.add_example, "undo_example": self.undo_example,
                    "teach": self.teach, "forget": self.forget, "save": self.save}

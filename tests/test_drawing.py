@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quicksketch_lib.drawing import IMAGE_SIZE, PIXELS, as_drawings, as_image_batch
+from quicksketch_lib.drawing import IMAGE_SIZE, PIXELS, as_drawings, as_image_batch, clean_strokes
 from quicksketch_lib.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,3 +42,25 @@ def test_as_drawings_accepts_every_documented_shape():
     assert as_drawings(np.ones((2, 784), np.float32)).max() == 255  # floats in [0, 1] scaled
     with pytest.raises(InputError, match="shape"):
         as_drawings(np.zeros((3, 3)))
+
+
+def test_clean_strokes_keeps_every_coordinate_list_and_drops_empty_strokes():
+    strokes = [[[0, 10], [5, 5], [0, 16]], [[], []], [np.array([3.5]), np.array([4])]]
+    cleaned = clean_strokes(strokes)
+    assert [s.shape for s in cleaned] == [(3, 2), (2, 1)]
+    assert cleaned[0].tolist() == [[0, 10], [5, 5], [0, 16]] and cleaned[0].dtype == np.float64
+    assert clean_strokes(None) == [] and clean_strokes([]) == []
+
+
+@pytest.mark.parametrize("strokes,match", [
+    ([[[0, 1]]], "stroke 0 has 1 coordinate lists"),
+    ([[[0, 1], [0, 1]], [[0, 1, 2], [0, 1]]], "stroke 1 has 3 x values and 2 y values"),
+    ([[[0, 1], [0, 1], [0]]], "stroke 0 has 2 x values and 2 y values and 1 times"),
+    ([[[0, float("nan")], [0, 1]]], "stroke 0 contains NaN"),
+    ([[[0, float("inf")], [0, 1]]], "stroke 0 contains NaN or infinite"),
+    ([[["a", "b"], [0, 1]]], "stroke 0 has non-numeric coordinates"),
+])
+def test_clean_strokes_refuses_what_is_not_a_stroke_in_one_line(strokes, match):
+    with pytest.raises(InputError, match=match) as info:
+        clean_strokes(strokes)
+    assert "\n" not in str(info.value)
