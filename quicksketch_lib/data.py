@@ -18,20 +18,18 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import io
 import os
 import stat
-import struct
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from .drawing import IMAGE_SIZE, PIXELS, as_image_batch
+from .drawing import IMAGE_SIZE, PIXELS, NpyHeader, as_image_batch, read_npy_header
 from .errors import DataError
 from .files import check_output_folder, save_npy_atomic
 
@@ -99,94 +97,6 @@ def select_class_files(root: str | os.PathLike, classes: Sequence[str] | None = 
     return {c: path for c, path in files.items() if c in wanted}
 
 
-class NpyHeader(NamedTuple):
-    """What a ``.npy`` file's header says: shape, dtype, memory order and where the data starts."""
-
-    shape: tuple[int, ...]
-    dtype: np.dtype
-    fortran_order: bool
-    offset: int
-
-    @property
-    def data_bytes(self) -> int:
-        return int(np.prod(self.shape, dtype=object)) * self.dtype.itemsize
-
-
-NPY_MAGIC = b"\x93NUMPY"
-MAX_HEADER_BYTES = 10_000  # numpy's own limit for a header it reads without trusting the file
-
-
-def parse_npy_header(data: bytes) -> NpyHeader | int:
-    """The header of a ``.npy`` file from its first bytes.
-
-    Returns the number of bytes needed instead when ``data`` is too short to hold the
-    whole header; raises :class:`ValueError` (one line, what was found) when it is not a
-    ``.npy`` file or its header is longer than :data:`MAX_HEADER_BYTES`.
-    """
-    if not data:
-        raise ValueError("it is empty (0 bytes)")
-    if len(data) < 12 and NPY_MAGIC.startswith(data[:6]):
-        return 12
-    if data[:6] != NPY_MAGIC:
-        return _not_npy(data)
-    major = data[6]
-    if major not in (1, 2, 3):
-        raise ValueError(f"unsupported .npy format version {major}")
-    offset = 10 + struct.unpack("<H", data[8:10])[0] if major == 1 else 12 + struct.unpack("<I", data[8:12])[0]
-    if offset - 12 > MAX_HEADER_BYTES:
-        raise ValueError(f"its .npy header claims {offset:,} bytes; at most {MAX_HEADER_BYTES:,} are read")
-    if len(data) < offset:
-        return offset
-    buf = io.BytesIO(data[:offset])
-    np.lib.format.read_magic(buf)
-    read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-    try:
-        shape, fortran, dtype = read_header(buf)
-    except (ValueError, SyntaxError, TypeError) as exc:
-        raise ValueError(f"its .npy header is malformed ({_short(exc)})") from None
-    if dtype.hasobject:
-        raise ValueError("it holds Python objects (pickled data), which QuickSketch never loads")
-    return NpyHeader(tuple(shape), np.dtype(dtype), bool(fortran), offset)
-
-
-def _not_npy(data: bytes) -> int:
-    start = data[:16]
-    kind = "text" if all(32 <= b < 127 or b in b"\t\r\n" for b in start) else "binary data"
-    if start.lstrip().lower().startswith((b"<!doctype", b"<html", b"<?xml")):
-        kind = "an HTML/XML page"
-    raise ValueError(f"it is {kind} starting with {start[:12]!r}, not a .npy file (those start with {NPY_MAGIC!r})")
-
-
-def read_npy_header(path: str | os.PathLike) -> NpyHeader:
-    """Read and check a ``.npy`` file's header without loading its data.
-
-    Raises :class:`DataError` naming the file when it is not a ``.npy`` file, holds
-    objects, or its header promises more (or fewer) bytes than the file has -- so a
-    header claiming 10^12 rows is refused before anything is allocated.
-    """
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read(12)
-            parsed = parse_npy_header(data)
-            if isinstance(parsed, int):
-                data += f.read(parsed - len(data))
-                parsed = parse_npy_header(data)
-            size = os.fstat(f.fileno()).st_size
-    except ValueError as exc:
-        raise DataError(f"{path}: {exc}; {DATA_FORMAT_HINT}") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if isinstance(parsed, int):
-        raise DataError(f"{path}: ends inside its .npy header ({size} bytes); it is truncated -- "
-                        "re-download or regenerate it")
-    if size - parsed.offset != parsed.data_bytes:
-        raise DataError(f"{path}: its header promises {parsed.data_bytes:,} bytes of {parsed.dtype} "
-                        f"{parsed.shape} but the file holds {size - parsed.offset:,}; it is truncated or "
-                        "damaged -- re-download or regenerate it")
-    return parsed
-
-
 def check_bitmap_header(where: str | os.PathLike, header: NpyHeader) -> None:
     """Raise :class:`DataError` unless ``header`` is Quick Draw bitmaps: (N, 784) uint8, N > 0."""
     if len(header.shape) != 2 or header.shape[1] != PIXELS or header.fortran_order:
@@ -205,7 +115,7 @@ def open_class_file(path: str | os.PathLike) -> np.ndarray:
     :func:`check_bitmap_header`), shared by the data folder, ``download`` and ``predict``.
     """
     path = Path(path)
-    header = read_npy_header(path)
+    header = read_npy_header(path, DATA_FORMAT_HINT)
     if len(header.shape) == 2 and header.shape[1] == PIXELS and header.dtype != np.uint8 \
             and header.dtype.kind in "biuf" and not header.fortran_order:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)

@@ -45,8 +45,8 @@ from pathlib import Path
 import numpy as np
 
 from .categories import CATEGORIES, closest_categories
-from .data import NpyHeader, check_bitmap_header, parse_npy_header, read_npy_header
-from .drawing import PIXELS
+from .data import DATA_FORMAT_HINT, check_bitmap_header
+from .drawing import PIXELS, NpyHeader, parse_npy_header, read_npy_header
 from .errors import DataError, DownloadError
 from .files import atomic_write, check_output_folder, save_npy_atomic
 from .progress import progress_bar
@@ -370,7 +370,7 @@ def _copy_local_npy(folder: Path, name: str, dest: Path, per_class: int | None) 
         raise DownloadError(f"{folder} has no {name}.npy; expected Google's numpy_bitmap files "
                             "named <class>.npy in the --source folder")
     try:
-        _check_bitmap_header(str(src), read_npy_header(src))
+        _check_bitmap_header(str(src), read_npy_header(src, DATA_FORMAT_HINT))
     except DataError as exc:
         raise DownloadError(str(exc)) from None
     arr = np.load(src, mmap_mode="r", allow_pickle=False)

@@ -24,9 +24,9 @@ import torch
 
 from .checkpoint import CHECKPOINT_SHA_KEY, file_sha256, load_checkpoint
 from .locations import resolve_checkpoint
-from .data import normalize_batch, read_npy_header
+from .data import normalize_batch
 from .device import torch_threads
-from .drawing import IMAGE_SIZE, PIXELS, as_drawings
+from .drawing import IMAGE_SIZE, PIXELS, as_drawings, read_npy_header
 from .errors import CheckpointError, DataError, InputError
 from .model import flip_averaged_proba
 from .rasterize import FRAME, LINE_DIAMETER, PADDING, rasterize_strokes
@@ -41,6 +41,7 @@ MIN_CONTRAST = 64  # ink weaker than this (of 255) against the paper is not a dr
 MIN_INK_PIXELS = 4  # fewer pixels of ink than this is a blank drawing
 MAX_SIDE = 1024  # pictures are reduced to at most this many pixels a side before any float work
 BLANK = "blank drawing (no ink found); draw something"
+PREDICT_HINT = "expected (N, 784) uint8, drawings to predict -- see README 'Data format'"
 
 
 # --------------------------------------------------------------------------- pure preprocessing
@@ -194,10 +195,10 @@ def load_inputs(paths: Sequence[str | os.PathLike]) -> tuple[list[str], np.ndarr
             raise InputError(f"{path}: file not found")
         if path.suffix.lower() == ".npy":
             try:
-                read_npy_header(path)  # the shared check: a .npy whose size fits its header
+                read_npy_header(path, PREDICT_HINT)  # the shared check: a .npy whose size fits its header
                 arr = np.load(path, allow_pickle=False)
             except DataError as exc:
-                raise InputError(f"{exc}".replace("one <class>.npy per class", "drawings to predict")) from None
+                raise InputError(str(exc)) from None
             except (ValueError, OSError, EOFError) as exc:
                 raise InputError(f"{path}: not a readable .npy file ({_short(exc)}); "
                                  "expected (N, 784) uint8 rows") from None
