@@ -185,9 +185,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .inference import Predictor, load_inputs
-
-    from .inference import BLANK
+    from .drawing import BLANK, load_inputs
+    from .inference import Predictor
 
     predictor = Predictor.from_checkpoint(args.checkpoint, backend=args.backend, tta_flip=args.tta_flip)
     names, drawings = load_inputs(args.inputs)

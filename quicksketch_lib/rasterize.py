@@ -31,12 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .drawing import IMAGE_SIZE, as_image_batch, clean_strokes
+from .drawing import FRAME, IMAGE_SIZE, LINE_DIAMETER, PADDING, as_image_batch, clean_strokes
 from .errors import DataError, InputError
 
-FRAME = 256.0  # Google's drawing frame
-LINE_DIAMETER = 16.0  # at FRAME scale
-PADDING = 16.0  # at FRAME scale, on each side
 RDP_EPSILON = 2.0
 SUPERSAMPLE = 8  # samples per pixel side when measuring coverage
 NDJSON_KEYS = ("word", "countrycode", "timestamp", "recognized", "key_id", "drawing")

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from .augment import augment_batch
 from .checkpoint import Checkpoint
 from .data import SketchData, load_folder, normalize_batch
-from .drawing import PIXELS, as_drawings
+from .drawing import PIXELS, as_drawings, load_inputs
 from .errors import QuickSketchError
 from .model import SketchCNN
 
@@ -349,7 +349,6 @@ def forget_class(ckpt: Checkpoint, name: str) -> Checkpoint:
 def load_drawings(paths) -> np.ndarray:
     """uint8 ``(N, 784)`` drawings from ``.npy`` rows, pictures (PNG/JPEG...) and ``.ndjson``
     strokes (Google's raw format, one drawing a line), rasterised the Quick Draw way."""
-    from .inference import load_inputs
     from .rasterize import iter_ndjson, rasterize_strokes
 
     parts = []

@@ -48,13 +48,13 @@ import traitlets
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import normalize_batch
-from .drawing import IMAGE_SIZE, PIXELS, clean_strokes
+from .drawing import FRAME, IMAGE_SIZE, LINE_DIAMETER, PADDING, PIXELS, clean_strokes
 from .errors import CheckpointError, InputError, QuickSketchError
 from .inference import Prediction, Predictor
 from . import locations
 from .locations import PRETRAINED_PATH, find_checkpoint, pretrained_name, resolve_checkpoint
 from .model import SketchCNN
-from .rasterize import FRAME, LINE_DIAMETER, PADDING, rasterize_strokes
+from .rasterize import rasterize_strokes
 from .teach import TeachConfig, forget_class, taught_classes, teach_class
 
 STATIC = Path(__file__).parent / "static"

@@ -242,7 +242,7 @@ def _circle(mode: str, size: int, ink, paper) -> Image.Image:
 
 
 def test_pictures_in_any_mode_give_the_same_drawing(tmp_path):
-    from quicksketch_lib.inference import load_image
+    from quicksketch_lib.drawing import load_image
 
     reference = load_image(_png(tmp_path / "l.png", _circle("L", 200, 0, 255)))
     assert (reference > 0).sum() > 50
@@ -297,10 +297,10 @@ def test_huge_and_tiny_pictures_are_one_line(capsys, tmp_path):
 def test_a_large_picture_is_read_in_bounded_memory(tmp_path):
     """A 6000x6000 1-bit PNG (a few KB) used 3.2 GB before; now well under 300 MB."""
     picture = _png(tmp_path / "big.png", _circle("1", 6000, 0, 1))
-    code = ("import resource, sys; from quicksketch_lib.inference import load_image; "
+    code = ("import resource, sys; from quicksketch_lib.drawing import load_image; "
             "a = load_image(sys.argv[1]); assert a.any(); "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
-    base = ("import resource, quicksketch_lib.inference, PIL.Image, PIL.PngImagePlugin; "
+    base = ("import resource, quicksketch_lib.drawing, PIL.Image, PIL.PngImagePlugin; "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     used = int(subprocess.check_output([sys.executable, "-c", code, str(picture)], cwd=ROOT))
     idle = int(subprocess.check_output([sys.executable, "-c", base], cwd=ROOT))
