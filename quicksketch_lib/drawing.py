@@ -9,7 +9,7 @@ definition and the accepted ways in:
   values: uint8 ``(N, 784)`` out);
 * :func:`clean_strokes`, the one check of strokes (Google's ``[xs, ys(, ts)]`` layout)
   before the rasteriser or the widget use them;
-* :func:`blank_rows`, the rule for a blank drawing;
+* :func:`is_blank`, the one rule for a blank drawing (:func:`refuse_blank` names them);
 * :func:`read_npy_header`, which checks a ``.npy`` file of drawings before it is loaded;
 * pictures (:func:`preprocess_image`, :func:`load_image`) and files of drawings
   (:func:`load_inputs`: ``.npy`` rows and pictures), as ``predict`` and ``teach`` read them.
@@ -30,7 +30,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from .errors import DataError, InputError
+from .errors import DataError, InputError, QuickSketchError
 
 IMAGE_SIZE = 28  # a drawing is IMAGE_SIZE x IMAGE_SIZE pixels
 PIXELS = IMAGE_SIZE * IMAGE_SIZE  # one drawing as a row: 784 uint8 values
@@ -78,11 +78,32 @@ MIN_INK_PIXELS = 4  # fewer pixels of ink than this is a blank drawing
 BLANK = "blank drawing (no ink found); draw something"
 
 
-def blank_rows(drawings) -> np.ndarray:
-    """Per drawing, whether it is blank: fewer than :data:`MIN_INK_PIXELS` pixels of ink at
-    least :data:`MIN_CONTRAST` strong. A blank drawing gets "draw something", not a class."""
+def is_blank(drawings):
+    """Whether a drawing is blank: fewer than :data:`MIN_INK_PIXELS` (4) pixels with ink of at
+    least :data:`MIN_CONTRAST` (64 of 255). The one rule: ``predict`` answers such a drawing
+    "blank drawing" instead of a class, the widget says "draw something", ``teach`` and data
+    folders refuse it. Faint noise (no pixel at 64) and a lone speck are blank; a real Quick
+    Draw drawing never is (README "What QuickSketch promises" has the measurement).
+
+    ``drawings``: any shape and values :func:`as_drawings` accepts. One drawing gives a bool,
+    a batch an ``(N,)`` bool array.
+    """
+    single = as_image_batch(drawings)[1]
+    blank = (as_drawings(drawings) >= MIN_CONTRAST).sum(axis=1) < MIN_INK_PIXELS
+    return bool(blank[0]) if single else blank
+
+
+def refuse_blank(drawings, where: str | None = None, error: type[QuickSketchError] = InputError,
+                 fix: str = "draw something or remove them") -> None:
+    """Raise ``error`` in one line naming ``where`` and the blank rows (:func:`is_blank`) of a
+    batch of drawings, if it has any; ``fix`` says what to do."""
     rows = as_drawings(drawings)
-    return (rows >= MIN_CONTRAST).sum(axis=1) < MIN_INK_PIXELS
+    blank = np.flatnonzero(is_blank(rows))
+    if len(blank):
+        shown = ", ".join(map(str, blank[:5])) + (" ..." if len(blank) > 5 else "")
+        raise error(f"{where + ': ' if where else ''}{len(blank)} of {len(rows)} drawings are blank "
+                    f"(fewer than {MIN_INK_PIXELS} pixels with ink of at least {MIN_CONTRAST}/255): "
+                    f"row{'s' if len(blank) > 1 else ''} {shown}; {fix}")
 
 
 # --------------------------------------------------------------------------- strokes
@@ -230,7 +251,7 @@ def preprocess_image(pixels: np.ndarray, content_fraction: float = CONTENT_FRACT
     area-averaged down to 28x28 with its brightest pixel at 255. A blank or
     near-blank picture (no ink at least :data:`MIN_CONTRAST` levels from the paper,
     or ink on fewer than :data:`MIN_INK_PIXELS` pixels, as paper noise) gives all
-    zeros: :func:`blank_rows` says so instead of guessing a class.
+    zeros: :func:`is_blank` says so instead of guessing a class.
     """
     from PIL import Image
 

@@ -25,7 +25,7 @@ from .checkpoint import CHECKPOINT_SHA_KEY, file_sha256, load_checkpoint
 from .locations import resolve_checkpoint
 from .data import normalize_batch
 from .device import torch_threads
-from .drawing import IMAGE_SIZE, PIXELS, as_drawings, blank_rows, load_inputs
+from .drawing import IMAGE_SIZE, PIXELS, as_drawings, is_blank, load_inputs
 from .errors import CheckpointError, InputError
 from .model import flip_averaged_proba
 from .rasterize import rasterize_strokes
@@ -119,9 +119,9 @@ class Predictor:
         return self.predict(rasterize_strokes(strokes), top_k)
 
     def predict_or_blank(self, drawings, top_k: int = 5) -> list[Prediction]:
-        """Top-k per drawing, and no guesses (``[]``) for a blank one (:func:`blank_rows`)."""
+        """Top-k per drawing, and no guesses (``[]``) for a blank one (:func:`~quicksketch_lib.drawing.is_blank`)."""
         rows = as_drawings(drawings)
-        blank = blank_rows(rows)
+        blank = is_blank(rows)
         guesses = iter(top_k_classes(self.predict_proba(rows[~blank]), self.classes, top_k)
                        if (~blank).any() else [])
         return [[] if b else next(guesses) for b in blank]

@@ -48,7 +48,7 @@ import traitlets
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import normalize_batch
-from .drawing import FRAME, IMAGE_SIZE, LINE_DIAMETER, PADDING, PIXELS, clean_strokes
+from .drawing import FRAME, IMAGE_SIZE, LINE_DIAMETER, PADDING, PIXELS, clean_strokes, is_blank
 from .errors import CheckpointError, InputError, QuickSketchError
 from .inference import Prediction, Predictor
 from . import locations
@@ -68,7 +68,7 @@ LINE_FRACTION = LINE_DIAMETER / (FRAME + 2 * PADDING)
 def predict_strokes(predictor: Predictor, strokes, top_k: int = 5) -> tuple[np.ndarray, Prediction]:
     """Strokes -> (the 28x28 uint8 model input, top-k guesses); no guesses for a blank drawing."""
     image = rasterize_strokes(strokes)
-    if not image.any():
+    if is_blank(image):
         return image, []
     return image, predictor.predict(image, top_k=top_k)
 
@@ -82,7 +82,7 @@ def saliency_map(model: torch.nn.Module, image: np.ndarray, target: int | None =
     input, lightly smoothed with a 3x3 box so it reads as a heat map.
     """
     image = np.asarray(image, dtype=np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE)
-    if not image.any():
+    if is_blank(image):
         return np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32)
     model = model.eval()
     param = next(model.parameters())
@@ -313,7 +313,7 @@ class SketchPad(anywidget.AnyWidget):
         taught, as the 28x28 the model sees, and clear the canvas for the next one."""
         strokes = self.strokes if strokes is None else _json_strokes(strokes)
         image = rasterize_strokes(strokes)
-        if not image.any():
+        if is_blank(image):
             raise InputError("the canvas is blank: draw an example first, then press 'Add example'")
         self.examples.append(image)
         self._show_examples(self.examples)

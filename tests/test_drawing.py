@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from quicksketch_lib.drawing import (IMAGE_SIZE, PIXELS, as_drawings, as_image_batch, clean_strokes, load_inputs,
-                                     preprocess_image)
-from quicksketch_lib.errors import InputError
+from quicksketch_lib.drawing import (IMAGE_SIZE, MIN_CONTRAST, MIN_INK_PIXELS, PIXELS, as_drawings, as_image_batch,
+                                     clean_strokes, is_blank, load_inputs, preprocess_image, refuse_blank)
+from quicksketch_lib.errors import DataError, InputError
 from quicksketch_lib.rasterize import rasterize_strokes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +68,48 @@ def test_clean_strokes_refuses_what_is_not_a_stroke_in_one_line(strokes, match):
         clean_strokes(strokes)
     assert "\n" not in str(info.value)
 
+
+# --------------------------------------------------------------------------- blank
+def _faint_noise() -> np.ndarray:
+    return (np.random.default_rng(0).random(784) < 0.3).astype(np.uint8) * 30  # max 30: paper noise
+
+
+def _one_pixel() -> np.ndarray:
+    row = np.zeros(784, np.uint8)
+    row[400] = 255
+    return row
+
+
+def test_is_blank_is_fewer_than_four_pixels_of_ink_at_least_64():
+    rows = np.zeros((6, 784), np.uint8)
+    rows[1] = _faint_noise()
+    rows[2] = _one_pixel()
+    rows[3, :3] = 255  # three strong pixels: still blank
+    rows[4, :4] = MIN_CONTRAST  # four at the threshold: a drawing
+    rows[5, :500] = MIN_CONTRAST - 1  # much faint ink: blank
+    assert (MIN_INK_PIXELS, MIN_CONTRAST) == (4, 64)
+    assert is_blank(rows).tolist() == [True, True, True, True, False, True]
+    assert is_blank(rows[4].reshape(28, 28)) is False and is_blank(rows[2]) is True  # one drawing: a bool
+    assert is_blank(rows[4:5].astype(np.float32) / 255).tolist() == [False]  # any accepted values
+
+
+def test_refuse_blank_names_where_and_the_rows_in_one_line():
+    rows = np.vstack([np.full((2, 784), 255, np.uint8), _faint_noise(), _one_pixel()])
+    with pytest.raises(InputError) as info:
+        refuse_blank(rows, "cat.npy")
+    assert str(info.value).startswith("cat.npy: 2 of 4 drawings are blank (fewer than 4 pixels with ink "
+                                      "of at least 64/255): rows 2, 3;")
+    with pytest.raises(DataError, match=r"^1 of 2 drawings are blank .*: row 1; remove it$"):
+        refuse_blank(rows[1:3], error=DataError, fix="remove it")
+    refuse_blank(rows[:2], "cat.npy")  # no blank row: nothing to say
+
+
+def test_no_real_drawing_is_blank(quickdraw_dir):
+    """The rule against the real data (104,700 drawings of 54 classes): none is blank."""
+    files = sorted(quickdraw_dir.glob("*.npy"))
+    blank = {p.stem: int(is_blank(np.load(p)).sum()) for p in files}
+    assert sum(len(np.load(p, mmap_mode="r")) for p in files) > 100_000
+    assert not any(blank.values()), {c: n for c, n in blank.items() if n}
 
 # --------------------------------------------------------------------------- pictures and files
 def _zigzag_and_circle():
