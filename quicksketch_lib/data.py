@@ -1,8 +1,9 @@
 """The data layer: folders of ``<class>.npy`` files, splits and batches.
 
 A data folder holds one ``<class>.npy`` per class, each ``(N, 784)`` uint8
-(Google's ``numpy_bitmap`` format: 0 = background, 255 = ink). Files are read
-memory-mapped, labels come from the sorted file names, and drawings stay uint8
+(Google's ``numpy_bitmap`` format: 0 = background, 255 = ink; C or Fortran order), none
+of them blank (:func:`~quicksketch_lib.drawing.is_blank`, checked as rows are read). Files
+are read memory-mapped, labels come from the sorted file names, and drawings stay uint8
 until a batch is built.
 
 Two ways to read drawings:
@@ -29,13 +30,14 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from .drawing import IMAGE_SIZE, PIXELS, NpyHeader, as_image_batch, read_npy_header
+from .drawing import IMAGE_SIZE, PIXELS, NpyHeader, as_image_batch, read_npy_header, refuse_blank
 from .errors import DataError
 from .files import check_output_folder, save_npy_atomic
 
 NORM_MEAN = 0.5
 NORM_STD = 0.5
 DATA_FORMAT_HINT = "expected (N, 784) uint8, one <class>.npy per class -- see README 'Data format'"
+BLANK_FIX = "remove them from the file (a data folder holds drawings only)"
 
 
 # --------------------------------------------------------------------------- files
@@ -99,9 +101,8 @@ def select_class_files(root: str | os.PathLike, classes: Sequence[str] | None = 
 
 def check_bitmap_header(where: str | os.PathLike, header: NpyHeader) -> None:
     """Raise :class:`DataError` unless ``header`` is Quick Draw bitmaps: (N, 784) uint8, N > 0."""
-    if len(header.shape) != 2 or header.shape[1] != PIXELS or header.fortran_order:
-        raise DataError(f"{where}: has shape {header.shape}{' (Fortran order)' if header.fortran_order else ''}; "
-                        f"{DATA_FORMAT_HINT}")
+    if len(header.shape) != 2 or header.shape[1] != PIXELS:
+        raise DataError(f"{where}: has shape {header.shape}; {DATA_FORMAT_HINT}")
     if header.dtype != np.uint8:
         raise DataError(f"{where}: has dtype {header.dtype}; {DATA_FORMAT_HINT}")
     if header.shape[0] == 0:
@@ -117,7 +118,7 @@ def open_class_file(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     header = read_npy_header(path, DATA_FORMAT_HINT)
     if len(header.shape) == 2 and header.shape[1] == PIXELS and header.dtype != np.uint8 \
-            and header.dtype.kind in "biuf" and not header.fortran_order:
+            and header.dtype.kind in "biuf":
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
         raise DataError(f"{path}: {_describe_bad_dtype(arr)}; {DATA_FORMAT_HINT} "
                         "(convert with np.clip(a, 0, 255).astype(np.uint8) after checking the values)")
@@ -223,6 +224,7 @@ def load_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
     start = 0
     for name, arr in arrays.items():
         read_rows(arr, images[start:start + rows[name]])
+        refuse_blank(images[start:start + rows[name]], str(files[name]), DataError, BLANK_FIX)
         start += rows[name]
     return SketchData(images, labels, list(arrays), root, is_synthetic(root), per_class)
 
@@ -459,7 +461,9 @@ def make_subset(src: str | os.PathLike, dst: str | os.PathLike, per_class: int,
         n = min(per_class, len(arr))
         rng = np.random.default_rng([seed, i])
         rows = np.sort(rng.choice(len(arr), size=n, replace=False))
-        save_npy_atomic(dst / f"{name}.npy", np.ascontiguousarray(arr[rows]))
+        chosen = np.ascontiguousarray(arr[rows])
+        refuse_blank(chosen, str(files[name]), DataError, BLANK_FIX)  # never copied on
+        save_npy_atomic(dst / f"{name}.npy", chosen)
         written[name] = n
     return written
 

@@ -338,6 +338,9 @@ def _download_npy(url: str, dest: Path, per_class: int | None, clock: Clock,
     part = dest.with_name(dest.name + ".part")
     header = _remote_header(url, part, clock, dest.stem)
     _check_bitmap_header(url, header)
+    if header.fortran_order:  # its rows are not stored one after another: no range of bytes is a row
+        raise DownloadError(f"{url}: is stored in Fortran order, which cannot be downloaded row by row; "
+                            "fetch the whole file and pass its folder as --source")
     rows = header.shape[0] if per_class is None else min(per_class, header.shape[0])
     end = header.offset + rows * PIXELS
     _fetch_fresh(url, part, stop_bytes=end, clock=clock, progress=progress, desc=dest.stem)

@@ -6,7 +6,7 @@ definition and the accepted ways in:
 
 * :data:`IMAGE_SIZE` (28) and :data:`PIXELS` (784), defined once;
 * :func:`as_image_batch` (the accepted shapes) and :func:`as_drawings` (the accepted
-  values: uint8 ``(N, 784)`` out);
+  values: finite and in range, uint8 ``(N, 784)`` out; README "What QuickSketch promises");
 * :func:`clean_strokes`, the one check of strokes (Google's ``[xs, ys(, ts)]`` layout)
   before the rasteriser or the widget use them;
 * :func:`is_blank`, the one rule for a blank drawing (:func:`refuse_blank` names them);
@@ -61,15 +61,48 @@ def as_image_batch(images, side: int | None = IMAGE_SIZE):
     return a.reshape(n, side, side), single
 
 
-def as_drawings(x) -> np.ndarray:
-    """Any of (28,28), (N,28,28), (784,), (N,784) -> uint8 (N, 784), 0 = background."""
-    a = np.asarray(as_image_batch(x)[0]).reshape(-1, PIXELS)
-    if a.dtype != np.uint8:
-        if not np.issubdtype(a.dtype, np.number) or np.isnan(a).any():
-            raise InputError(f"drawing array of dtype {a.dtype} has non-numeric or NaN values")
-        scale = 255.0 if a.max(initial=0) <= 1.0 else 1.0  # floats in [0, 1] are scaled up
-        a = np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
-    return a
+VALUES_HINT = ("expected pixel values 0..255 (uint8, or numbers on a 0..1 or 0..255 scale), "
+               "0 = background -- see README 'What QuickSketch promises'")
+
+
+def as_drawings(x, where: str | None = None) -> np.ndarray:
+    """Drawings in any shape :func:`as_image_batch` accepts as uint8 ``(N, 784)``, 0 =
+    background, 255 = ink: the values ``predict``, ``teach`` and the Python API accept.
+
+    * uint8 values are taken as they are.
+    * Other numbers (integers or floats) must be finite and at least 0, and their scale is
+      decided by the whole array's largest value: at most 1 is the 0..1 scale (multiplied by
+      255), above 1 the 0..255 scale, where a value above 255 is out of range. Values are
+      rounded to the nearest integer.
+
+    Anything else -- NaN or infinite values, values out of range (never clipped), booleans,
+    text -- raises :class:`InputError` in one line that names ``where`` (a file, by default
+    "drawings") and the first wrong row, as ``where[row]``. Blank drawings pass: what to do
+    with them is the caller's (:func:`is_blank`).
+    """
+    try:
+        a = np.asarray(as_image_batch(x)[0]).reshape(-1, PIXELS)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}" if where else str(exc)) from None
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype.kind not in "iuf":
+        raise InputError(f"{where or 'drawings'}: have dtype {a.dtype}; {VALUES_HINT}")
+    if a.dtype.kind == "f":
+        _refuse_rows(where, a, ~np.isfinite(a).all(axis=1), lambda row: "holds NaN or infinite values")
+    scale = 255.0 if a.max(initial=0) <= 1 else 1.0
+    outside = (a.min(axis=1, initial=0) < 0) | (a.max(axis=1, initial=0) * scale > 255)
+    _refuse_rows(where, a, outside, lambda row: f"holds values {row.min():g}..{row.max():g}, "
+                                                 "outside 0..255")
+    return np.rint(a * scale).astype(np.uint8)
+
+
+def _refuse_rows(where: str | None, a: np.ndarray, bad: np.ndarray, what) -> None:
+    """InputError naming the first row of ``a`` where ``bad`` holds (``what(row)`` says why)."""
+    rows = np.flatnonzero(bad)
+    if len(rows):
+        more = f" (and {len(rows) - 1} more row{'s' if len(rows) > 2 else ''})" if len(rows) > 1 else ""
+        raise InputError(f"{where or 'drawings'}[{rows[0]}]: {what(a[rows[0]])}{more}; {VALUES_HINT}")
 
 
 # --------------------------------------------------------------------------- blank
@@ -97,8 +130,9 @@ def refuse_blank(drawings, where: str | None = None, error: type[QuickSketchErro
                  fix: str = "draw something or remove them") -> None:
     """Raise ``error`` in one line naming ``where`` and the blank rows (:func:`is_blank`) of a
     batch of drawings, if it has any; ``fix`` says what to do."""
-    rows = as_drawings(drawings)
-    blank = np.flatnonzero(is_blank(rows))
+    rows = as_drawings(drawings, where)
+    blank = np.flatnonzero(np.concatenate([is_blank(rows[i:i + 65536]) for i in range(0, len(rows), 65536)]
+                                          or [np.zeros(0, bool)]))  # in parts: memory stays small
     if len(blank):
         shown = ", ".join(map(str, blank[:5])) + (" ..." if len(blank) > 5 else "")
         raise error(f"{where + ': ' if where else ''}{len(blank)} of {len(rows)} drawings are blank "
@@ -240,6 +274,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 # 304-unit frame that is reduced to 28x28 (see rasterize.py): about 25 of 28 pixels.
 CONTENT_FRACTION = (FRAME - 1 + LINE_DIAMETER) / (FRAME + 2 * PADDING + LINE_DIAMETER)
 MAX_SIDE = 1024  # pictures are reduced to at most this many pixels a side before any float work
+MAX_FRAMES = 64  # an animated picture: the frames searched for ink
 
 
 def preprocess_image(pixels: np.ndarray, content_fraction: float = CONTENT_FRACTION) -> np.ndarray:
@@ -285,8 +320,11 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     reduced to at most :data:`MAX_SIDE` a side right after decoding (one byte per pixel
     for 1-bit, grayscale and palette pictures, up to five for colour and 16-bit ones),
     and pictures above Pillow's limit (``Image.MAX_IMAGE_PIXELS``, 89 megapixels) are
-    refused before decoding. Transparency is read as the drawing's paper: strokes of any
-    colour on a transparent background are ink; 16-bit pictures keep their full range.
+    refused before decoding. A picture is the same drawing however it is stored:
+    transparent pixels are paper whatever colour they hold (:func:`_gray_picture`),
+    16-bit pictures keep their full range, and an animated picture is read from its first
+    frame with ink (of the first :data:`MAX_FRAMES`; a warning names it when it is not
+    the first).
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -296,13 +334,25 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
             with Image.open(path) as im:
                 _check_picture_size(path, im)
                 im.draft("L", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at 1/2, 1/4 or 1/8 scale
-                gray = _gray_picture(im)
+                frames = min(getattr(im, "n_frames", 1), MAX_FRAMES)
+                for frame in range(frames):
+                    im.seek(frame)  # an animated GIF/PNG/WebP: each frame as shown, earlier ones under it
+                    drawing = _preprocess(path, _gray_picture(im))
+                    if not is_blank(drawing):
+                        break
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InputError(f"{path}: picture too large ({_short(exc)}); QuickSketch reads pictures up to "
                          f"{Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (Pillow's limit) -- scale it down") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputError(f"{path}: not a readable image ({type(exc).__name__}); "
                          "expected a PNG/JPEG drawing or a .npy of (N, 784) uint8 rows") from None
+    if frames > 1 and frame > 0 and not is_blank(drawing):
+        blank = "frame 0 is" if frame == 1 else f"frames 0..{frame - 1} are"
+        warnings.warn(f"{path}: {blank} blank in this animation; read frame {frame}, the first with ink")
+    return drawing
+
+
+def _preprocess(path, gray: np.ndarray) -> np.ndarray:
     try:
         return preprocess_image(gray)
     except InputError as exc:
@@ -324,19 +374,24 @@ def _check_picture_size(path, im) -> None:
 def _gray_picture(im) -> np.ndarray:
     """A decoded picture -> uint8 grayscale of at most MAX_SIDE a side, light or dark paper.
 
-    With transparency, the opacity is the picture (ink = opaque, paper = transparent)
-    when the border is mostly transparent; otherwise it is laid on white paper.
+    Transparent pixels are paper, whatever colour they hold. When the border is mostly
+    transparent (strokes on a transparent background): with partial opacity (an alpha
+    channel that smooths the strokes' edges) the opacity is the ink; with only opaque and
+    transparent pixels (a palette's transparent colour, a cut-out) the smoothing is in
+    the colours, so the opaque pixels are kept and the transparent ones become paper of
+    the opposite shade (white under dark strokes, black under light ones). Otherwise the
+    picture is laid on white paper.
     """
     from PIL import Image
 
-    if im.mode == "P":
-        im = im.convert("LA" if "transparency" in im.info else "L")
-    elif im.mode == "1":
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")  # the palette's transparent colour(s) become alpha 0
+    elif im.mode in ("P", "1"):
         im = im.convert("L")
     elif im.mode.startswith("I;16"):
         im = im.convert("I")
     elif im.mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):
-        im = im.convert("RGBA" if "A" in im.mode else "RGB")
+        im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
     factor = -(-max(im.size) // MAX_SIDE)
     if factor > 1:
         im = im.reduce(factor)
@@ -350,8 +405,13 @@ def _gray_picture(im) -> np.ndarray:
     if alpha.min() == 255:
         return np.asarray(im.convert("L"))
     border = np.concatenate([alpha[0], alpha[-1], alpha[:, 0], alpha[:, -1]])
-    if np.median(border) < 128:  # strokes on a transparent background: opacity is the ink
-        return alpha
+    if np.median(border) < 128:  # strokes on a transparent background
+        opaque = alpha == 255
+        if not ((alpha == 0) | opaque).all():
+            return alpha  # partial opacity: the opacity is the ink
+        gray = np.asarray(im.convert("RGB").convert("L"))
+        paper = 255 if not opaque.any() or np.median(gray[opaque]) < 128 else 0
+        return np.where(opaque, gray, np.uint8(paper))
     paper = Image.new(im.mode, im.size, (255,) * len(im.mode))
     return np.asarray(Image.alpha_composite(paper.convert("RGBA"), im.convert("RGBA")).convert("L"))
 
@@ -375,10 +435,9 @@ def load_inputs(paths: Sequence[str | os.PathLike]) -> tuple[list[str], np.ndarr
             except (ValueError, OSError, EOFError) as exc:
                 raise InputError(f"{path}: not a readable .npy file ({_short(exc)}); "
                                  "expected (N, 784) uint8 rows") from None
-            try:
-                drawings = as_drawings(arr)
-            except InputError as exc:
-                raise InputError(f"{path}: {exc}") from None
+            drawings = as_drawings(arr, str(path))  # the input contract, naming the file and row
+            if len(drawings) == 0:
+                raise InputError(f"{path}: holds 0 drawings; expected at least one (N, 784) row")
             names += [f"{path.name}[{i}]" for i in range(len(drawings))]
             rows.append(drawings)
         elif path.suffix.lower() in IMAGE_SUFFIXES:

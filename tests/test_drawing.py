@@ -69,6 +69,43 @@ def test_clean_strokes_refuses_what_is_not_a_stroke_in_one_line(strokes, match):
     assert "\n" not in str(info.value)
 
 
+# --------------------------------------------------------------------------- values
+def test_as_drawings_keeps_uint8_and_scales_other_numbers_by_the_largest_value():
+    rows = np.arange(784 * 2).reshape(2, 784) % 256
+    u8 = rows.astype(np.uint8)
+    assert np.shares_memory(as_drawings(u8), u8)  # taken as it is
+    assert np.array_equal(as_drawings(rows.astype(np.int16)), u8)  # integers are pixel values
+    assert np.array_equal(as_drawings(rows.astype(np.float64)), u8)  # largest value above 1: 0..255
+    assert np.array_equal(as_drawings(rows / 255.0), u8)  # largest value at most 1: 0..1
+    assert as_drawings(np.full(784, 0.5)).max() == 128  # rounded, not truncated
+    assert as_drawings(np.zeros((0, 784), np.float32)).shape == (0, 784)
+
+
+@pytest.mark.parametrize("values,dtype,match", [
+    ([0, 1, np.inf], np.float32, r"^x\.npy\[2\]: holds NaN or infinite values;"),
+    ([0, np.nan, np.nan], np.float64, r"^x\.npy\[1\]: holds NaN or infinite values \(and 1 more row\);"),
+    ([0, 100, -100], np.int16, r"^x\.npy\[2\]: holds values -100\.\.0, outside 0\.\.255;"),
+    ([0, 256, 10], np.int64, r"^x\.npy\[1\]: holds values 0\.\.256, outside 0\.\.255;"),
+    ([0, 0.5, -0.5], np.float32, r"^x\.npy\[2\]: holds values -0\.5\.\.0, outside 0\.\.255;"),
+    ([0, 300.5, 7], np.float32, r"^x\.npy\[1\]: holds values 0\.\.300\.5, outside 0\.\.255;"),
+])
+def test_as_drawings_refuses_non_finite_and_out_of_range_values_naming_the_row(values, dtype, match):
+    rows = np.zeros((3, 784), dtype)
+    rows[:, 0] = values
+    with pytest.raises(InputError, match=match) as info:
+        as_drawings(rows, "x.npy")
+    assert "\n" not in str(info.value) and "0..1 or 0..255" in str(info.value)
+
+
+def test_as_drawings_refuses_booleans_and_text_and_names_rows_without_a_file():
+    with pytest.raises(InputError, match="drawings: have dtype bool"):
+        as_drawings(np.zeros((2, 784), bool))
+    with pytest.raises(InputError, match=r"^drawings\[0\]: holds NaN"):
+        as_drawings(np.full((1, 784), np.nan))
+    with pytest.raises(InputError, match=r"^x\.npy: images of shape \(3, 3\)"):
+        as_drawings(np.zeros((3, 3)), "x.npy")
+
+
 # --------------------------------------------------------------------------- blank
 def _faint_noise() -> np.ndarray:
     return (np.random.default_rng(0).random(784) < 0.3).astype(np.uint8) * 30  # max 30: paper noise
@@ -148,3 +185,18 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
         with pytest.raises(InputError, match=match) as info:
             load_inputs([tmp_path / path])
         assert "\n" not in str(info.value) and path in str(info.value)
+
+
+def test_load_inputs_refuses_a_file_of_zero_drawings_and_bad_rows_by_file_and_row(tmp_path):
+    np.save(tmp_path / "empty.npy", np.zeros((0, 784), np.uint8))
+    np.save(tmp_path / "inf.npy", np.vstack([np.zeros((1, 784)), np.full((1, 784), np.inf)]))
+    for name, message in [("empty.npy", "holds 0 drawings"), ("inf.npy", r"inf\.npy\[1\]: holds NaN or infinite")]:
+        with pytest.raises(InputError, match=message):
+            load_inputs([tmp_path / name])
+
+
+def test_a_fortran_ordered_file_is_the_same_drawings(tmp_path):
+    rows = np.random.default_rng(0).integers(0, 256, (5, 784), dtype=np.uint8)
+    np.save(tmp_path / "c.npy", rows)
+    np.save(tmp_path / "f.npy", np.asfortranarray(rows))
+    assert np.array_equal(load_inputs([tmp_path / "f.npy"])[1], load_inputs([tmp_path / "c.npy"])[1])
