@@ -30,7 +30,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from .errors import DataError, InputError, QuickSketchError
+from .errors import DataError, InputError, QuickSketchError, first_line
 
 IMAGE_SIZE = 28  # a drawing is IMAGE_SIZE x IMAGE_SIZE pixels
 PIXELS = IMAGE_SIZE * IMAGE_SIZE  # one drawing as a row: 784 uint8 values
@@ -218,7 +218,7 @@ def parse_npy_header(data: bytes) -> NpyHeader | int:
     try:
         shape, fortran, dtype = read_header(buf)
     except (ValueError, SyntaxError, TypeError) as exc:
-        raise ValueError(f"its .npy header is malformed ({_short(exc)})") from None
+        raise ValueError(f"its .npy header is malformed ({first_line(exc)})") from None
     if dtype.hasobject:
         raise ValueError("it holds Python objects (pickled data), which QuickSketch never loads")
     return NpyHeader(tuple(shape), np.dtype(dtype), bool(fortran), offset)
@@ -261,11 +261,6 @@ def read_npy_header(path: str | os.PathLike, hint: str = NPY_FORMAT_HINT) -> Npy
                         f"{parsed.shape} but the file holds {size - parsed.offset:,}; it is truncated or "
                         "damaged -- re-download or regenerate it")
     return parsed
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
 # --------------------------------------------------------------------------- pictures
@@ -341,7 +336,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
                     if not is_blank(drawing):
                         break
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"{path}: picture too large ({_short(exc)}); QuickSketch reads pictures up to "
+        raise InputError(f"{path}: picture too large ({first_line(exc)}); QuickSketch reads pictures up to "
                          f"{Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (Pillow's limit) -- scale it down") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputError(f"{path}: not a readable image ({type(exc).__name__}); "
@@ -433,7 +428,7 @@ def load_inputs(paths: Sequence[str | os.PathLike]) -> tuple[list[str], np.ndarr
             except DataError as exc:
                 raise InputError(str(exc)) from None
             except (ValueError, OSError, EOFError) as exc:
-                raise InputError(f"{path}: not a readable .npy file ({_short(exc)}); "
+                raise InputError(f"{path}: not a readable .npy file ({first_line(exc)}); "
                                  "expected (N, 784) uint8 rows") from None
             drawings = as_drawings(arr, str(path))  # the input contract, naming the file and row
             if len(drawings) == 0:
