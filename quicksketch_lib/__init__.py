@@ -9,8 +9,9 @@ listed above it.
     device      device, seeding, precision, the torchrun process group, `doctor`
 
     categories  the Quick Draw class names and the ten of the walkthrough
+    drawing     what a drawing is: 28x28 uint8, the accepted shapes and values, blank
     locations   where things are: which data, which checkpoint, where to write (paths only)
-    rasterize   strokes -> 28x28 the Quick Draw way; the accepted drawing shapes
+    rasterize   strokes -> 28x28 the Quick Draw way
     doodles     the offline default: synthetic doodles
     data        folders of <class>.npy, splits, the fast batch path; find_data
     augment     drawing-preserving augmentation

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from .data import NORM_MEAN, NORM_STD, RowFingerprints
+from .drawing import IMAGE_SIZE, PIXELS
 from .errors import CheckpointError, first_line
 from .files import atomic_write
 from .locations import resolve_checkpoint
@@ -217,7 +218,7 @@ def _damaged(path, what: str) -> CheckpointError:
 def _drawing_tensor(value) -> bool:
     """uint8 drawings ``(n, 784)`` or ``(n, 28, 28)``, n >= 1."""
     return isinstance(value, torch.Tensor) and value.dtype == torch.uint8 and len(value) > 0 and \
-        tuple(value.shape[1:]) in ((784,), (28, 28))
+        tuple(value.shape[1:]) in ((PIXELS,), (IMAGE_SIZE, IMAGE_SIZE))
 
 
 def _names(value) -> bool:

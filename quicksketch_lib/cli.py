@@ -226,7 +226,8 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     """Imports no torch when an ONNX export answers (``Predictor.from_checkpoint``)."""
-    from .inference import BLANK, Predictor, load_inputs
+    from .drawing import BLANK, load_inputs
+    from .inference import Predictor
 
     names, drawings = load_inputs(args.inputs)  # the inputs first: a mistake there is found at once
     predictor = Predictor.from_checkpoint(args.checkpoint, backend=args.backend, tta_flip=args.tta_flip,

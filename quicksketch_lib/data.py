@@ -1,8 +1,9 @@
 """The data layer: folders of ``<class>.npy`` files, splits and batches.
 
 A data folder holds one ``<class>.npy`` per class, each ``(N, 784)`` uint8
-(Google's ``numpy_bitmap`` format: 0 = background, 255 = ink). Files are read
-memory-mapped, labels come from the sorted file names, and drawings stay uint8
+(Google's ``numpy_bitmap`` format: 0 = background, 255 = ink; C or Fortran order), none
+of them blank (:func:`~quicksketch_lib.drawing.is_blank`, checked as rows are read). Files
+are read memory-mapped, labels come from the sorted file names, and drawings stay uint8
 until a batch is built.
 
 Two ways to read drawings:
@@ -21,31 +22,28 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import io
 import os
 import stat
-import struct
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 
+from .drawing import IMAGE_SIZE, PIXELS, NpyHeader, as_image_batch, read_npy_header, refuse_blank
 from .errors import DataError, first_line
 from .files import check_output_folder, save_npy_atomic, shown_path
 from .locations import DataSource, data_source
-from .rasterize import as_image_batch
 
 if TYPE_CHECKING:  # the tensors of annotations; torch itself is imported where tensors are made
     import torch
 
-IMAGE_SIZE = 28
-PIXELS = IMAGE_SIZE * IMAGE_SIZE
 NORM_MEAN = 0.5
 NORM_STD = 0.5
 DATA_FORMAT_HINT = "expected (N, 784) uint8, one <class>.npy per class -- see README 'Data format'"
+BLANK_FIX = "remove them from the file (a data folder holds drawings only)"
 
 
 # --------------------------------------------------------------------------- files
@@ -107,99 +105,10 @@ def select_class_files(root: str | os.PathLike, classes: Sequence[str] | None = 
     return {c: path for c, path in files.items() if c in wanted}
 
 
-class NpyHeader(NamedTuple):
-    """What a ``.npy`` file's header says: shape, dtype, memory order and where the data starts."""
-
-    shape: tuple[int, ...]
-    dtype: np.dtype
-    fortran_order: bool
-    offset: int
-
-    @property
-    def data_bytes(self) -> int:
-        return int(np.prod(self.shape, dtype=object)) * self.dtype.itemsize
-
-
-NPY_MAGIC = b"\x93NUMPY"
-MAX_HEADER_BYTES = 10_000  # numpy's own limit for a header it reads without trusting the file
-
-
-def parse_npy_header(data: bytes) -> NpyHeader | int:
-    """The header of a ``.npy`` file from its first bytes.
-
-    Returns the number of bytes needed instead when ``data`` is too short to hold the
-    whole header; raises :class:`ValueError` (one line, what was found) when it is not a
-    ``.npy`` file or its header is longer than :data:`MAX_HEADER_BYTES`.
-    """
-    if not data:
-        raise ValueError("it is empty (0 bytes)")
-    if len(data) < 12 and NPY_MAGIC.startswith(data[:6]):
-        return 12
-    if data[:6] != NPY_MAGIC:
-        return _not_npy(data)
-    major = data[6]
-    if major not in (1, 2, 3):
-        raise ValueError(f"unsupported .npy format version {major}")
-    offset = 10 + struct.unpack("<H", data[8:10])[0] if major == 1 else 12 + struct.unpack("<I", data[8:12])[0]
-    if offset - 12 > MAX_HEADER_BYTES:
-        raise ValueError(f"its .npy header claims {offset:,} bytes; at most {MAX_HEADER_BYTES:,} are read")
-    if len(data) < offset:
-        return offset
-    buf = io.BytesIO(data[:offset])
-    np.lib.format.read_magic(buf)
-    read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-    try:
-        shape, fortran, dtype = read_header(buf)
-    except (ValueError, SyntaxError, TypeError) as exc:
-        raise ValueError(f"its .npy header is malformed ({first_line(exc)})") from None
-    if dtype.hasobject:
-        raise ValueError("it holds Python objects (pickled data), which QuickSketch never loads")
-    return NpyHeader(tuple(shape), np.dtype(dtype), bool(fortran), offset)
-
-
-def _not_npy(data: bytes) -> int:
-    start = data[:16]
-    kind = "text" if all(32 <= b < 127 or b in b"\t\r\n" for b in start) else "binary data"
-    if start.lstrip().lower().startswith((b"<!doctype", b"<html", b"<?xml")):
-        kind = "an HTML/XML page"
-    raise ValueError(f"it is {kind} starting with {start[:12]!r}, not a .npy file (those start with {NPY_MAGIC!r})")
-
-
-def read_npy_header(path: str | os.PathLike) -> NpyHeader:
-    """Read and check a ``.npy`` file's header without loading its data.
-
-    Raises :class:`DataError` naming the file when it is not a ``.npy`` file, holds
-    objects, or its header promises more (or fewer) bytes than the file has -- so a
-    header claiming 10^12 rows is refused before anything is allocated.
-    """
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read(12)
-            parsed = parse_npy_header(data)
-            if isinstance(parsed, int):
-                data += f.read(parsed - len(data))
-                parsed = parse_npy_header(data)
-            size = os.fstat(f.fileno()).st_size
-    except ValueError as exc:
-        raise DataError(f"{path}: {exc}; {DATA_FORMAT_HINT}") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if isinstance(parsed, int):
-        raise DataError(f"{path}: ends inside its .npy header ({size} bytes); it is truncated -- "
-                        "re-download or regenerate it")
-    if size - parsed.offset != parsed.data_bytes:
-        raise DataError(f"{path}: its header promises {parsed.data_bytes:,} bytes of {parsed.dtype} "
-                        f"{parsed.shape} but the file holds {size - parsed.offset:,}; it is truncated or "
-                        "damaged -- re-download or regenerate it")
-    return parsed
-
-
 def check_bitmap_header(where: str | os.PathLike, header: NpyHeader) -> None:
     """Raise :class:`DataError` unless ``header`` is Quick Draw bitmaps: (N, 784) uint8, N > 0."""
-    if len(header.shape) != 2 or header.shape[1] != PIXELS or header.fortran_order:
-        raise DataError(f"{where}: has shape {header.shape}{' (Fortran order)' if header.fortran_order else ''}; "
-                        f"{DATA_FORMAT_HINT}")
+    if len(header.shape) != 2 or header.shape[1] != PIXELS:
+        raise DataError(f"{where}: has shape {header.shape}; {DATA_FORMAT_HINT}")
     if header.dtype != np.uint8:
         raise DataError(f"{where}: has dtype {header.dtype}; {DATA_FORMAT_HINT}")
     if header.shape[0] == 0:
@@ -213,9 +122,9 @@ def open_class_file(path: str | os.PathLike) -> np.ndarray:
     :func:`check_bitmap_header`), shared by the data folder, ``download`` and ``predict``.
     """
     path = Path(path)
-    header = read_npy_header(path)
+    header = read_npy_header(path, DATA_FORMAT_HINT)
     if len(header.shape) == 2 and header.shape[1] == PIXELS and header.dtype != np.uint8 \
-            and header.dtype.kind in "biuf" and not header.fortran_order:
+            and header.dtype.kind in "biuf":
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
         raise DataError(f"{path}: {_describe_bad_dtype(arr)}; {DATA_FORMAT_HINT} "
                         "(convert with np.clip(a, 0, 255).astype(np.uint8) after checking the values)")
@@ -319,6 +228,7 @@ def load_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
     start = 0
     for name, arr in arrays.items():
         read_rows(arr, images[start:start + rows[name]])
+        refuse_blank(images[start:start + rows[name]], str(files[name]), DataError, BLANK_FIX)
         start += rows[name]
     return SketchData(images, labels, list(arrays), root, is_synthetic(root), per_class)
 
@@ -663,7 +573,9 @@ def make_subset(src: str | os.PathLike, dst: str | os.PathLike, per_class: int,
         n = min(per_class, len(arr))
         rng = np.random.default_rng([seed, i])
         rows = np.sort(rng.choice(len(arr), size=n, replace=False))
-        save_npy_atomic(dst / f"{name}.npy", np.ascontiguousarray(arr[rows]))
+        chosen = np.ascontiguousarray(arr[rows])
+        refuse_blank(chosen, str(files[name]), DataError, BLANK_FIX)  # never copied on
+        save_npy_atomic(dst / f"{name}.npy", chosen)
         written[name] = n
     return written
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .drawing import PIXELS
 from .files import atomic_write, save_npy_atomic
 from .progress import progress_bar
 from .rasterize import rasterize_strokes, sample_along
@@ -265,7 +266,7 @@ def draw_doodle(name: str, rng: np.random.Generator) -> list[list[list[float]]]:
 
 def doodle_bitmaps(name: str, count: int, rng: np.random.Generator) -> np.ndarray:
     """``count`` rasterised doodles of one class as an (count, 784) uint8 array."""
-    out = np.empty((count, 784), dtype=np.uint8)
+    out = np.empty((count, PIXELS), dtype=np.uint8)
     for i in range(count):
         out[i] = rasterize_strokes(draw_doodle(name, rng)).reshape(-1)
     return out
@@ -294,7 +295,7 @@ def generate_doodles(out_dir, per_class: int = 2000, seed: int = 0, progress: bo
                       enabled=progress) as bar:
         for name in classes:
             rng = np.random.default_rng([seed, DOODLE_CLASSES.index(name)])
-            data = np.empty((per_class, 784), dtype=np.uint8)
+            data = np.empty((per_class, PIXELS), dtype=np.uint8)
             for i in range(per_class):
                 data[i] = rasterize_strokes(draw_doodle(name, rng)).reshape(-1)
                 bar.update(1)

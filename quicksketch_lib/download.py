@@ -48,7 +48,8 @@ from pathlib import Path
 import numpy as np
 
 from .categories import CATEGORIES, THE_TEN, closest_categories
-from .data import NpyHeader, check_bitmap_header, find_data, parse_npy_header, read_npy_header
+from .data import DATA_FORMAT_HINT, check_bitmap_header, find_data
+from .drawing import PIXELS, NpyHeader, parse_npy_header, read_npy_header
 from .errors import DataError, DownloadError
 from .files import DISK_ERRORS, atomic_write, check_output_folder, disk_error, save_npy_atomic
 from .locations import DOWNLOADED_DATA, DataSource, data_source, project_root
@@ -60,7 +61,6 @@ NDJSON_SOURCES = {
     "ndjson-simplified": "https://storage.googleapis.com/quickdraw_dataset/full/simplified",
 }
 FORMATS = ("npy", "ndjson-raw", "ndjson-simplified")
-ROW_BYTES = 784
 CHUNK = 1 << 16
 HEADER_PROBE = 1024  # bytes asked for first; Google's .npy headers are 128
 STALL_BYTES = 1024  # less progress than this in `timeout` seconds is a stalled download
@@ -347,8 +347,11 @@ def _download_npy(url: str, dest: Path, per_class: int | None, clock: Clock,
     part = dest.with_name(dest.name + ".part")
     header = _remote_header(url, part, clock, dest.stem)
     _check_bitmap_header(url, header)
+    if header.fortran_order:  # its rows are not stored one after another: no range of bytes is a row
+        raise DownloadError(f"{url}: is stored in Fortran order, which cannot be downloaded row by row; "
+                            "fetch the whole file and pass its folder as --source")
     rows = header.shape[0] if per_class is None else min(per_class, header.shape[0])
-    end = header.offset + rows * ROW_BYTES
+    end = header.offset + rows * PIXELS
     _fetch_fresh(url, part, stop_bytes=end, clock=clock, progress=progress, desc=dest.stem)
     if _part_header(part, header.offset) != header:  # the file changed on the server meanwhile
         _restart(part)
@@ -357,7 +360,7 @@ def _download_npy(url: str, dest: Path, per_class: int | None, clock: Clock,
     if got < end:
         raise DownloadError(f"{url} ended after {got} bytes; its header promises {end} for "
                             f"{rows} rows; run again to resume, or check --source")
-    data = np.memmap(part, dtype=np.uint8, mode="r", offset=header.offset, shape=(rows, ROW_BYTES))
+    data = np.memmap(part, dtype=np.uint8, mode="r", offset=header.offset, shape=(rows, PIXELS))
     save_npy_atomic(dest, data)
     del data
     _restart(part)
@@ -379,7 +382,7 @@ def _copy_local_npy(folder: Path, name: str, dest: Path, per_class: int | None) 
         raise DownloadError(f"{folder} has no {name}.npy; expected Google's numpy_bitmap files "
                             "named <class>.npy in the --source folder")
     try:
-        _check_bitmap_header(str(src), read_npy_header(src))
+        _check_bitmap_header(str(src), read_npy_header(src, DATA_FORMAT_HINT))
     except DataError as exc:
         raise DownloadError(str(exc)) from None
     arr = np.load(src, mmap_mode="r", allow_pickle=False)
@@ -428,7 +431,7 @@ def _already_done(dest: Path, per_class: int | None) -> bool:
         header = read_npy_header(dest)
     except DataError:
         return False
-    return header.shape == (per_class, ROW_BYTES) and header.dtype == np.uint8
+    return header.shape == (per_class, PIXELS) and header.dtype == np.uint8
 
 
 def download_classes(classes: Iterable[str], out_dir, per_class: int | None = None,

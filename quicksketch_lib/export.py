@@ -27,6 +27,7 @@ import torch
 
 from .checkpoint import Checkpoint, load_checkpoint
 from .data import normalize_batch
+from .drawing import IMAGE_SIZE, PIXELS
 from .errors import CheckpointError, QuickSketchError
 from .files import atomic_path, check_output_file, file_sha256, scratch_path, shown_path
 from .inference import CHECKPOINT_SHA_KEY, OnnxModel
@@ -123,7 +124,7 @@ def written_opset(proto) -> int:
 
 def _export_proto(model: torch.nn.Module, opset: int):
     """The ONNX proto of ``model`` at exactly ``opset``; refused when the exporter wrote another."""
-    example = torch.zeros(2, 1, 28, 28)
+    example = torch.zeros(2, 1, IMAGE_SIZE, IMAGE_SIZE)
     # the exporter's chatter (e.g. "torchvision is not installed"), and onnxscript's traceback
     # when it cannot convert to the opset asked for (refused below in one line)
     logs = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]
@@ -255,7 +256,7 @@ def export_int8(checkpoint: str | os.PathLike | Checkpoint, data_dir: str | os.P
 def parity_check(model: torch.nn.Module, onnx_path: str | os.PathLike, n: int = 16, seed: int = 0) -> float:
     """Max |logit difference| between PyTorch and onnxruntime; raises above the tolerance."""
     rng = np.random.default_rng(seed)
-    u8 = (rng.random((n, 784)) < 0.15).astype(np.uint8) * rng.integers(60, 256, (n, 784), dtype=np.uint8)
+    u8 = (rng.random((n, PIXELS)) < 0.15).astype(np.uint8) * rng.integers(60, 256, (n, PIXELS), dtype=np.uint8)
     x = normalize_batch(torch.from_numpy(u8))
     with torch.no_grad():
         expected = model.eval()(x).numpy()

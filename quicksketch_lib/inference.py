@@ -6,9 +6,8 @@
     predictor = Predictor.from_checkpoint("models/sketchcnn.pt")
     predictor.predict(drawing_28x28_uint8, top_k=5)   # [("cat", 0.91), ("dog", 0.05), ...]
 
-Images of drawings (PNG/JPEG of any size, dark-on-light or light-on-dark) are
-converted the Quick Draw way by :func:`preprocess_image`: white ink on black,
-cropped to the drawing, centred with a margin, reduced to 28x28.
+Inputs are read by :mod:`~quicksketch_lib.drawing` (``.npy`` rows, and pictures of any
+size converted the Quick Draw way by :func:`~quicksketch_lib.drawing.preprocess_image`).
 
 Serving needs no torch: importing this module imports none, and a checkpoint with an ONNX
 export at hand (beside it, or for the shipped models in the user's cache, see
@@ -28,11 +27,11 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from .data import IMAGE_SIZE, PIXELS, normalize_rows, read_npy_header
-from .errors import CheckpointError, DataError, InputError, QuickSketchError, first_line
+from .data import normalize_rows
+from .drawing import IMAGE_SIZE, PIXELS, as_drawings, is_blank, load_inputs
+from .errors import CheckpointError, InputError, QuickSketchError, first_line
 from .files import file_sha256
 from .locations import cached_onnx, pretrained_name, resolve_checkpoint
-from .rasterize import FRAME, LINE_DIAMETER, PADDING, as_image_batch
 
 if TYPE_CHECKING:
     import torch
@@ -40,72 +39,10 @@ if TYPE_CHECKING:
 Prediction = list[tuple[str, float]]
 Exporter = Callable[[Path, Path], object]  # (checkpoint, out.onnx) -> writes the export (export.export_onnx)
 SMALL_BATCH = 8  # up to this many drawings run on one thread (lower latency, see device.torch_threads)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
-# In a Quick Draw bitmap the ink (a 255-unit drawing plus the 16-unit line) spans 271 of the
-# 304-unit frame that is reduced to 28x28 (see rasterize.py): about 25 of 28 pixels.
-CONTENT_FRACTION = (FRAME - 1 + LINE_DIAMETER) / (FRAME + 2 * PADDING + LINE_DIAMETER)
-MIN_CONTRAST = 64  # ink weaker than this (of 255) against the paper is not a drawing (paper noise)
-MIN_INK_PIXELS = 4  # fewer pixels of ink than this is a blank drawing
-MAX_SIDE = 1024  # pictures are reduced to at most this many pixels a side before any float work
-BLANK = "blank drawing (no ink found); draw something"
 CHECKPOINT_SHA_KEY = "quicksketch_checkpoint_sha256"  # an export's record of the checkpoint it came from
 
 
-# --------------------------------------------------------------------------- pure preprocessing
-def as_drawings(x: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Any of (28,28), (N,28,28), (784,), (N,784) -> uint8 (N, 784), 0 = background."""
-    a = np.asarray(as_image_batch(x)[0]).reshape(-1, PIXELS)
-    if a.dtype != np.uint8:
-        if not np.issubdtype(a.dtype, np.number) or np.isnan(a).any():
-            raise InputError(f"drawing array of dtype {a.dtype} has non-numeric or NaN values")
-        scale = 255.0 if a.max(initial=0) <= 1.0 else 1.0  # floats in [0, 1] are scaled up
-        a = np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
-    return a
-
-
-def preprocess_image(pixels: np.ndarray, content_fraction: float = CONTENT_FRACTION) -> np.ndarray:
-    """A grayscale picture of a drawing -> 28x28 uint8 the Quick Draw way.
-
-    Dark-on-light pictures are inverted (decided by the border, which is
-    background), faint noise is dropped, the drawing is cropped to its bounding
-    box, centred in a square frame so it spans ``content_fraction`` of it, and
-    area-averaged down to 28x28 with its brightest pixel at 255. A blank or
-    near-blank picture (no ink at least :data:`MIN_CONTRAST` levels from the paper,
-    or ink on fewer than :data:`MIN_INK_PIXELS` pixels, as paper noise) gives all
-    zeros: :func:`blank_rows` says so instead of guessing a class.
-    """
-    from PIL import Image
-
-    g = np.asarray(pixels, dtype=np.float32)
-    if g.ndim != 2 or min(g.shape) < 2:
-        raise InputError(f"picture has shape {g.shape}; expected a 2-D grayscale image at least 2x2")
-    g = g / max(float(g.max()), 1.0) * 255.0 if g.max() > 255 else g
-    border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
-    ink = 255.0 - g if np.median(border) > 127 else g
-    ink = ink - np.median(border if np.median(border) <= 127 else 255.0 - border)  # the paper is 0
-    strongest = float(ink.max())
-    ink = np.where(ink > max(0.1 * strongest, MIN_CONTRAST / 2), ink, 0.0)
-    ys, xs = np.nonzero(ink)
-    if strongest < MIN_CONTRAST or len(xs) < max(MIN_INK_PIXELS, int(2e-5 * ink.size)):
-        return np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
-    # a square window around the ink's bounding box, centred on it, the ink spanning content_fraction
-    side = max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1) / content_fraction
-    cy, cx = (ys.min() + ys.max() + 1) / 2, (xs.min() + xs.max() + 1) / 2
-    pad = int(np.ceil(side))
-    padded = np.pad(ink, pad).astype(np.float32)
-    box = (cx + pad - side / 2, cy + pad - side / 2, cx + pad + side / 2, cy + pad + side / 2)
-    small = np.asarray(Image.fromarray(padded, mode="F").resize((IMAGE_SIZE, IMAGE_SIZE), Image.BOX, box=box))
-    small = small / max(float(small.max()), 1e-6) * 255.0
-    return np.clip(np.rint(small), 0, 255).astype(np.uint8)
-
-
-def blank_rows(drawings) -> np.ndarray:
-    """Per drawing, whether it is blank: fewer than :data:`MIN_INK_PIXELS` pixels of ink at
-    least :data:`MIN_CONTRAST` strong. A blank drawing gets "draw something", not a class."""
-    rows = as_drawings(drawings)
-    return (rows >= MIN_CONTRAST).sum(axis=1) < MIN_INK_PIXELS
-
-
+# --------------------------------------------------------------------------- probabilities
 def top_k_classes(proba: np.ndarray, classes: Sequence[str], k: int = 5) -> list[Prediction]:
     """Per row, the ``k`` most probable classes with their probabilities."""
     if k < 1:
@@ -119,115 +56,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
-
-
-# --------------------------------------------------------------------------- reading inputs
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Read a PNG/JPEG/... drawing and preprocess it to 28x28 uint8 (zeros when blank).
-
-    Memory stays bounded: JPEGs are decoded at a reduced scale, other pictures are
-    reduced to at most :data:`MAX_SIDE` a side right after decoding (one byte per pixel
-    for 1-bit, grayscale and palette pictures, up to five for colour and 16-bit ones),
-    and pictures above Pillow's limit (``Image.MAX_IMAGE_PIXELS``, 89 megapixels) are
-    refused before decoding. Transparency is read as the drawing's paper: strokes of any
-    colour on a transparent background are ink; 16-bit pictures keep their full range.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                _check_picture_size(path, im)
-                im.draft("L", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at 1/2, 1/4 or 1/8 scale
-                gray = _gray_picture(im)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"{path}: picture too large ({first_line(exc)}); QuickSketch reads pictures up to "
-                         f"{Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (Pillow's limit) -- scale it down") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InputError(f"{path}: not a readable image ({type(exc).__name__}); "
-                         "expected a PNG/JPEG drawing or a .npy of (N, 784) uint8 rows") from None
-    try:
-        return preprocess_image(gray)
-    except InputError as exc:
-        raise InputError(f"{path}: {exc}") from None
-
-
-def _check_picture_size(path, im) -> None:
-    from PIL import Image
-
-    pixels = im.width * im.height
-    if Image.MAX_IMAGE_PIXELS and pixels > Image.MAX_IMAGE_PIXELS:
-        raise InputError(f"{path}: picture is {im.width}x{im.height} ({pixels / 1e6:.0f} megapixels); "
-                         f"QuickSketch reads pictures up to {Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels "
-                         "(Pillow's limit) -- scale it down")
-    if min(im.width, im.height) < 2:
-        raise InputError(f"{path}: picture is {im.width}x{im.height}; expected a drawing at least 2x2 pixels")
-
-
-def _gray_picture(im) -> np.ndarray:
-    """A decoded picture -> uint8 grayscale of at most MAX_SIDE a side, light or dark paper.
-
-    With transparency, the opacity is the picture (ink = opaque, paper = transparent)
-    when the border is mostly transparent; otherwise it is laid on white paper.
-    """
-    from PIL import Image
-
-    if im.mode == "P":
-        im = im.convert("LA" if "transparency" in im.info else "L")
-    elif im.mode == "1":
-        im = im.convert("L")
-    elif im.mode.startswith("I;16"):
-        im = im.convert("I")
-    elif im.mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):
-        im = im.convert("RGBA" if "A" in im.mode else "RGB")
-    factor = -(-max(im.size) // MAX_SIDE)
-    if factor > 1:
-        im = im.reduce(factor)
-    if im.mode in ("I", "F"):
-        a = np.asarray(im, dtype=np.float64)
-        top = max(float(a.max()), 1.0)
-        return np.clip(np.rint(a * (255.0 / top if top > 255 else 1.0)), 0, 255).astype(np.uint8)
-    if "A" not in im.mode:
-        return np.asarray(im.convert("L"))
-    alpha = np.asarray(im.getchannel("A"))
-    if alpha.min() == 255:
-        return np.asarray(im.convert("L"))
-    border = np.concatenate([alpha[0], alpha[-1], alpha[:, 0], alpha[:, -1]])
-    if np.median(border) < 128:  # strokes on a transparent background: opacity is the ink
-        return alpha
-    paper = Image.new(im.mode, im.size, (255,) * len(im.mode))
-    return np.asarray(Image.alpha_composite(paper.convert("RGBA"), im.convert("RGBA")).convert("L"))
-
-
-def load_inputs(paths: Sequence[str | os.PathLike]) -> tuple[list[str], np.ndarray]:
-    """Names and uint8 ``(N, 784)`` drawings from ``.npy`` files and images."""
-    names, rows = [], []
-    for path in map(Path, paths):
-        if not path.is_file():
-            raise InputError(f"{path}: file not found")
-        if path.suffix.lower() == ".npy":
-            try:
-                read_npy_header(path)  # the shared check: a .npy whose size fits its header
-                arr = np.load(path, allow_pickle=False)
-            except DataError as exc:
-                raise InputError(f"{exc}".replace("one <class>.npy per class", "drawings to predict")) from None
-            except (ValueError, OSError, EOFError) as exc:
-                raise InputError(f"{path}: not a readable .npy file ({first_line(exc)}); "
-                                 "expected (N, 784) uint8 rows") from None
-            try:
-                drawings = as_drawings(arr)
-            except InputError as exc:
-                raise InputError(f"{path}: {exc}") from None
-            names += [f"{path.name}[{i}]" for i in range(len(drawings))]
-            rows.append(drawings)
-        elif path.suffix.lower() in IMAGE_SUFFIXES:
-            names.append(path.name)
-            rows.append(load_image(path).reshape(1, PIXELS))
-        else:
-            raise InputError(f"{path}: unsupported input '{path.suffix}'; "
-                             "give .npy rows or a PNG/JPEG drawing")
-    return names, np.concatenate(rows) if rows else np.zeros((0, PIXELS), np.uint8)
 
 
 # --------------------------------------------------------------------------- the models
@@ -359,9 +187,9 @@ class Predictor:
         return proba
 
     def predict_or_blank(self, drawings, top_k: int = 5) -> list[Prediction]:
-        """Top-k per drawing, and no guesses (``[]``) for a blank one (:func:`blank_rows`)."""
+        """Top-k per drawing, and no guesses (``[]``) for a blank one (:func:`~quicksketch_lib.drawing.is_blank`)."""
         rows = as_drawings(drawings)
-        blank = blank_rows(rows)
+        blank = is_blank(rows)
         guesses = iter(top_k_classes(self.predict_proba(rows[~blank]), self.classes, top_k)
                        if (~blank).any() else [])
         return [[] if b else next(guesses) for b in blank]

@@ -14,6 +14,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .drawing import IMAGE_SIZE
 from .errors import check_fields, finite_number, whole_number
 
 
@@ -121,7 +122,7 @@ class SketchCNN(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def summary(self, input_size: tuple[int, int, int] = (1, 28, 28)) -> str:
+    def summary(self, input_size: tuple[int, int, int] = (1, IMAGE_SIZE, IMAGE_SIZE)) -> str:
         """A table of every stage with its output shape, parameters and multiply-adds."""
         return model_summary(self, input_size)
 
@@ -146,7 +147,7 @@ def flip_averaged_proba(model, x: torch.Tensor) -> torch.Tensor:
     return (proba(x) + proba(x.flip(-1))) / 2
 
 
-def model_summary(model: SketchCNN, input_size: tuple[int, int, int] = (1, 28, 28)) -> str:
+def model_summary(model: SketchCNN, input_size: tuple[int, int, int] = (1, IMAGE_SIZE, IMAGE_SIZE)) -> str:
     """Run one dummy forward pass and tabulate each stage's output shape, parameters and
     multiply-adds (MACs) for one drawing."""
     rows = [("input", tuple(input_size), 0, 0)]

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .rasterize import as_image_batch
+from .drawing import IMAGE_SIZE, as_image_batch
 
 
 INK = "gray_r"  # 0 = background = white paper, 255 = ink = black
@@ -116,7 +116,7 @@ def plot_mean_drawings(images, labels, classes: Sequence[str], title: str = "The
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_frame_on(False)
-    means = [images[labels == c].mean(axis=0) if (labels == c).any() else np.zeros((28, 28))
+    means = [images[labels == c].mean(axis=0) if (labels == c).any() else np.zeros((IMAGE_SIZE, IMAGE_SIZE))
              for c in range(k)]
     top = max(float(np.max(means)), 1.0)  # one scale for every class, so panels compare
     for c, name in enumerate(classes):
@@ -173,7 +173,7 @@ def plot_stroke_stages(stages: dict[str, Sequence[np.ndarray]], bitmap: np.ndarr
         ax.set_ylabel("y")
     if bitmap is not None:
         ax = axes.flat[-1]
-        ax.imshow(np.asarray(bitmap).reshape(28, 28), cmap="gray_r", vmin=0, vmax=255)
+        ax.imshow(np.asarray(bitmap).reshape(IMAGE_SIZE, IMAGE_SIZE), cmap="gray_r", vmin=0, vmax=255)
         ax.set_title("28×28 bitmap\n(what SketchCNN sees)", fontsize=9)
         ax.set_xlabel("pixel column")
         ax.set_ylabel("pixel row")
@@ -242,7 +242,7 @@ def plot_feature_maps(image, maps: dict[str, np.ndarray], channels: int = 8,
                              squeeze=False)
     for row, (name, fmap) in zip(axes, maps.items()):
         fmap = np.asarray(fmap)
-        row[0].imshow(np.asarray(image).reshape(28, 28), cmap=INK, vmin=0, vmax=255, interpolation="nearest")
+        row[0].imshow(np.asarray(image).reshape(IMAGE_SIZE, IMAGE_SIZE), cmap=INK, vmin=0, vmax=255, interpolation="nearest")
         row[0].set_ylabel(f"{name}\n{fmap.shape[0]}×{fmap.shape[1]}×{fmap.shape[2]}", fontsize=8)
         for ax, c in zip(row[1:], np.argsort(-fmap.reshape(len(fmap), -1).std(axis=1))[:channels]):
             lim = float(np.abs(fmap[c]).max()) or 1.0

@@ -25,18 +25,15 @@ for comparing rasterised strokes with real ones.
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from .drawing import FRAME, IMAGE_SIZE, LINE_DIAMETER, PADDING, as_image_batch, clean_strokes
 from .errors import DataError, InputError
 
-FRAME = 256.0  # Google's drawing frame
-LINE_DIAMETER = 16.0  # at FRAME scale
-PADDING = 16.0  # at FRAME scale, on each side
 RDP_EPSILON = 2.0
 SUPERSAMPLE = 8  # samples per pixel side when measuring coverage
 NDJSON_KEYS = ("word", "countrycode", "timestamp", "recognized", "key_id", "drawing")
@@ -49,33 +46,9 @@ _SAMPLE_OFFSETS = np.stack(
 
 
 # --------------------------------------------------------------------------- strokes
-def _stroke_points(stroke, index: int) -> np.ndarray:
-    """One stroke in Google's ``[xs, ys(, ts)]`` layout as an (n, 2) float array."""
-    if len(stroke) < 2:
-        raise InputError(f"stroke {index} has {len(stroke)} coordinate lists; "
-                         "expected [xs, ys] or [xs, ys, ts]")
-    try:
-        xs = np.asarray(stroke[0], dtype=np.float64).reshape(-1)
-        ys = np.asarray(stroke[1], dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError) as e:
-        raise InputError(f"stroke {index} has non-numeric coordinates ({e}); "
-                         "expected [xs, ys] lists of numbers") from None
-    if xs.size != ys.size:
-        raise InputError(f"stroke {index} has {xs.size} x values and {ys.size} y values; "
-                         "expected equal lengths")
-    pts = np.stack([xs, ys], axis=1)
-    if not np.isfinite(pts).all():
-        raise InputError(f"stroke {index} contains NaN or infinite coordinates; "
-                         "expected finite numbers")
-    return pts
-
-
 def _as_point_strokes(strokes) -> list[np.ndarray]:
-    """All non-empty strokes of a drawing as (n, 2) arrays."""
-    if strokes is None:
-        return []
-    pts = [_stroke_points(s, i) for i, s in enumerate(strokes)]
-    return [p for p in pts if len(p)]
+    """All non-empty strokes of a drawing as (n, 2) x, y arrays (checked by :func:`clean_strokes`)."""
+    return [points[:2].T for points in clean_strokes(strokes)]
 
 
 def sample_along(points: np.ndarray, positions) -> np.ndarray:
@@ -199,7 +172,7 @@ def _nearby_pixels(a, b, reach, size, table) -> tuple[np.ndarray, np.ndarray]:
     return (py * size + px)[near], seg[near]
 
 
-def render_simplified(strokes: Sequence[np.ndarray], size: int = 28) -> np.ndarray:
+def render_simplified(strokes: Sequence[np.ndarray], size: int = IMAGE_SIZE) -> np.ndarray:
     """Draw strokes already in the 0..255 frame (as :func:`simplify_strokes` returns).
 
     Each stroke is an (n, 2) array of x, y points. Returns a ``size x size``
@@ -235,7 +208,7 @@ def render_simplified(strokes: Sequence[np.ndarray], size: int = 28) -> np.ndarr
     return image
 
 
-def rasterize_strokes(strokes, *, simplified: bool = False, size: int = 28) -> np.ndarray:
+def rasterize_strokes(strokes, *, simplified: bool = False, size: int = IMAGE_SIZE) -> np.ndarray:
     """Turn a drawing into a ``size x size`` uint8 bitmap the way Quick Draw's bitmaps were made.
 
     ``strokes`` is a list of ``[xs, ys]`` or ``[xs, ys, ts]`` (Google's ndjson
@@ -259,11 +232,10 @@ def _check_drawing(record, path: Path, lineno: int) -> str | None:
     drawing = record["drawing"]
     if not isinstance(drawing, list):
         return "'drawing' is not a list of strokes"
-    for i, stroke in enumerate(drawing):
-        if (not isinstance(stroke, list) or len(stroke) < 2
-                or not all(isinstance(c, list) for c in stroke)
-                or len({len(c) for c in stroke}) != 1):
-            return f"stroke {i} is not [xs, ys] or [xs, ys, ts] lists of equal length"
+    try:
+        clean_strokes(drawing)
+    except InputError as exc:
+        return str(exc)
     return None
 
 
@@ -326,25 +298,6 @@ def read_ndjson(path, limit: int | None = None, *, on_error: str = "raise") -> l
 
 
 # --------------------------------------------------------------------------- statistics
-def as_image_batch(images, side: int | None = 28):
-    """Drawings in any shape QuickSketch accepts -- one ``(28, 28)`` or ``(784,)``, a batch
-    ``(N, 28, 28)``, ``(N, 784)`` or ``(N, 1, 28, 28)`` -- as a batch ``(N, 28, 28)``, and
-    whether one drawing was given. NumPy arrays and torch tensors keep their kind (a view
-    where possible; lists become arrays). ``side=None`` accepts any square size. The one
-    place that decides these shapes (``inference.as_drawings``, ``data.to_tensor``, plots)."""
-    a = images if hasattr(images, "reshape") else np.asarray(images)
-    shape = tuple(a.shape)
-    single = len(shape) == 1 or (len(shape) == 2 and shape[0] == shape[1] and shape[1] != (side or 28) ** 2)
-    n = 1 if single else shape[0]
-    per_image = math.prod(shape if single else shape[1:])
-    if side is None:
-        side = round(math.sqrt(per_image)) if n else 28
-    if n and per_image != side * side:
-        raise InputError(f"images of shape {shape} are not square; "
-                         "expected (28, 28), (784,), (N, 784) or (N, 28, 28)")
-    return a.reshape(n, side, side), single
-
-
 def _as_float_batch(images) -> tuple[np.ndarray, bool]:
     a, single = as_image_batch(images, side=None)
     return np.asarray(a, dtype=np.float64), single

@@ -52,8 +52,8 @@ from .augment import augment_batch
 from .categories import check_class_name
 from .checkpoint import Checkpoint
 from .data import SketchData, load_folder, normalize_batch
+from .drawing import PIXELS, as_drawings, load_inputs, refuse_blank
 from .errors import QuickSketchError
-from .inference import as_drawings
 from .model import HEAD_KEY, SketchCNN
 
 
@@ -94,10 +94,7 @@ class TeachConfig:
 def check_drawings(drawings, min_drawings: int) -> np.ndarray:
     """uint8 ``(K, 784)`` examples, or TeachError for too few or blank drawings."""
     rows = np.array(as_drawings(drawings))  # a private, writable copy
-    blank = np.flatnonzero(rows.max(axis=1) == 0)
-    if len(blank):
-        raise TeachError(f"{len(blank)} of {len(rows)} drawings are blank (no ink): "
-                         f"number(s) {', '.join(str(i + 1) for i in blank[:5])}; draw something or remove them")
+    refuse_blank(rows, error=TeachError)  # the one rule: what predict and the widget call blank
     if len(rows) < min_drawings:
         raise TeachError(f"got {len(rows)} drawing(s); teaching a class needs at least {min_drawings}")
     return rows
@@ -382,7 +379,6 @@ def forget_class(ckpt: Checkpoint, name: str) -> Checkpoint:
 def load_drawings(paths) -> np.ndarray:
     """uint8 ``(N, 784)`` drawings from ``.npy`` rows, pictures (PNG/JPEG...) and ``.ndjson``
     strokes (Google's raw format, one drawing a line), rasterised the Quick Draw way."""
-    from .inference import load_inputs
     from .rasterize import iter_ndjson, rasterize_strokes
 
     parts = []
@@ -394,4 +390,5 @@ def load_drawings(paths) -> np.ndarray:
             parts.append(np.stack(drawings))
         else:
             parts.append(load_inputs([path])[1])
-    return np.concatenate(parts) if parts else np.zeros((0, 784), np.uint8)
+        refuse_blank(parts[-1], str(path), TeachError)  # named by file and row
+    return np.concatenate(parts) if parts else np.zeros((0, PIXELS), np.uint8)

@@ -47,13 +47,14 @@ import torch
 import traitlets
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .data import IMAGE_SIZE, normalize_batch
+from .data import normalize_batch
+from .drawing import FRAME, IMAGE_SIZE, LINE_DIAMETER, PADDING, PIXELS, clean_strokes, is_blank
 from .errors import CheckpointError, InputError, QuickSketchError
 from .inference import Prediction, Predictor
 from . import locations
 from .locations import PRETRAINED_PATH, find_checkpoint, pretrained_name, resolve_checkpoint
 from .model import SketchCNN
-from .rasterize import FRAME, LINE_DIAMETER, PADDING, rasterize_strokes
+from .rasterize import rasterize_strokes
 from .teach import TeachConfig, forget_class, taught_classes, teach_class
 
 STATIC = Path(__file__).parent / "static"
@@ -67,7 +68,7 @@ LINE_FRACTION = LINE_DIAMETER / (FRAME + 2 * PADDING)
 def predict_strokes(predictor: Predictor, strokes, top_k: int = 5) -> tuple[np.ndarray, Prediction]:
     """Strokes -> (the 28x28 uint8 model input, top-k guesses); no guesses for a blank drawing."""
     image = rasterize_strokes(strokes)
-    if not image.any():
+    if is_blank(image):
         return image, []
     return image, predictor.predict(image, top_k=top_k)
 
@@ -81,7 +82,7 @@ def saliency_map(model: torch.nn.Module, image: np.ndarray, target: int | None =
     input, lightly smoothed with a 3x3 box so it reads as a heat map.
     """
     image = np.asarray(image, dtype=np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE)
-    if not image.any():
+    if is_blank(image):
         return np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32)
     model = model.eval()
     param = next(model.parameters())
@@ -191,16 +192,10 @@ def _load(model_or_checkpoint, backend: str) -> tuple[Predictor, torch.nn.Module
                      "a Predictor or a (model, classes) pair")
 
 
-def _clean_strokes(strokes) -> list[list[list[float]]]:
-    """Strokes as plain JSON-able lists ``[[xs, ys(, ts)], ...]``; empty strokes dropped."""
-    out = []
-    for i, stroke in enumerate(strokes or []):
-        if len(stroke) < 2:
-            raise InputError(f"stroke {i} has {len(stroke)} coordinate lists; expected [xs, ys] or [xs, ys, ts]")
-        lists = [np.asarray(c, dtype=float).reshape(-1).tolist() for c in stroke]
-        if lists[0]:
-            out.append(lists)
-    return out
+def _json_strokes(strokes) -> list[list[list[float]]]:
+    """Strokes checked by :func:`~quicksketch_lib.drawing.clean_strokes`, as the plain
+    JSON-able lists ``[[xs, ys(, ts)], ...]`` the ``strokes`` trait holds."""
+    return [points.tolist() for points in clean_strokes(strokes)]
 
 
 # --------------------------------------------------------------------------- the widget
@@ -232,7 +227,7 @@ class SketchPad(anywidget.AnyWidget):
     explain = traitlets.Bool(False).tag(sync=True)
     teach_mode = traitlets.Bool(False).tag(sync=True)
     class_name = traitlets.Unicode("").tag(sync=True)
-    _input = traitlets.Bytes(bytes(IMAGE_SIZE * IMAGE_SIZE)).tag(sync=True)
+    _input = traitlets.Bytes(bytes(PIXELS)).tag(sync=True)
     _heat = traitlets.Bytes(b"").tag(sync=True)
     _predictions = traitlets.List([]).tag(sync=True)
     _headline = traitlets.Unicode(BLANK_TEXT).tag(sync=True)
@@ -290,7 +285,7 @@ class SketchPad(anywidget.AnyWidget):
 
     def update_from_strokes(self, strokes) -> Prediction:
         """Show ``strokes`` (``[[xs, ys(, ts)], ...]``, screen pixels): rasterise, predict, send."""
-        strokes = _clean_strokes(strokes)
+        strokes = _json_strokes(strokes)
         self._updating = True
         try:
             self.strokes = strokes
@@ -314,9 +309,9 @@ class SketchPad(anywidget.AnyWidget):
     def add_example(self, strokes=None) -> np.ndarray:
         """Keep a drawing (default: the one on the canvas) as an example of the class being
         taught, as the 28x28 the model sees, and clear the canvas for the next one."""
-        strokes = self.strokes if strokes is None else _clean_strokes(strokes)
+        strokes = self.strokes if strokes is None else _json_strokes(strokes)
         image = rasterize_strokes(strokes)
-        if not image.any():
+        if is_blank(image):
             raise InputError("the canvas is blank: draw an example first, then press 'Add example'")
         self.examples.append(image)
         self._show_examples(self.examples)
@@ -334,7 +329,7 @@ class SketchPad(anywidget.AnyWidget):
         """Teach the model the class ``name`` (default: the name box) from the examples;
         the new model answers from the next drawing on. Returns its checkpoint."""
         name, k = self._name(name), len(self.examples)
-        drawings = np.stack(self.examples) if k else np.zeros((0, IMAGE_SIZE * IMAGE_SIZE), np.uint8)
+        drawings = np.stack(self.examples) if k else np.zeros((0, PIXELS), np.uint8)
         t0 = time.perf_counter()
         self._busy = f"teaching '{name}' from {k} drawings ..."
         try:
@@ -439,7 +434,7 @@ class SketchPad(anywidget.AnyWidget):
         kind = content.get("kind") if isinstance(content, dict) else None
         if kind == "preview":
             stroke = content.get("stroke") or []
-            self._guarded(lambda: self._refresh(_clean_strokes(list(self.strokes) + [stroke])))
+            self._guarded(lambda: self._refresh(_json_strokes(list(self.strokes) + [stroke])))
             self._preview_ack = int(content.get("seq", 0))
         actions = {"add_example": self.add_example, "undo_example": self.undo_example,
                    "teach": self.teach, "forget": self.forget, "save": self.save}

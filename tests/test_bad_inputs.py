@@ -12,6 +12,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -242,7 +243,7 @@ def _circle(mode: str, size: int, ink, paper) -> Image.Image:
 
 
 def test_pictures_in_any_mode_give_the_same_drawing(tmp_path):
-    from quicksketch_lib.inference import load_image
+    from quicksketch_lib.drawing import load_image
 
     reference = load_image(_png(tmp_path / "l.png", _circle("L", 200, 0, 255)))
     assert (reference > 0).sum() > 50
@@ -297,10 +298,10 @@ def test_huge_and_tiny_pictures_are_one_line(capsys, tmp_path):
 def test_a_large_picture_is_read_in_bounded_memory(tmp_path):
     """A 6000x6000 1-bit PNG (a few KB) used 3.2 GB before; now well under 300 MB."""
     picture = _png(tmp_path / "big.png", _circle("1", 6000, 0, 1))
-    code = ("import resource, sys; from quicksketch_lib.inference import load_image; "
+    code = ("import resource, sys; from quicksketch_lib.drawing import load_image; "
             "a = load_image(sys.argv[1]); assert a.any(); "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
-    base = ("import resource, quicksketch_lib.inference, PIL.Image, PIL.PngImagePlugin; "
+    base = ("import resource, quicksketch_lib.drawing, PIL.Image, PIL.PngImagePlugin; "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     used = int(subprocess.check_output([sys.executable, "-c", code, str(picture)], cwd=ROOT))
     idle = int(subprocess.check_output([sys.executable, "-c", base], cwd=ROOT))
@@ -331,8 +332,8 @@ def test_full_disk_is_one_line_and_leaves_nothing_behind(capsys, shapes, small_d
     assert "No space left on device" in line and "m.pt" in line
     big = small_disk.parent / "big"
     big.mkdir()
-    np.save(big / "a.npy", np.zeros((2000, 784), np.uint8))
-    np.save(big / "b.npy", np.zeros((2000, 784), np.uint8))
+    np.save(big / "a.npy", np.full((2000, 784), 255, np.uint8))  # all ink: drawings, not blank
+    np.save(big / "b.npy", np.full((2000, 784), 255, np.uint8))
     assert "No space left on device" in one_line(capsys, 3, "subset", big, small_disk / "sub", "--per-class", 2000)
     assert not [p for p in small_disk.rglob("*") if p.is_file() and p.name.endswith(".tmp")]
 
@@ -667,6 +668,121 @@ def test_sigint_then_resume_matches_an_uninterrupted_run(shapes, tmp_path):
     resumed = subprocess.run(args[:-4] + ["--epochs", str(done + 1), "--out", str(out), "--precision", "fp32",
                                           "--resume", "--quiet"], capture_output=True, text=True, cwd=ROOT)
     assert resumed.returncode == 0 and load_checkpoint(out).metrics["epochs"] == done + 1
+
+
+# --------------------------------------------------------------------------- the input contract (issue 22.1, 20.4)
+def _rows(shapes: Path, n: int = 3) -> np.ndarray:
+    return np.load(shapes / "ring.npy")[:n]
+
+
+@pytest.mark.parametrize("name,rows,expected", [
+    ("inf.npy", np.full((2, 784), np.inf, np.float32), r"inf\.npy\[0\]: holds NaN or infinite values \(and 1 more row\)"),
+    ("nan.npy", np.vstack([np.zeros((1, 784)), np.full((1, 784), np.nan)]), r"nan\.npy\[1\]: holds NaN or infinite"),
+    ("int16.npy", None, r"int16\.npy\[0\]: holds values -100\.\.\d+, outside 0\.\.255"),
+    ("empty.npy", np.zeros((0, 784), np.uint8), r"empty\.npy: holds 0 drawings"),
+])
+def test_rows_that_are_not_drawings_are_refused_by_predict_and_teach(capsys, tmp_path, shapes, name, rows, expected):
+    """Never "house 98.5 %" for infinities, never a class for values clipped into range."""
+    if rows is None:  # the same rows as uint8, stored as int16 and shifted down: -100..155
+        rows = _rows(shapes).astype(np.int16) - 100
+    np.save(tmp_path / name, rows)
+    ckpt = tiny_checkpoint(tmp_path / "c.pt")
+    assert re.search(expected, one_line(capsys, 3, "predict", ckpt, tmp_path / name))
+    line = one_line(capsys, 3, "teach", ckpt, "--name", "thing", "--drawings", tmp_path / name,
+                    "--out", tmp_path / "t.pt")
+    assert re.search(expected, line) and not (tmp_path / "t.pt").exists()
+
+
+def test_fortran_ordered_files_are_the_same_drawings(capsys, tmp_path, shapes, trained):
+    ckpt = tiny_checkpoint(tmp_path / "c.pt")
+    np.save(tmp_path / "c.npy", _rows(shapes))
+    np.save(tmp_path / "f.npy", np.asfortranarray(_rows(shapes)))
+    outputs = [run(capsys, "predict", ckpt, tmp_path / f"{k}.npy", "--json")[:2] for k in "cf"]
+    assert outputs[0][0] == outputs[1][0] == 0
+    assert outputs[0][1].replace("c.npy", "f.npy") == outputs[1][1]
+    folder = tmp_path / "fortran"  # a data folder with a Fortran-ordered class file
+    folder.mkdir()
+    for p in shapes.glob("*.npy"):
+        arr = np.load(p)
+        np.save(folder / p.name, np.asfortranarray(arr) if p.stem == "ring" else arr)
+    evaluated = [run(capsys, "evaluate", trained, "--data", d)[:2] for d in (shapes, folder)]
+    assert evaluated[0][0] == evaluated[1][0] == 0
+    assert evaluated[0][1].replace(str(shapes), "D") == evaluated[1][1].replace(str(folder), "D")
+
+
+def _faint_noise_and_one_pixel() -> np.ndarray:
+    rows = np.zeros((2, 784), np.uint8)
+    rows[0] = (np.random.default_rng(0).random(784) < 0.3) * 30  # paper noise: max 30
+    rows[1, 400] = 255  # a single ink pixel
+    return rows
+
+
+def test_faint_noise_and_one_pixel_are_blank_for_predict_teach_and_the_widget(capsys, tmp_path, monkeypatch):
+    from quicksketch_lib import widgets
+    from quicksketch_lib.errors import InputError
+
+    ckpt = tiny_checkpoint(tmp_path / "c.pt")
+    np.save(tmp_path / "faint.npy", _faint_noise_and_one_pixel())
+    code, out, _ = run(capsys, "predict", ckpt, tmp_path / "faint.npy")
+    assert code == 0 and out.splitlines() == [f"faint.npy[{i}]: blank drawing (no ink found); draw something"
+                                              for i in (0, 1)]
+    line = one_line(capsys, 3, "teach", ckpt, "--name", "faint", "--drawings", tmp_path / "faint.npy",
+                    "--out", tmp_path / "t.pt")
+    assert "faint.npy: 2 of 2 drawings are blank" in line and "rows 0, 1" in line
+    pad = widgets.SketchPad(str(ckpt))
+    for image in _faint_noise_and_one_pixel():  # what the canvas would give, put in by hand
+        monkeypatch.setattr(widgets, "rasterize_strokes", lambda strokes, image=image: image.reshape(28, 28))
+        assert pad.update_from_strokes([[[0, 9], [0, 9]]]) == [] and pad.headline == "draw something"
+        with pytest.raises(InputError, match="the canvas is blank"):
+            pad.add_example()
+
+
+def test_a_data_folder_with_a_blank_drawing_is_refused_by_file_and_row(capsys, tmp_path, shapes, trained):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    for p in shapes.glob("*.npy"):
+        arr = np.load(p)
+        if p.stem == "box":
+            arr[5] = _faint_noise_and_one_pixel()[0]
+        np.save(folder / p.name, arr)
+    for args in (["evaluate", trained, "--data", folder],
+                 ["train", "--data", folder, "--epochs", "1", "--out", tmp_path / "m.pt", "--quiet"]):
+        line = one_line(capsys, 3, *args)
+        assert f"{folder / 'box.npy'}: 1 of 60 drawings are blank" in line and "row 5;" in line
+
+
+def _smooth_circle() -> Image.Image:
+    """A dark circle on white with smoothed (grey) edges, as drawing programs save them."""
+    big = _circle("L", 800, 0, 255)
+    return big.resize((200, 200), Image.LANCZOS)
+
+
+def test_a_palette_pictures_transparent_colour_is_paper_whatever_colour_it_holds(capsys, tmp_path):
+    """Its smoothed edges are grey opaque pixels: reading the opacity as ink made them full ink."""
+    ckpt = tiny_checkpoint(tmp_path / "c.pt")
+    plain = _png(tmp_path / "plain.png", _smooth_circle())
+    expected = run(capsys, "predict", ckpt, plain, "--json")[1].replace("plain.png", "X")
+    for colour in ([255, 255, 255], [255, 0, 0], [0, 0, 0]):  # what the transparent index holds
+        picture = _smooth_circle().convert("P")
+        paper = int(np.asarray(picture)[0, 0])
+        palette = picture.getpalette()
+        palette[3 * paper:3 * paper + 3] = colour
+        picture.putpalette(palette)
+        name = f"palette_{'_'.join(map(str, colour))}.png"
+        picture.save(tmp_path / name, transparency=paper)
+        code, out, _ = run(capsys, "predict", ckpt, tmp_path / name, "--json")
+        assert code == 0 and out.replace(name, "X") == expected, colour
+
+
+def test_an_animation_is_read_from_its_first_frame_with_ink_and_says_so(capsys, tmp_path):
+    ckpt = tiny_checkpoint(tmp_path / "c.pt")
+    drawn = _circle("L", 200, 0, 255)
+    drawn.save(tmp_path / "still.gif")
+    Image.new("L", (200, 200), 255).save(tmp_path / "anim.gif", save_all=True, append_images=[drawn], duration=100)
+    expected = run(capsys, "predict", ckpt, tmp_path / "still.gif")[1].replace("still.gif", "X")
+    code, out, err = run(capsys, "predict", ckpt, tmp_path / "anim.gif")
+    assert code == 0 and out.replace("anim.gif", "X") == expected and "blank drawing" not in out
+    assert "anim.gif: frame 0 is blank in this animation; read frame 1" in err
 
 
 # --------------------------------------------------------------------------- issue 21/22: one registry of commands

@@ -157,7 +157,7 @@ def test_make_pretrained_records_fingerprints_and_checks_the_size(shapes_checkpo
     wrong = tmp_path / "wrong"  # another folder: refused, its drawings are not the training ones
     wrong.mkdir()
     for name in ckpt.classes:
-        np.save(wrong / f"{name}.npy", np.zeros((60, 784), np.uint8))
+        np.save(wrong / f"{name}.npy", np.random.default_rng(0).integers(0, 256, (60, 784), dtype=np.uint8))
     monkeypatch.setattr(sys, "argv", [args[0], args[1], "--data", str(wrong), "--out", str(tmp_path / "w.pt")])
     with pytest.raises(SystemExit, match="does not hold the drawings the checkpoint was trained on"):
         mp.main()

@@ -101,7 +101,7 @@ def test_bad_checkpoint_and_inputs_exit_3(shapes_checkpoint, tmp_path, capsys):
     other = tmp_path / "other"
     other.mkdir()
     for name in ("box", "cat"):
-        np.save(other / f"{name}.npy", np.zeros((5, 784), np.uint8))
+        np.save(other / f"{name}.npy", np.full((5, 784), 255, np.uint8))
     assert "cross" in _bad_input(capsys, "evaluate", shapes_checkpoint, "--data", other)
     (tmp_path / "notes.txt").write_text("hi")
     assert "notes.txt" in _bad_input(capsys, "predict", shapes_checkpoint, tmp_path / "notes.txt")

@@ -120,13 +120,13 @@ def test_missing_and_empty_folders(tmp_path):
 
 
 def test_wrong_shape_names_file_and_expectation(tmp_path):
-    ok = np.zeros((3, 784), np.uint8)
+    ok = np.full((3, 784), 255, np.uint8)  # drawings (all ink): a data folder refuses blank ones
     msg = _error(_folder(tmp_path, a=ok, b=np.zeros((3, 28, 28), np.uint8)))
     assert "b.npy" in msg and "(3, 28, 28)" in msg and "(N, 784) uint8" in msg
 
 
 def test_wrong_dtype_nan_and_out_of_range(tmp_path):
-    ok = np.zeros((3, 784), np.uint8)
+    ok = np.full((3, 784), 255, np.uint8)  # drawings (all ink): a data folder refuses blank ones
     floats = np.zeros((3, 784), np.float32)
     floats[0, 0] = np.nan
     assert "NaN" in _error(_folder(tmp_path, a=ok, b=floats))
@@ -145,7 +145,7 @@ def test_truncated_and_non_numpy_files(tmp_path):
 
 
 def test_single_class_zero_drawings_and_case_duplicates(tmp_path):
-    ok = np.zeros((3, 784), np.uint8)
+    ok = np.full((3, 784), 255, np.uint8)  # drawings (all ink): a data folder refuses blank ones
     assert "at least 2 class" in _error(_folder(tmp_path, cat=ok))
     _folder(tmp_path, dog=np.zeros((0, 784), np.uint8))
     assert "0 drawings" in _error(tmp_path)
@@ -155,7 +155,7 @@ def test_single_class_zero_drawings_and_case_duplicates(tmp_path):
 
 
 def test_hidden_files_are_skipped_with_a_warning(tmp_path):
-    ok = np.zeros((3, 784), np.uint8)
+    ok = np.full((3, 784), 255, np.uint8)  # drawings (all ink): a data folder refuses blank ones
     _folder(tmp_path, a=ok, b=ok)
     np.save(tmp_path / ".c.npy", ok)
     with pytest.warns(UserWarning, match="skipped 1 hidden file"):
@@ -191,7 +191,7 @@ def test_shard_indices_give_every_rank_every_class_and_equal_counts():
 def test_label_order_is_the_sorted_file_names_with_or_without_a_class_list(tmp_path):
     # "house plant.npy" sorts before "house.npy" (' ' < '.') although "house" < "house plant"
     for name in ("house", "house plant", "The Mona Lisa"):
-        np.save(tmp_path / f"{name}.npy", np.zeros((2, 784), np.uint8))
+        np.save(tmp_path / f"{name}.npy", np.full((2, 784), 255, np.uint8))
     everything = load_folder(tmp_path).classes
     assert everything == ["The Mona Lisa", "house plant", "house"]
     assert load_folder(tmp_path, classes=["house", "house plant", "The Mona Lisa"]).classes == everything

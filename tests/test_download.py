@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quicksketch_lib.download import DEFAULT_SOURCE, download_classes, is_online, parse_npy_header
+from quicksketch_lib.download import DEFAULT_SOURCE, download_classes, is_online
+from quicksketch_lib.drawing import parse_npy_header
 from quicksketch_lib.errors import DownloadError
 
 ROWS = 50

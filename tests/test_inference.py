@@ -3,62 +3,12 @@ import pytest
 from PIL import Image
 
 from quicksketch_lib.data import load_folder
-from quicksketch_lib.errors import InputError
-from quicksketch_lib.inference import (Predictor, as_drawings, load_image, load_inputs, predict,
-                                       preprocess_image, top_k_classes)
+from quicksketch_lib.inference import Predictor, predict, top_k_classes
 from quicksketch_lib.rasterize import rasterize_strokes
-
-
-def test_as_drawings_accepts_every_documented_shape():
-    img = np.zeros((28, 28), np.uint8)
-    assert as_drawings(img).shape == (1, 784)
-    assert as_drawings(np.zeros((5, 28, 28), np.uint8)).shape == (5, 784)
-    assert as_drawings(np.zeros(784, np.uint8)).shape == (1, 784)
-    assert as_drawings(np.ones((2, 784), np.float32)).max() == 255  # floats in [0, 1] scaled
-    with pytest.raises(InputError, match="shape"):
-        as_drawings(np.zeros((3, 3)))
 
 
 def test_top_k_orders_by_probability():
     assert top_k_classes(np.array([[0.1, 0.7, 0.2]]), ["a", "b", "c"], 2) == [[("b", 0.7), ("c", 0.2)]]
-
-
-def _zigzag_and_circle():
-    t = np.linspace(0, 2 * np.pi, 40)
-    return [[[0, 50, 100, 150], [0, 80, 0, 80]],
-            [list(75 + 30 * np.cos(t)), list(140 + 30 * np.sin(t))]]
-
-
-def test_preprocess_image_matches_the_rasteriser_on_a_rendered_drawing():
-    reference = rasterize_strokes(_zigzag_and_circle())
-    big = np.asarray(Image.fromarray(reference).resize((280, 280), Image.BILINEAR))
-    for picture in (big, 255 - big):  # light on dark and dark on light
-        got = preprocess_image(picture)
-        assert got.shape == (28, 28) and got.dtype == np.uint8
-        assert np.corrcoef(got.ravel().astype(float), reference.ravel().astype(float))[0, 1] > 0.85
-
-
-def test_blank_picture_gives_a_blank_drawing():
-    assert preprocess_image(np.full((50, 80), 255, np.uint8)).max() == 0
-
-
-def test_load_inputs_reads_npy_rows_and_images(tmp_path):
-    rows = np.zeros((3, 784), np.uint8)
-    np.save(tmp_path / "x.npy", rows)
-    Image.fromarray(np.full((64, 64), 255, np.uint8)).save(tmp_path / "blank.png")
-    names, drawings = load_inputs([tmp_path / "x.npy", tmp_path / "blank.png"])
-    assert names == ["x.npy[0]", "x.npy[1]", "x.npy[2]", "blank.png"] and drawings.shape == (4, 784)
-
-
-def test_bad_inputs_are_one_line_errors(tmp_path):
-    (tmp_path / "fake.png").write_text("not an image")
-    (tmp_path / "notes.txt").write_text("hello")
-    np.save(tmp_path / "bad.npy", np.zeros((3, 5)))
-    for path, match in [("fake.png", "not a readable image"), ("notes.txt", "unsupported input"),
-                        ("bad.npy", "shape"), ("missing.npy", "not found")]:
-        with pytest.raises(InputError, match=match) as info:
-            load_inputs([tmp_path / path])
-        assert "\n" not in str(info.value) and path in str(info.value)
 
 
 def test_predictor_guesses_the_right_shapes(shapes_checkpoint):

@@ -215,7 +215,7 @@ def test_cli_teach_then_forget(shapes_checkpoint, tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--name", "box"], "error: the model already knows a class 'box'"),
     (["--name", "few", "--drawings", "FEW"], "error: got 3 drawing(s); teaching a class needs at least 5"),
-    (["--name", "blank", "--drawings", "BLANK"], "error: 6 of 6 drawings are blank"),
+    (["--name", "blank", "--drawings", "BLANK"], "error: BLANK: 6 of 6 drawings are blank"),
     (["--forget", "box"], "error: cannot forget 'box'"),
 ])
 def test_cli_errors_are_one_line_exit_3(shapes_checkpoint, tmp_path, capsys, args, message):
@@ -228,7 +228,7 @@ def test_cli_errors_are_one_line_exit_3(shapes_checkpoint, tmp_path, capsys, arg
         args += ["--drawings", str(tmp_path / "tri.npy")]
     rc = main(["teach", str(shapes_checkpoint), *args, "--out", str(tmp_path / "x.pt")])
     err = capsys.readouterr().err
-    assert rc == 3 and err.startswith(message) and err.count("\n") == 1
+    assert rc == 3 and err.startswith(message.replace("BLANK", files["BLANK"])) and err.count("\n") == 1
     assert not (tmp_path / "x.pt").exists()
 
 
