@@ -28,7 +28,7 @@ import torch
 from .checkpoint import Checkpoint, load_checkpoint
 from .data import normalize_batch
 from .drawing import IMAGE_SIZE, PIXELS
-from .errors import CheckpointError, QuickSketchError
+from .errors import QuickSketchError
 from .files import atomic_path, check_output_file, file_sha256, scratch_path, shown_path
 from .inference import CHECKPOINT_SHA_KEY, OnnxModel
 from .locations import pretrained_name, pretrained_onnx

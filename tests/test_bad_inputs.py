@@ -9,7 +9,6 @@ Deadlines are passed small (``--timeout 1``) so the misbehaving servers take sec
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import os
 import re
@@ -18,7 +17,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 import zlib
 from pathlib import Path

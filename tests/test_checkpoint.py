@@ -67,7 +67,7 @@ def test_class_mismatch_is_a_clear_error(shapes_checkpoint):
 
 
 # --------------------------------------------------------------------------- metadata checked on load
-def _edited(shapes_checkpoint, tmp_path, edit) -> "Path":
+def _edited(shapes_checkpoint, tmp_path, edit):
     d = torch.load(shapes_checkpoint, weights_only=True)
     edit(d)
     torch.save(d, tmp_path / "edited.pt")

@@ -123,7 +123,7 @@ def test_int8_scratch_files_of_a_killed_export_are_removed_by_the_next(shapes_ch
 
 
 # --------------------------------------------------------------------------- an ONNX file's class list
-def _with_classes(exported, tmp_path, value) -> "Path":
+def _with_classes(exported, tmp_path, value):
     proto = onnx.load(str(exported.path))
     for prop in proto.metadata_props:
         if prop.key == "quicksketch_classes":
