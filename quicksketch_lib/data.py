@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from .errors import DataError
-from .files import check_output_folder, save_npy_atomic
+from .files import check_output_folder, save_npy_atomic, shown_path
 from .rasterize import as_image_batch
 
 IMAGE_SIZE = 28
@@ -256,7 +256,8 @@ class SketchData:
 
     def describe(self) -> str:
         kind = "SYNTHETIC doodles (not Quick Draw)" if self.synthetic else "Quick Draw drawings"
-        return f"{len(self):,} {kind} in {len(self.classes)} classes from {self.root}"
+        where = f" from {shown_path(self.root)}" if self.root else ""
+        return f"{len(self):,} {kind} in {len(self.classes)} classes{where}"
 
     def fingerprint(self) -> dict:
         """What identifies this data for a checkpoint's recorded split: classes, counts and

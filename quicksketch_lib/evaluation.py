@@ -23,7 +23,7 @@ from .checkpoint import Checkpoint
 from .data import BatchLoader, SketchData, load_folder, normalize_batch, open_class_file, rows_digest
 from .device import autocast, dist_info
 from .errors import DataError
-from .files import atomic_write
+from .files import atomic_write, shown_path
 from .model import flip_averaged_proba
 from .train_step import mean_metrics
 
@@ -53,7 +53,7 @@ class EvalReport:
 
     def format_text(self) -> str:
         width = max(8, *(len(c) for c in self.classes))
-        lines = [f"{self.n:,} drawings ({self.subset})" + (f" from {self.data}" if self.data else ""),
+        lines = [f"{self.n:,} drawings ({self.subset})" + (f" from {shown_path(self.data)}" if self.data else ""),
                  f"accuracy        {self.accuracy:.2%}",
                  f"top-3 accuracy  {self.top3_accuracy:.2%}",
                  f"calibration ECE {self.ece:.4f}", "",

@@ -15,6 +15,7 @@ Before any work, each command checks where it will write (:func:`check_output_fi
 :func:`check_output_folder`): not a directory where a file is expected, not inside
 the data being read, and writable -- so a read-only folder fails in a second, not after
 an epoch of training. :func:`exclusive_lock` keeps two trainings from writing one file.
+:func:`shown_path` is how summaries print a path (never a machine's absolute folders).
 """
 
 from __future__ import annotations
@@ -236,3 +237,20 @@ def exclusive_lock(path: str | os.PathLike, what: str = "training") -> Iterator[
     finally:
         lock.unlink(missing_ok=True)
         os.close(fd)
+
+
+# --------------------------------------------------------------------------- paths as shown
+CHECKOUT = Path(__file__).resolve().parents[1]  # the folder holding quicksketch_lib (the checkout)
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` as notebooks and summaries print it, without the machine's own folders: relative
+    to the checkout when it is inside (``data/quickdraw``), as given when it is relative, else
+    ``…/<its name>`` (an absolute path elsewhere, e.g. ``$QUICKSKETCH_DATA``). Error messages
+    keep the full path: there it is what the reader must find."""
+    path = Path(path)
+    if not path.is_absolute():
+        return str(path)
+    if _is_within(path, CHECKOUT):
+        return str(_resolved(path).relative_to(CHECKOUT))
+    return f"…/{path.name}"

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
+from .files import shown_path
 
 ENV_DATA = "QUICKSKETCH_DATA"
 ENV_STROKES = "QUICKSKETCH_STROKES"
@@ -62,7 +63,7 @@ class DataSource:
         words = {"env": f"${ENV_DATA}", "downloaded": "downloaded Quick Draw data",
                  "offline-default": "the OFFLINE DEFAULT: synthetic doodles, not Quick Draw",
                  "given": "the folder given"}
-        return f"Using data from {self.path} ({words[self.kind]})"
+        return f"Using data from {shown_path(self.path)} ({words[self.kind]})"
 
 
 def find_data(explicit: str | os.PathLike | None = None, *, generate: bool = True,
