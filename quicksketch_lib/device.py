@@ -123,7 +123,8 @@ def hardware_name(device: torch.device | str = "cpu") -> str:
             vector = "AVX-512" if "avx512f" in f.read() else "no AVX-512"
     except OSError:
         vector = "vector extensions unknown"
-    return f"CPU {cpu_name()} ({vector}), {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    return f"CPU {cpu_name()} ({vector}), {threads} thread{'' if threads == 1 else 's'}"
 
 
 def cpu_has_fast_bf16() -> bool:
