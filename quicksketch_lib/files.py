@@ -21,6 +21,7 @@ an epoch of training. :func:`exclusive_lock` keeps two trainings from writing on
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import tempfile
@@ -94,12 +95,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{path}: is a folder; expected a file name to write")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temporaries(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
-    except OSError as exc:
-        raise disk_error(path, exc) from None
+    fd, tmp = _temporary_beside(path)
     try:
         try:
             os.fchmod(fd, 0o666 & ~_umask())
@@ -119,6 +115,31 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def _temporary_beside(path: Path) -> tuple[int, str]:
+    """Create ``.<name>.<pid>.<random>.tmp`` beside ``path`` (first removing those of killed
+    processes); a disk error is one :class:`OutputError`."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(path)
+        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
+    except OSError as exc:
+        raise disk_error(path, exc) from None
+
+
+@contextmanager
+def scratch_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary file beside ``path`` for an intermediate result of writing it (e.g. the
+    fp32 model an int8 export starts from), removed when the block ends however it ends.
+    Named like :func:`atomic_path`'s temporaries, so one left by a killed process is
+    removed by the next write of ``path``: no folder, nothing that outlives two runs."""
+    fd, tmp = _temporary_beside(Path(path))
+    os.close(fd)
+    try:
+        yield Path(tmp)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path``; rename it to ``path`` when the block succeeds
@@ -127,6 +148,15 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         yield f
         f.flush()
         os.fsync(f.fileno())
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (an exported model records its checkpoint's)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> Path:
