@@ -412,11 +412,15 @@ class RowFingerprints:
         return float(-np.expm1(len(self.values) * np.log1p(-2.0 ** -32)))
 
     def to_dict(self) -> dict:
+        import torch
+
         return {"hash": ROW_HASH, "values": torch.from_numpy(self.values.view(np.int32).copy())}
 
     @classmethod
     def from_dict(cls, d: dict) -> "RowFingerprints":
         """From :meth:`to_dict`'s form; ValueError (one line) for anything else."""
+        import torch
+
         if not isinstance(d, dict) or d.get("hash") != ROW_HASH:
             found = d.get("hash") if isinstance(d, dict) else type(d).__name__
             raise ValueError(f"its per-drawing fingerprint is not {ROW_HASH!r} (found {found!r})")
