@@ -50,7 +50,7 @@ from torch import nn
 from .categories import THE_TEN
 from .data import (BatchLoader, QuickDrawNPY, SketchData, find_data, load_folder, normalize, normalize_batch,
                    walkthrough_classes)
-from .device import configure_threads, cpu_has_fast_bf16, pick_device, resolve_precision
+from .device import configure_threads, cpu_has_fast_bf16, cpu_name, pick_device, resolve_precision
 from .locations import strokes_dir
 
 JSON_KEYS = ("machine", "data", "settings", "training", "loading", "inference", "widget", "memory",
@@ -341,7 +341,7 @@ def peak_memory_mib() -> float:
 
 
 def machine_info(device: torch.device) -> dict:
-    info = {"device": str(device), "cpu": _cpu_name(), "cores": os.cpu_count(),
+    info = {"device": str(device), "cpu": cpu_name(), "cores": os.cpu_count(),
             "torch": torch.__version__, "threads": torch.get_num_threads(),
             "cpu_bf16": cpu_has_fast_bf16(), "python": platform.python_version(),
             "load_average": {"start": os.getloadavg()[0]}}
@@ -353,17 +353,6 @@ def machine_info(device: torch.device) -> dict:
     except ImportError:
         info["onnxruntime"] = None
     return info
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # --------------------------------------------------------------------------- the whole bench

@@ -98,6 +98,35 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware_name(device: torch.device | str = "cpu") -> str:
+    """What a timing ran on, to print beside it: the GPU's name, or the CPU's model, whether
+    it has AVX-512 and the thread count torch uses."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"GPU {torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    try:
+        with open("/proc/cpuinfo") as f:
+            vector = "AVX-512" if "avx512f" in f.read() else "no AVX-512"
+    except OSError:
+        vector = "vector extensions unknown"
+    threads = torch.get_num_threads()
+    return f"CPU {cpu_name()} ({vector}), {threads} thread{'' if threads == 1 else 's'}"
+
+
 def cpu_has_fast_bf16() -> bool:
     """True when the CPU has native bfloat16 instructions (AVX-512 BF16 or AMX)."""
     try:
@@ -172,7 +201,7 @@ def doctor_report() -> dict:
         "cuda_version": torch.version.cuda,
         "mps_available": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
         "gpus": [],
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cpu_bf16": cpu_has_fast_bf16(),

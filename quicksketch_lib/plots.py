@@ -104,6 +104,32 @@ def plot_drawing_grid(images, labels, classes: Sequence[str], per_class: int = 8
     return fig
 
 
+def plot_drawing_rows(rows: dict[str, object], title: str = "Drawings"):
+    """One labelled row per entry of ``rows``: ``{label: drawings}``, each ``k`` drawings as uint8
+    (0-255, as the files store them) or as floats normalised the way the model sees them
+    (background -1, ink +1), e.g. the same drawings before and after an augmentation."""
+    plt = _pyplot()
+    batches = {}
+    for label, drawings in rows.items():
+        x = np.asarray(drawings.detach().cpu() if hasattr(drawings, "detach") else drawings)
+        if x.dtype != np.uint8:
+            x = np.clip((x.astype(np.float32) + 1) * 127.5, 0, 255)
+        batches[label] = x.reshape(len(x), 28, 28)
+    cols = max(len(x) for x in batches.values())
+    fig, axes = plt.subplots(len(batches), cols, figsize=(cols * 0.9 + 1.6, len(batches) * 0.9 + 0.6),
+                             squeeze=False)
+    for ax_row, (label, x) in zip(axes, batches.items()):
+        for j, ax in enumerate(ax_row):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j < len(x):
+                ax.imshow(x[j], cmap=INK, vmin=0, vmax=255, interpolation="nearest")
+        ax_row[0].set_ylabel(label, rotation=0, ha="right", va="center")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def plot_mean_drawings(images, labels, classes: Sequence[str], title: str = "The mean drawing of every class"):
     """Pixel-wise mean of each class: where people put ink for that class."""
     plt = _pyplot()
@@ -257,11 +283,18 @@ def plot_feature_maps(image, maps: dict[str, np.ndarray], channels: int = 8,
 
 
 # --------------------------------------------------------------------------- training (notebook 03)
-def plot_training_curves(history: Sequence[dict], epochs: int | None = None, title: str = "Training"):
-    """Loss and accuracy per epoch (train and held-out) from ``fit``'s history records."""
+def plot_training_curves(history: Sequence[dict], epochs: int | None = None, title: str = "Training",
+                         events: dict[float, str] | None = None):
+    """Loss and accuracy per epoch (train and held-out) from ``fit``'s history records;
+    ``events`` ``{epoch: text}`` draws a labelled vertical line (e.g. where the learning rate drops)."""
     plt = _pyplot()
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
     _draw_curves(ax_loss, ax_acc, history, epochs)
+    for epoch, text in (events or {}).items():
+        for ax in (ax_loss, ax_acc):
+            ax.axvline(epoch, color="gray", ls=":", lw=1)
+            ax.annotate(text, (epoch, 0.98), xycoords=("data", "axes fraction"), ha="left", va="top",
+                        fontsize=8, color="gray", xytext=(3, 0), textcoords="offset points")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -342,6 +375,28 @@ def plot_lr_schedule(schedules: dict[str, Sequence[float]], steps_per_epoch: int
     return fig
 
 
+def plot_lr_range_test(records: Sequence[dict], marks: dict[str, float] | None = None,
+                       title: str = "Learning-rate range test"):
+    """Loss after one batch at each learning rate of a range test (``scripts/lr_sweep.py``):
+    every batch's loss (light) and the smoothed loss, against the learning rate on a log axis;
+    ``marks`` ``{label: lr}`` draws labelled vertical lines."""
+    plt = _pyplot()
+    lrs = [r["lr"] for r in records]
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    ax.plot(lrs, [r["loss"] for r in records], color="tab:blue", alpha=0.3, lw=1, label="loss of each batch")
+    ax.plot(lrs, [r["smoothed_loss"] for r in records], color="tab:blue", lw=2, label="smoothed")
+    for i, (label, lr) in enumerate((marks or {}).items()):
+        ax.axvline(lr, color=f"C{i + 1}", ls="--", lw=1, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("training loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def plot_run_comparison(runs: dict[str, Sequence[dict]], title: str = "Held-out accuracy of whole runs"):
     """Held-out accuracy of several runs (``fit`` histories) against the epoch and against the
     number of drawings trained on, so runs of different length and data size compare."""
@@ -382,6 +437,27 @@ def plot_per_class_accuracy(recall: Sequence[float], classes: Sequence[str], ove
     ax.set_xlabel("fraction classified correctly")
     ax.set_ylabel("true class")
     ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_examples_needed(ks: Sequence[int], recalls: Sequence[float], old_changes: Sequence[float],
+                         new_class: str, title: str = "How many examples are enough?"):
+    """Teaching a class from K examples (notebook 06): the new class's recall and the change of the
+    old classes' accuracy (points), each against K on a log axis."""
+    plt = _pyplot()
+    fig, (ax_new, ax_old) = plt.subplots(1, 2, figsize=(9, 3.2))
+    ax_new.plot(ks, np.asarray(recalls) * 100, "o-")
+    ax_new.set(ylabel="recall (%)", title=f"new class: {new_class}")
+    ax_old.plot(ks, np.asarray(old_changes) * 100, "o-", color="C1")
+    ax_old.axhline(0, color="gray", lw=0.5)
+    ax_old.set(ylabel="change (points)", title="the old classes' accuracy")
+    for ax in (ax_new, ax_old):
+        ax.set(xscale="log", xlabel="examples K")
+        ax.set_xticks(list(ks), [str(k) for k in ks])
+        ax.minorticks_off()
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 

@@ -146,6 +146,13 @@ def test_training_curves_plot_every_epoch():
     assert loss_ax.get_xlabel() == "epoch" and loss_ax.get_ylabel() and acc_ax.get_ylabel()
 
 
+def test_training_curves_mark_events_on_both_panels():
+    fig = plots.plot_training_curves(HISTORY, title="Original", events={2.5: "lr halved"})
+    for ax in fig.axes:
+        assert [list(l.get_xdata()) for l in ax.lines[2:]] == [[2.5, 2.5]]
+        assert [t.get_text() for t in ax.texts] == ["lr halved"]
+
+
 def test_live_curves_callback_collects_records_outside_jupyter():
     live = plots.LiveCurves(epochs=3)
     for record in HISTORY:
@@ -163,6 +170,27 @@ def test_lr_schedule_plot_has_a_line_per_schedule():
     assert ax.get_xlabel() == "epoch" and ax.get_ylabel() == "learning rate" and ax.get_title()
 
 
+def test_lr_range_test_plots_raw_and_smoothed_loss_against_log_lr_with_marks():
+    records = [{"lr": 1e-5 * 10 ** (i / 4), "loss": 2.3 - 0.1 * i, "smoothed_loss": 2.3 - 0.05 * i} for i in range(9)]
+    fig = plots.plot_lr_range_test(records, marks={"peak": 1e-3})
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [r["loss"] for r in records])
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), [r["smoothed_loss"] for r in records])
+    assert ax.lines[2].get_label() == "peak" and list(ax.lines[2].get_xdata()) == [1e-3, 1e-3]
+
+
+def test_drawing_rows_one_labelled_row_per_entry_uint8_or_normalised(shapes):
+    images, _ = shapes
+    normalised = images[:4].astype(np.float32) / 127.5 - 1
+    fig = plots.plot_drawing_rows({"original": images[:4], "as the model sees it": normalised}, title="t")
+    rows = [ax for ax in fig.axes if ax.get_ylabel()]
+    assert [ax.get_ylabel() for ax in rows] == ["original", "as the model sees it"]
+    first, second = (ax.images[0].get_array() for ax in rows)
+    np.testing.assert_allclose(first, images[0].reshape(28, 28))
+    np.testing.assert_allclose(second, images[0].reshape(28, 28), atol=1e-3)  # mapped back to 0-255
+
+
 def test_run_comparison_plots_each_run_against_epochs_and_drawings_seen():
     short = [{"epoch": e, "images": 100, "val_accuracy": 0.8 + 0.05 * e} for e in (1, 2)]
     long = [{"epoch": e, "images": 50, "val_accuracy": 0.85} for e in (1, 2, 3)]
@@ -172,6 +200,15 @@ def test_run_comparison_plots_each_run_against_epochs_and_drawings_seen():
     np.testing.assert_allclose(ax_seen.lines[0].get_xdata(), [0.1, 0.2])  # thousands, cumulative
     np.testing.assert_allclose(ax_seen.lines[1].get_ydata(), [0.85] * 3)
     assert ax_epoch.get_xlabel() == "epoch" and "drawings trained on" in ax_seen.get_xlabel()
+
+
+def test_examples_needed_plots_recall_and_the_old_classes_change_against_k():
+    fig = plots.plot_examples_needed([1, 5, 10], [0.2, 0.7, 0.9], [0.0, -0.01, -0.02], "apple")
+    ax_new, ax_old = fig.axes
+    np.testing.assert_allclose(ax_new.lines[0].get_ydata(), [20, 70, 90])
+    np.testing.assert_allclose(ax_old.lines[0].get_ydata(), [0, -1, -2])
+    assert ax_new.get_xscale() == "log" and [t.get_text() for t in ax_new.get_xticklabels()] == ["1", "5", "10"]
+    assert "apple" in ax_new.get_title() and ax_old.get_ylabel() and fig._suptitle.get_text()
 
 
 def test_per_class_accuracy_sorted_with_names():
