@@ -26,6 +26,7 @@ listed above it.
     export      ONNX (and int8) export with a parity check
     inference   Predictor: top-k guesses for drawings and images
     teach       teach a trained model a new class from a few drawings (and forget it)
+    game        the game: prompts, timed rounds, live guesses, its threshold, how early, why lost
     plots       the figures of the notebooks, `evaluate --png` and the README
     widgets     the SketchPad drawing widget
 
