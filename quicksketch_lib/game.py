@@ -29,6 +29,7 @@ Why a round was lost: :func:`nearest_drawings` finds the drawings the model carr
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Mapping, Sequence
@@ -38,11 +39,11 @@ import torch
 
 from .checkpoint import Checkpoint, load_checkpoint
 from .data import IMAGE_SIZE, normalize_batch
+from .device import torch_threads
 from .errors import InputError
 from .inference import Predictor, as_drawings, blank_rows, top_k_classes
 from .locations import pretrained_name
 from .rasterize import rasterize_strokes, sample_along
-from .teach import penultimate_features
 
 Guess = tuple[str, float]
 
@@ -196,6 +197,42 @@ def guess_phrase(top: Sequence[Guess], target: str, threshold: float, *, done: b
 
 
 # --------------------------------------------------------------------------- one live guess
+def live_model(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of a SketchCNN made for one drawing at a time on a CPU: each BatchNorm folded into
+    the convolution before it (the same function: within 1e-5) and the weights in channels_last
+    (``quicksketch bench --game`` measures what this buys)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    live = copy.deepcopy(model).eval().cpu()
+    for block in live.features:
+        layers = list(block) if isinstance(block, torch.nn.Sequential) else []
+        for i, (layer, following) in enumerate(zip(layers, layers[1:])):
+            if isinstance(layer, torch.nn.Conv2d) and isinstance(following, torch.nn.BatchNorm2d):
+                block[i], block[i + 1] = fuse_conv_bn_eval(layer, following), torch.nn.Identity()
+    return live.to(memory_format=torch.channels_last)
+
+
+def live_predictor(ckpt: Checkpoint) -> Predictor:
+    """The game's Predictor for a checkpoint: :func:`live_model` on one thread, and the
+    test-time flip (when the checkpoint is evaluated with it) computed as one batch of the
+    drawing and its mirror image. Same probabilities as ``Predictor.from_checkpoint``."""
+    model, flip = live_model(ckpt.build_model("cpu")), ckpt.tta_flip
+
+    @torch.inference_mode()
+    def logits(x: np.ndarray) -> np.ndarray:
+        batch = torch.from_numpy(x)
+        if flip:
+            batch = torch.cat([batch, batch.flip(-1)])
+        with torch_threads(1):
+            out = model(batch.contiguous(memory_format=torch.channels_last)).double()
+        if not flip:
+            return out.numpy()
+        proba = out.softmax(1)
+        # the log of the flip-averaged probabilities: the Predictor's softmax gives them back
+        return ((proba[:len(x)] + proba[len(x):]) / 2).log().numpy()
+    return Predictor(ckpt.classes, logits, "torch (live)")
+
+
 def read_drawing(predictor: Predictor, strokes, target: str, k: int = 3) -> tuple[np.ndarray, list[Guess], float]:
     """The kernel's work per update: strokes -> 28x28 (``rasterize_strokes``) -> the model.
     Returns (the image the model saw, its top-``k`` guesses, the target's probability);
@@ -283,8 +320,7 @@ class GameSession:
             self.predictor = model
         else:
             self.checkpoint = model if isinstance(model, Checkpoint) else load_checkpoint(model)
-            self.predictor = Predictor.from_model(self.checkpoint.build_model("cpu"), self.checkpoint.classes,
-                                                  self.checkpoint.tta_flip)
+            self.predictor = live_predictor(self.checkpoint)
         unknown = [c for c in (classes or []) if c not in self.predictor.classes]
         if unknown:
             raise InputError(f"the model does not know {', '.join(map(repr, unknown))}; "

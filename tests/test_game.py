@@ -161,6 +161,21 @@ def test_bad_settings_are_refused_in_one_line():
         GameSession(scripted([0.1, 0.2, 0.7]), GameConfig(threshold=0.5), classes=["zebra"])
 
 
+@pytest.mark.parametrize("flip", [True, False])
+def test_the_live_predictor_gives_the_checkpoints_probabilities(flip):
+    ckpt = tiny_checkpoint()
+    g = torch.Generator().manual_seed(1)
+    for k, v in ckpt.model_state.items():  # BatchNorm statistics that are not the identity
+        if k.endswith("running_mean") or k.endswith("running_var"):
+            v.copy_(torch.rand(v.shape, generator=g) + (0.5 if k.endswith("var") else -0.5))
+    ckpt.train_config = {"tta_flip": flip}
+    drawings = np.random.default_rng(0).integers(0, 256, (3, 784)).astype(np.uint8)
+    expected = Predictor.from_model(ckpt.build_model(), ckpt.classes, tta_flip=flip).predict_proba(drawings)
+    live = game.live_predictor(ckpt)
+    assert np.allclose(live.predict_proba(drawings), expected, atol=1e-5)
+    assert np.allclose(live.predict_proba(drawings[:1]), expected[:1], atol=1e-5)
+
+
 # --------------------------------------------------------------------------- the threshold
 def brute_force_j(proba, labels, t):
     """Macro Youden's J at t, written out plainly (the test's own definition)."""
