@@ -58,7 +58,7 @@ import traitlets
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import IMAGE_SIZE, normalize_batch
 from .errors import CheckpointError, InputError, QuickSketchError
-from .game import GameConfig, GameSession, RoundResult, model_threshold, replay_drawings, why_lost
+from .game import GameConfig, GameSession, RoundResult, replay_drawings, why_lost
 from .inference import Prediction, Predictor
 from . import locations
 from .locations import PRETRAINED_54, PRETRAINED_PATH, find_checkpoint, pretrained_name, resolve_checkpoint
@@ -611,18 +611,20 @@ class Game(_BrowserEvents, anywidget.AnyWidget):
     def __init__(self, model_or_checkpoint=PRETRAINED_54, *, rounds: int = 6, seconds: float = 20.0,
                  threshold: float | None = None, seed: int = 0, config: GameConfig | None = None,
                  classes: Sequence[str] | None = None, clock=time.monotonic, **kwargs):
-        self.predictor, self.model, self.checkpoint, self.source = _load(model_or_checkpoint, "torch")
+        predictor, self.model, self.checkpoint, self.source = _load(model_or_checkpoint, "torch")
         config = config or GameConfig(rounds=rounds, seconds=seconds, threshold=threshold, seed=seed)
-        if config.threshold is None:  # the model's measured threshold, as GameSession reads it
-            config = replace(config, threshold=model_threshold(self.checkpoint or self.predictor))
-        self.config, self.classes_played, self.clock = config, classes, clock
+        # with a checkpoint the session makes its fast live predictor and reads the model's threshold
+        self.session = GameSession(predictor if self.checkpoint is None else self.checkpoint, config, classes)
+        self.predictor = self.session.predictor
+        self.config = replace(config, threshold=self.session.threshold)  # the next games reuse both
+        self.classes_played, self.clock = classes, clock
         self.replay = replay_drawings(self.checkpoint) if self.checkpoint is not None else {}
         self.output = ipywidgets.Output()
         self.summary: list[RoundSummary] = []
         self._timer = None
         self._games = 0
-        super().__init__(_rounds=config.rounds, _seconds=config.seconds, _threshold=config.threshold, **kwargs)
-        self._new_session()
+        super().__init__(_rounds=config.rounds, _seconds=config.seconds, _threshold=self.threshold, **kwargs)
+        self._show_new_game()
         self._model_info = f"{self.source} · {len(self.predictor.classes)} classes · wins at {self.threshold:.0%}"
         self.on_msg(self._on_message)
 
@@ -685,15 +687,15 @@ class Game(_BrowserEvents, anywidget.AnyWidget):
     def new_game(self) -> None:
         """Play again: new prompts (the next seed), no results."""
         self._games += 1
-        self._new_session()
+        config = replace(self.config, seed=self.config.seed + self._games)
+        self.session = GameSession(self.predictor, config, self.classes_played)
+        self._show_new_game()
 
     # ------------------------------------------------------------------ what the browser sees
     def _now(self, now: float | None) -> float:
         return self.clock() if now is None else now
 
-    def _new_session(self) -> None:
-        config = replace(self.config, seed=self.config.seed + self._games)
-        self.session = GameSession(self.predictor, config, self.classes_played)
+    def _show_new_game(self) -> None:
         self.summary = []
         with self.hold_sync():
             self._summary, self._pictures, self._last = [], b"", {}
