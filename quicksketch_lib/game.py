@@ -2,7 +2,7 @@
 
 Pure logic, no widget code (the ``Game`` widget in widgets.py wires a canvas to it)::
 
-    session = GameSession(Predictor.from_checkpoint("pretrained-54"), GameConfig(rounds=6))
+    session = GameSession("pretrained-54", GameConfig(rounds=6))   # its live_predictor, its threshold
     prompt = session.start_round(now=time.monotonic())     # "camel"
     update = session.update(strokes, now=time.monotonic())  # after every stroke, >= 5 times a second
     update.phrase                                           # "I see a boomerang" ... "Oh, I know, it's a camel!"
