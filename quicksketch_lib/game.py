@@ -430,7 +430,7 @@ def drawing_prefixes(strokes, step: float = 0.05, by: str = "ink") -> list[tuple
     or every ``step`` seconds of drawing time (``by="time"``, from the strokes' timestamps:
     what a widget guessing at ``1 / step`` Hz while the pen moves sees). The ink is measured
     by stroke length; a stroke cut part-way ends at an interpolated point."""
-    return [(share, prefix) for share, _, prefix in _growing(strokes, step, by)]
+    return [(share, prefix) for share, _, _, prefix in _growing(strokes, step, by)]
 
 
 def timed_prefixes(strokes, every: float = 0.2) -> list[tuple[float, list]]:
@@ -438,14 +438,14 @@ def timed_prefixes(strokes, every: float = 0.2) -> list[tuple[float, list]]:
     every stroke's end) sees it: ``(seconds since the first point, strokes so far)``, from the
     strokes' timestamps (``[xs, ys, ts]``, milliseconds, as in Quick Draw's raw files)."""
     grown = _growing(strokes, every, "time")
-    if any(seconds is None for _, seconds, _ in grown):
+    if any(seconds is None for _, seconds, _, _ in grown):
         raise InputError("the strokes carry no timestamps; expected [xs, ys, ts] strokes (ts in milliseconds)")
-    return [(seconds, prefix) for _, seconds, prefix in grown]
+    return [(seconds, prefix) for _, seconds, _, prefix in grown]
 
 
-def _growing(strokes, step: float, by: str) -> list[tuple[float, float | None, list]]:
-    """``(share of the ink, seconds since the first point or None, strokes so far)`` at every
-    cut (see :func:`drawing_prefixes`)."""
+def _growing(strokes, step: float, by: str) -> list[tuple[float, float | None, bool, list]]:
+    """``(share of the ink, seconds since the first point or None, whether a stroke ends there,
+    strokes so far)`` at every cut (see :func:`drawing_prefixes`)."""
     if by not in ("ink", "time"):
         raise ValueError(f"by={by!r}; expected 'ink' or 'time'")
     if not step > 0:
@@ -465,26 +465,28 @@ def _growing(strokes, step: float, by: str) -> list[tuple[float, float | None, l
             at = float(np.interp(cut, key, arc))  # arc length within the stroke at the cut
             part = sample_along(a[:2].T, lambda s, at=at: np.append(s[s < at], at)).T
             when = None if seconds is None else float(np.interp(cut, key, seconds))
-            grown.append(((offset + at) / total, when, done + [part.tolist()]))
+            grown.append(((offset + at) / total, when, False, done + [part.tolist()]))
         done = done + [a[:2].tolist()]
         offset += arc[-1]
         grown.append((offset / total if total > 0 else (i + 1) / len(arrays),
-                      None if seconds is None else float(seconds[-1]), done))
+                      None if seconds is None else float(seconds[-1]), True, done))
     return grown
 
 
-def recognition_curve(predictor: Predictor, strokes, step: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+def recognition_curve(predictor: Predictor, strokes, step: float = 0.05) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The drawing replayed stroke by stroke (:func:`drawing_prefixes` by ink): the shares of
-    the ink ``(P,)`` and the model's probabilities ``(P, C)`` at each (zeros when blank)."""
-    prefixes = drawing_prefixes(strokes, step)
-    if not prefixes:
-        return np.zeros(0), np.zeros((0, len(predictor.classes)))
-    images = np.stack([rasterize_strokes(s) for _, s in prefixes]).reshape(len(prefixes), -1)
+    the ink ``(P,)``, the model's probabilities ``(P, C)`` at each (zeros when blank) and
+    whether a stroke ends there ``(P,)`` (the replays a widget that guessed only after each
+    stroke would see)."""
+    grown = _growing(strokes, step, "ink")
+    if not grown:
+        return np.zeros(0), np.zeros((0, len(predictor.classes))), np.zeros(0, dtype=bool)
+    images = np.stack([rasterize_strokes(prefix) for *_, prefix in grown]).reshape(len(grown), -1)
     proba = np.zeros((len(images), len(predictor.classes)))
     drawn = ~blank_rows(images)
     if drawn.any():
         proba[drawn] = predictor.predict_proba(images[drawn])
-    return np.array([share for share, _ in prefixes]), proba
+    return np.array([g[0] for g in grown]), proba, np.array([g[2] for g in grown])
 
 
 def first_passing(shares: np.ndarray, p_target: np.ndarray, threshold: float) -> float | None:
@@ -498,7 +500,7 @@ def recognition_point(predictor: Predictor, strokes, target: str, threshold: flo
     """The share of the ink (by stroke length) at which the target's probability first passes
     ``threshold`` when the drawing is replayed stroke by stroke (and within strokes every
     ``step`` of the ink); None when it never does."""
-    shares, proba = recognition_curve(predictor, strokes, step)
+    shares, proba, _ = recognition_curve(predictor, strokes, step)
     return first_passing(shares, proba[:, predictor.classes.index(target)], threshold)
 
 

@@ -266,8 +266,9 @@ def ink_predictor() -> Predictor:
 
 def test_recognition_point_is_the_first_share_of_ink_past_the_threshold():
     strokes = [[[0, 200], [0, 0]], [[200, 200], [0, 200]], [[200, 0], [200, 200]]]
-    shares, proba = game.recognition_curve(ink_predictor(), strokes, step=0.1)
+    shares, proba, ends = game.recognition_curve(ink_predictor(), strokes, step=0.1)
     assert shares[-1] == pytest.approx(1.0) and np.all(np.diff(shares) > 0)
+    assert np.allclose(shares[ends], [1 / 3, 2 / 3, 1])  # three strokes of equal length
     p = proba[:, 0]
     t = float((p.min() + p.max()) / 2)
     point = game.recognition_point(ink_predictor(), strokes, "camel", t, step=0.1)
