@@ -204,10 +204,18 @@ function render({ model, el: root }) {
     redraw();
   }
 
+  const penWidth = () => Math.max(2, side * model.get("_line_fraction"));
+
   function redraw() {
     ctx.clearRect(0, 0, side, side);
     ctx.strokeStyle = getComputedStyle(canvas).color || "#111";
-    drawStrokes(ctx, current ? [...strokes, current] : strokes, Math.max(2, side * model.get("_line_fraction")));
+    drawStrokes(ctx, current ? [...strokes, current] : strokes, penWidth());
+  }
+
+  // While the pen moves, only the new piece of the stroke is drawn (a busy page stays smooth).
+  function extendStroke(from) {
+    const [xs, ys] = current;
+    drawStrokes(ctx, [[xs.slice(Math.max(0, from - 1)), ys.slice(Math.max(0, from - 1))]], penWidth());
   }
 
   function sendDraw(final) {
@@ -242,8 +250,9 @@ function render({ model, el: root }) {
   canvas.addEventListener("pointermove", (event) => {
     if (!current) return;
     const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
+    const from = current[0].length;
     for (const e of events.length ? events : [event]) point(e);
-    redraw();
+    extendStroke(from);
     const now = performance.now();
     const waiting = seq > model.get("_ack") && now - sentAt < LIVE_TIMEOUT_MS;
     if (!waiting && now - lastLive >= LIVE_MS) {
