@@ -386,12 +386,13 @@ def _with_heat(ax, image, heat) -> None:
 
 def plot_game_summary(rounds, k: int = 3, title: str = "The game's summary"):
     """One row per round of a game (``widgets.RoundSummary`` each): the drawing with its prompt and
-    how the round ended; the model's input with the saliency of its top guess and its top-3;
+    how the round ended; the model's input with the saliency of its top guess and its top-3 (and
+    the prompt's probability when it is not among them);
     for a lost round, the ``k`` drawings of its guess and the ``k`` of the prompt that the
     model's features put nearest to the player's. Fixed layout (``2 + 2k`` panels a row)."""
     plt = _pyplot()
     cols = 2 + 2 * k
-    fig, axes = plt.subplots(max(1, len(rounds)), cols, figsize=(1.75 * cols, 2.3 * max(1, len(rounds)) + 0.4),
+    fig, axes = plt.subplots(max(1, len(rounds)), cols, figsize=(1.75 * cols, 2.5 * max(1, len(rounds)) + 0.4),
                              squeeze=False)
     for ax in axes.flat:
         ax.set_xticks([])
@@ -403,6 +404,8 @@ def plot_game_summary(rounds, k: int = 3, title: str = "The game's summary"):
         row[0].set_title(f"{res.prompt}\n{r.outcome}", fontsize=8, color="#2b8a3e" if res.won else "#c92a2a")
         _with_heat(row[1], res.image, r.heat)
         top = "\n".join(f"{c} {p:.0%}" for c, p in res.top3) or "(blank)"
+        if res.top3 and res.prompt not in dict(res.top3):  # the rule's number, when not in the top-3
+            top += f"\n({res.prompt} {r.p_prompt:.0%})"
         row[1].set_title("where it looked" if res.top3 else "", fontsize=8)
         row[1].set_xlabel(top, fontsize=8)
         if r.why:

@@ -509,12 +509,14 @@ def outcome_words(result: RoundResult) -> str:
 
 @dataclass
 class RoundSummary:
-    """One round of the game's summary: its result, what the model looked at (``heat``: the
-    saliency of its top guess, 28x28 in 0..1; None without a torch model) and, for a lost round,
-    ``why`` (:func:`~quicksketch_lib.game.why_lost`: the drawings of its guess and of the prompt
-    nearest to the player's)."""
+    """One round of the game's summary: its result, the prompt's probability at the end
+    (``p_prompt``: the rule's number, shown even when the prompt is not in the top-3), what the
+    model looked at (``heat``: the saliency of its top guess, 28x28 in 0..1; None without a
+    torch model) and, for a lost round, ``why`` (:func:`~quicksketch_lib.game.why_lost`: the
+    drawings of its guess and of the prompt nearest to the player's)."""
 
     result: RoundResult
+    p_prompt: float
     heat: np.ndarray | None
     why: dict | None
 
@@ -523,14 +525,16 @@ class RoundSummary:
         return outcome_words(self.result)
 
 
-def summarise_round(result: RoundResult, model: torch.nn.Module | None, classes: Sequence[str],
+def summarise_round(result: RoundResult, predictor: Predictor, model: torch.nn.Module | None = None,
                     replay=None, k: int = 3) -> RoundSummary:
     """Explain one round (``model`` None: no saliency; no ``replay`` drawings: no nearest ones)."""
+    classes = predictor.classes
+    p_prompt = float(predictor.predict_proba(result.image)[0, classes.index(result.prompt)]) if result.top3 else 0.0
     if model is None:
-        return RoundSummary(result, None, None)
+        return RoundSummary(result, p_prompt, None, None)
     top = classes.index(result.top3[0][0]) if result.top3 else None
     why = why_lost(model, replay, result, k) if replay else None
-    return RoundSummary(result, saliency_map(model, result.image, top), why)
+    return RoundSummary(result, p_prompt, saliency_map(model, result.image, top), why)
 
 
 def summary_payload(rounds: Sequence[RoundSummary]) -> tuple[list[dict], bytes]:
@@ -555,6 +559,7 @@ def summary_payload(rounds: Sequence[RoundSummary]) -> tuple[list[dict], bytes]:
                         "pictures": [add(d) for d in r.why["prompt_nearest"]]}]
         cards.append({"prompt": res.prompt, "won": res.won, "reason": res.reason, "seconds": res.seconds,
                       "outcome": r.outcome, "top3": [[c, round(p, 4)] for c, p in res.top3],
+                      "p_prompt": round(r.p_prompt, 4),
                       "strokes": res.strokes, "input": add(res.image), "heat": heat, "nearest": nearest})
     return cards, b"".join(p.tobytes() for p in pictures)
 
@@ -726,7 +731,7 @@ class Game(_BrowserEvents, anywidget.AnyWidget):
 
     def _show_summary(self) -> None:
         self._cancel_timer()
-        self.summary = [summarise_round(r, self.model, self.predictor.classes, self.replay) for r in self.results]
+        self.summary = [summarise_round(r, self.predictor, self.model, self.replay) for r in self.results]
         cards, pictures = summary_payload(self.summary)
         with self.hold_sync():
             self._summary, self._pictures = cards, pictures

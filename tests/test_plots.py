@@ -203,16 +203,18 @@ def _round(prompt: str, won: bool, why: bool):
                          [[[0, 50, 100], [0, 40, 0], [0, 100, 200]]], [])
     near = np.full((3, 28, 28), 200, np.uint8)
     explained = {"guessed": "box", "guessed_nearest": near, "prompt_nearest": near} if why else None
-    return SimpleNamespace(result=result, heat=np.linspace(0, 1, 784).reshape(28, 28), why=explained,
+    return SimpleNamespace(result=result, p_prompt=0.7 if prompt == "box" else 0.05,
+                           heat=np.linspace(0, 1, 784).reshape(28, 28), why=explained,
                            outcome="recognised in 2.5 s" if won else "not recognised: time's up")
 
 
 def test_game_summary_one_fixed_row_per_round_and_the_nearest_of_lost_ones():
-    fig = plots.plot_game_summary([_round("box", True, False), _round("ring", False, True)])
+    fig = plots.plot_game_summary([_round("box", True, False), _round("star", False, True)])
     assert len(fig.axes) == 2 * 8  # 2 + 2 x 3 panels a row, whatever was lost
     text = _texts(fig)
-    assert "ring\nnot recognised: time's up" in text and "box 70%" in text
-    assert "nearest box\n(its guess)" in text and "nearest ring\n(the prompt)" in text
+    assert "star\nnot recognised: time's up" in text and "box 70%" in text
+    assert "(star 5%)" in text and "(box" not in text  # the prompt's probability, when not in the top-3
+    assert "nearest box\n(its guess)" in text and "nearest star\n(the prompt)" in text
     assert len(fig.axes[8 + 2].images) == 1 and not fig.axes[2].images  # nearest drawings: the lost round only
 
 

@@ -360,6 +360,9 @@ def test_the_summary_explains_each_round_to_the_page():
     np.testing.assert_array_equal(first[cards[0]["input"]], drawn.result.image)
     np.testing.assert_array_equal(first[cards[0]["heat"]], np.round(drawn.heat * 255).astype(np.uint8))
     assert cards[0]["nearest"] == []  # an untrained pair carries no drawings to compare with
+    p = game.predictor.predict_proba(drawn.result.image)[0, game.predictor.classes.index(drawn.result.prompt)]
+    assert drawn.p_prompt == pytest.approx(p) and cards[0]["p_prompt"] == round(float(p), 4)
+    assert blank.p_prompt == 0.0
 
 
 def test_browser_messages_play_the_game():

@@ -107,6 +107,9 @@ function summaryCard(parent, round, picture) {
     item.dataset.class = name;
     item.textContent = `${name} ${percent(p)}`;
   }
+  if (round.top3.length && !round.top3.some(([name]) => name === round.prompt)) {
+    el("div", "qs-summary-target qs-summary-prompt-p", card, `${round.prompt}: ${percent(round.p_prompt)}`);
+  }
   if (round.nearest.length) {
     const why = el("div", "qs-summary-why", card);
     for (const group of round.nearest) {
