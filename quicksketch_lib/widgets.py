@@ -67,6 +67,13 @@ from .rasterize import FRAME, LINE_DIAMETER, PADDING, rasterize_strokes
 from .teach import TeachConfig, forget_class, taught_classes, teach_class
 
 STATIC = Path(__file__).parent / "static"
+
+
+def widget_module(name: str) -> str:
+    """A widget's browser module: ``static/common.js`` (the helpers both widgets use) followed by
+    ``static/<name>`` (anywidget loads one module per widget; it cannot import a second file)."""
+    return (STATIC / "common.js").read_text(encoding="utf-8") + "\n" + (STATIC / name).read_text(encoding="utf-8")
+
 BLANK_TEXT = "draw something"
 # Quick Draw's line is 16 units wide in a 256-unit drawing plus 16 units of padding on each
 # side; drawn on a square canvas the same proportion is this fraction of the canvas side.
@@ -263,7 +270,7 @@ class SketchPad(_BrowserEvents, anywidget.AnyWidget):
     go to ``output`` (an ``ipywidgets.Output`` displayed below the pad).
     """
 
-    _esm = STATIC / "sketchpad.js"
+    _esm = widget_module("sketchpad.js")
     _css = STATIC / "sketchpad.css"
 
     strokes = traitlets.List([]).tag(sync=True)
@@ -590,7 +597,7 @@ class Game(_BrowserEvents, anywidget.AnyWidget):
     ``clock()``), and :attr:`summary` explains it.
     """
 
-    _esm = STATIC / "game.js"
+    _esm = widget_module("game.js")
     _css = STATIC / "game.css"
 
     _phase = traitlets.Unicode("ready").tag(sync=True)  # "ready" (before a round), "drawing", "over"

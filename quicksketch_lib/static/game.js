@@ -14,46 +14,13 @@
 // _seconds, _remaining, _phrase, _guesses, _target_p, _threshold, _last, _summary, _pictures, _error.
 // Class names starting with qs- and the data-* attributes on the root are stable: tests read them.
 
-const SIZE = 28;
 const LIVE_MS = 150; // a live guess at most every 150 ms while the pen moves (>= 5 a second)
 const LIVE_TIMEOUT_MS = 1500; // send again if an acknowledgement never came
 const TICK_MS = 500; // after the countdown reached zero, remind the kernel this often
 const REPLAY_SPEED = 2; // the summary's replay runs at twice the players' speed
-
-function el(tag, cls, parent, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined) node.textContent = text;
-  if (parent) parent.appendChild(node);
-  return node;
-}
-
-function bytesOf(value) {
-  if (!value) return new Uint8Array(0);
-  if (value instanceof DataView) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-  if (value.buffer) return new Uint8Array(value.buffer, value.byteOffset || 0, value.byteLength);
-  return new Uint8Array(value);
-}
+// SIZE, el, bytesOf, fitSquare, canvasPoint and drawStrokes: common.js, put in front of this file.
 
 const percent = (p) => `${Math.round(100 * p)}%`;
-
-// ------------------------------------------------------------------ drawing strokes
-// Strokes [[xs, ys, ts], ...] on a 2d context; `until` (ms) keeps only the points drawn by then.
-function drawStrokes(ctx, strokes, width, until = Infinity) {
-  ctx.lineCap = "round";
-  ctx.lineJoin = "round";
-  ctx.lineWidth = width;
-  for (const [xs, ys, ts] of strokes) {
-    let n = 0;
-    while (n < xs.length && (!ts || ts[n] <= until)) n++;
-    if (n === 0) continue;
-    ctx.beginPath();
-    ctx.moveTo(xs[0], ys[0]);
-    if (n === 1) ctx.lineTo(xs[0] + 0.01, ys[0]);
-    for (let i = 1; i < n; i++) ctx.lineTo(xs[i], ys[i]);
-    ctx.stroke();
-  }
-}
 
 // The bounding box of strokes, for drawing them scaled into a thumbnail.
 function extent(strokes) {
@@ -125,12 +92,8 @@ function summaryCard(parent, round, picture) {
 // Draw every summary drawing whole (until = Infinity) or as it was at `until` ms.
 function paintDrawings(drawings, until = Infinity) {
   for (const { drawing, strokes } of drawings) {
-    const side = 140;
-    const dpr = window.devicePixelRatio || 1;
-    drawing.width = Math.round(side * dpr);
-    drawing.height = Math.round(side * dpr);
     const ctx = drawing.getContext("2d");
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    const side = fitSquare(drawing, ctx, 140);
     ctx.clearRect(0, 0, side, side);
     const box = extent(strokes);
     if (!box) continue;
@@ -199,11 +162,7 @@ function render({ model, el: root }) {
 
   // ---------------------------------------------------------------- the canvas
   function resize() {
-    side = Math.round(canvas.getBoundingClientRect().width) || 360;
-    const dpr = window.devicePixelRatio || 1;
-    canvas.width = Math.round(side * dpr);
-    canvas.height = Math.round(side * dpr);
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    side = fitSquare(canvas, ctx, 360);
     redraw();
   }
 
@@ -229,9 +188,9 @@ function render({ model, el: root }) {
   }
 
   function point(event) {
-    const box = canvas.getBoundingClientRect();
-    current[0].push(Math.round(((event.clientX - box.left) * side) / box.width * 10) / 10);
-    current[1].push(Math.round(((event.clientY - box.top) * side) / box.height * 10) / 10);
+    const [x, y] = canvasPoint(canvas, side, event);
+    current[0].push(x);
+    current[1].push(y);
     current[2].push(Math.round(event.timeStamp - roundStart)); // ms into the round
   }
 
