@@ -507,7 +507,7 @@ def recognition_point(predictor: Predictor, strokes, target: str, threshold: flo
 # --------------------------------------------------------------------------- why a round was lost
 def replay_drawings(ckpt: Checkpoint) -> dict[str, np.ndarray]:
     """The drawings a checkpoint carries per class, uint8 ``(n, 784)``: its replay drawings
-    (the shipped models carry 50 training drawings per class) and a taught class's examples.
+    (a shipped model carries a few dozen training drawings per class) and a taught class's examples.
     Classes with none are left out."""
     found = dict((ckpt.data.get("replay") or {}).get("drawings", {}))
     for taught in ckpt.data.get("taught", []):
