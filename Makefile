@@ -35,6 +35,8 @@ test: export QUICKSKETCH_DATA = $(SHARED_QUICKDRAW)
 test: export QUICKSKETCH_STROKES = $(SHARED_STROKES)
 # ... and train into artifacts/, never over a model a person trained in models/.
 test: export QUICKSKETCH_CHECKPOINT = $(abspath artifacts/nbval/sketchcnn.pt)
+# ... and keep the shipped models' ONNX exports (what `predict` answers with) there too, not in ~/.cache.
+test: export XDG_CACHE_HOME = $(abspath artifacts/cache)
 # pytest exits 5 when it collected no tests: that is a failure here.
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \

@@ -9,12 +9,12 @@ listed above it.
     device      device, seeding, precision, the torchrun process group, `doctor`
 
     categories  the Quick Draw class names and the ten of the walkthrough
+    locations   where things are: which data, which checkpoint, where to write (paths only)
     rasterize   strokes -> 28x28 the Quick Draw way; the accepted drawing shapes
-    data        folders of <class>.npy, splits, the fast batch path
-    augment     drawing-preserving augmentation
     doodles     the offline default: synthetic doodles
-    download    real Quick Draw data, only the rows needed
-    locations   which data, which checkpoint, where to write
+    data        folders of <class>.npy, splits, the fast batch path; find_data
+    augment     drawing-preserving augmentation
+    download    real Quick Draw data, only the rows needed; make demo's data
 
     model       SketchCNN, ModelConfig, test-time flip
     checkpoint  self-describing checkpoints
@@ -23,8 +23,8 @@ listed above it.
     training    TrainConfig and fit
     recipes     named TrainConfig presets and `--set KEY=VALUE`
 
+    inference   Predictor and OnnxModel: top-k guesses for drawings and images
     export      ONNX (and int8) export with a parity check
-    inference   Predictor: top-k guesses for drawings and images
     teach       teach a trained model a new class from a few drawings (and forget it)
     game        the game: prompts, timed rounds, live guesses, its threshold, how early, why lost
     plots       the figures of the notebooks, `evaluate --png` and the README

@@ -37,7 +37,6 @@ contaminated: ``machine.load_average`` records the load before and after.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import resource
@@ -53,10 +52,11 @@ import torch
 from torch import nn
 
 from .categories import THE_TEN
-from .data import BatchLoader, QuickDrawNPY, SketchData, load_folder, normalize, normalize_batch, walkthrough_classes
+from .data import (BatchLoader, QuickDrawNPY, SketchData, find_data, load_folder, normalize, normalize_batch,
+                   walkthrough_classes)
 from .device import configure_threads, cpu_has_fast_bf16, pick_device, resolve_precision
 from .errors import DataError
-from .locations import find_data, strokes_dir
+from .locations import strokes_dir
 
 JSON_KEYS = ("machine", "data", "settings", "training", "loading", "inference", "widget", "memory",
              "phase_seconds", "seconds")
@@ -192,15 +192,14 @@ def compare_accuracy(data: SketchData, config=None, model_config=None) -> dict:
     """
     from dataclasses import replace
 
-    from .model import ModelConfig, SketchCNN
+    from .model import build_model
     from .training import TrainConfig, fit
 
     config = config or TrainConfig(epochs=1, max_batches=100)
-    model_config = model_config or ModelConfig(num_classes=len(data.classes))
     result = {}
     for name, overrides in (("fp32", {"precision": "fp32", "channels_last": False}), ("quicksketch", {})):
         torch.manual_seed(config.seed)
-        run = fit(SketchCNN(model_config), data, replace(config, **overrides), progress=False)
+        run = fit(build_model(model_config, data.classes), data, replace(config, **overrides), progress=False)
         result[name] = run.val_accuracy
         result[f"{name}_precision"] = run.checkpoint.train_config["precision"]
     result["difference_points"] = 100 * (result["quicksketch"] - result["fp32"])
@@ -257,7 +256,7 @@ def measure_inference(model: nn.Module, onnx_path: str | os.PathLike | None, dra
     ``Predictor`` runs it) and onnxruntime (``OnnxModel``, ``ort_threads`` threads);
     with ``int8_path`` also the int8 model (key ``onnxruntime_int8``, with its top-1
     agreement with PyTorch on the batch)."""
-    from .export import OnnxModel
+    from .inference import OnnxModel
 
     model = model.eval().cpu().to(memory_format=torch.contiguous_format)
     rows = np.resize(drawings, (batch_size, drawings.shape[1]))
@@ -523,10 +522,10 @@ def run_bench(data_dir: str | os.PathLike | None = None, settings: BenchSettings
     result["loading"] = compare_loading(orig, fast, settings.loading_batches)
     mark("loading")
     log("training: original recipe vs QuickSketch default path, alternating ...")
-    from .model import ModelConfig, SketchCNN
+    from .model import ModelConfig, build_model
     torch.manual_seed(0)
-    model_orig = SketchCNN(ModelConfig(num_classes=len(data.classes)))
-    model_fast = SketchCNN(ModelConfig(num_classes=len(data.classes)))
+    model_orig = build_model(ModelConfig(), data.classes)
+    model_fast = build_model(ModelConfig(), data.classes)
     model_fast.load_state_dict(model_orig.state_dict())
     result["training"] = compare_training(original_trainer(orig, model_orig, dev), fast_trainer(fast, model_fast),
                                           settings.rounds, settings.steps_per_round, settings.warmup_steps)
@@ -622,48 +621,3 @@ def format_table(r: dict) -> str:
         f"{'bench time':<44}{r['seconds']:.0f} s",
     ]
     return "\n".join(lines)
-
-
-def cmd_bench(args) -> int:
-    if args.game:
-        result = run_game_bench(args.model, per_class=args.per_class or 1)
-        print(format_game_table(result))
-        if args.json:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(result, indent=1))
-            print(f"wrote {args.json}")
-        return 0
-    settings = BenchSettings.quick() if args.quick else BenchSettings()
-    if args.per_class:
-        settings.per_class = args.per_class
-    result = run_bench(args.data, settings, threads=args.threads or 0, device=args.device)
-    print(format_table(result))
-    if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=1))
-        print(f"wrote {path}")
-    return 0
-
-
-def add_parser(sub) -> None:
-    """Register ``quicksketch bench`` on the CLI's subparsers."""
-    s = sub.add_parser(
-        "bench", help="measure the original recipe vs QuickSketch's fast path (training, loading, inference)",
-        description="In one process and on the same data, measure training images/s of the original "
-                    "recipe (fp32, per-sample Dataset, random_split, DataLoader) and of QuickSketch's "
-                    "default path, data loading alone, batch-1 latency and batch-256 throughput with "
-                    "PyTorch and onnxruntime, the widget's stroke-to-prediction time and peak memory. "
-                    "Data: --data, $QUICKSKETCH_DATA, data/quickdraw (the ten classes when it has them), "
-                    "else the offline default.")
-    s.add_argument("--quick", action="store_true", help="fewer steps: under 3 minutes on 2 CPU cores")
-    s.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    s.add_argument("--data", help="data folder (default: see above)")
-    s.add_argument("--per-class", type=int, metavar="N", help="drawings per class to load")
-    s.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    s.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
-    s.add_argument("--game", action="store_true",
-                   help="instead: the game's work per update (strokes -> rasterise -> model -> phrase) over real "
-                        "stroke drawings replayed at 5 updates a second, p50/p95/max ms (--per-class: drawings per class, default 1)")
-    s.add_argument("--model", default="pretrained-54", help="the model for --game (default pretrained-54)")
-    s.set_defaults(func=cmd_bench)

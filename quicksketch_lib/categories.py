@@ -70,3 +70,21 @@ def closest_categories(name: str, n: int = 3) -> list[str]:
     key = name.strip().lower().replace("_", " ").replace("-", " ")
     matches = difflib.get_close_matches(key, list(by_lower), n=n, cutoff=0.5)
     return [by_lower[m] for m in matches]
+
+
+MAX_NAME_LENGTH = 64  # Google's longest class name has 23 characters
+
+
+def check_class_name(name: str) -> str:
+    """``name`` without surrounding spaces, or ValueError saying why it cannot name a class: a
+    class name is one line of printable text, 1 to :data:`MAX_NAME_LENGTH` characters (it is
+    printed one per line by ``predict`` and stored in checkpoints and ONNX metadata)."""
+    text = str(name).strip()
+    if not text:
+        raise ValueError("a class name cannot be empty")
+    if not text.isprintable():
+        raise ValueError(f"class name {text!r} holds a line break or another control character; "
+                         "a class name is one line of printable text")
+    if len(text) > MAX_NAME_LENGTH:
+        raise ValueError(f"class name is {len(text)} characters long; at most {MAX_NAME_LENGTH}")
+    return text

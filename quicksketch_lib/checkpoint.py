@@ -22,7 +22,6 @@ interrupted save never leaves a broken checkpoint.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
@@ -32,8 +31,8 @@ from pathlib import Path
 
 import torch
 
-from .data import NORM_MEAN, NORM_STD
-from .errors import CheckpointError
+from .data import NORM_MEAN, NORM_STD, RowFingerprints
+from .errors import CheckpointError, first_line
 from .files import atomic_write
 from .locations import resolve_checkpoint
 from .model import ModelConfig, SketchCNN
@@ -64,7 +63,7 @@ class Checkpoint:
             model.load_state_dict(self.model_state)
         except RuntimeError as exc:
             raise CheckpointError(f"{self.path}: weights do not fit the recorded model config "
-                                  f"({str(exc).splitlines()[0]})") from None
+                                  f"({first_line(exc)})") from None
         return model.to(device).eval()
 
     @property
@@ -72,6 +71,12 @@ class Checkpoint:
         """Whether it is meant to be used with test-time flip (averaging each drawing and its
         mirror image), as its recipe evaluated it during training."""
         return bool((self.train_config or {}).get("tta_flip", False))
+
+    @property
+    def trained_on(self) -> list[str]:
+        """The classes it was trained on, in training order (classes taught later excluded)."""
+        taught = {t["name"] for t in self.data.get("taught", [])}
+        return list(self.data.get("classes") or [c for c in self.classes if c not in taught])
 
     def to_dict(self) -> dict:
         d = {
@@ -109,16 +114,6 @@ def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike) -> Path:
     return path
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes (an exported model records its checkpoint's)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-CHECKPOINT_SHA_KEY = "quicksketch_checkpoint_sha256"  # an exported model's record of its checkpoint
 TRAIN_HINT = "train one with `quicksketch train` or use `pretrained`"
 
 
@@ -160,13 +155,8 @@ def _read_checkpoint_file(path: Path, map_location) -> dict:
                               "tensors, numbers and strings, which QuickSketch refuses to load (loading "
                               f"them could run code); {TRAIN_HINT}") from None
     except Exception as exc:  # torch raises many types for corrupt files
-        raise CheckpointError(f"{path}: damaged checkpoint, cannot be read ({_short(exc)}); "
+        raise CheckpointError(f"{path}: damaged checkpoint, cannot be read ({first_line(exc)}); "
                               f"{TRAIN_HINT}") from None
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
 def validate_checkpoint(d, path: Path | None = None) -> Checkpoint:
@@ -195,7 +185,7 @@ def validate_checkpoint(d, path: Path | None = None) -> Checkpoint:
     try:
         config = ModelConfig.from_dict(d["model_config"])
     except (TypeError, ValueError, AttributeError) as exc:
-        raise CheckpointError(f"{path}: its model_config cannot be read ({_short(exc)})") from None
+        raise CheckpointError(f"{path}: its model_config cannot be read ({first_line(exc)})") from None
     out_weight = [k for k in state if k.endswith(".weight")][-1:]
     outputs = state[out_weight[0]].shape[0] if out_weight else None
     if config.num_classes != len(classes) or outputs != len(classes):
@@ -205,10 +195,108 @@ def validate_checkpoint(d, path: Path | None = None) -> Checkpoint:
     if bad:
         raise CheckpointError(f"{path}: weights {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} hold "
                               "NaN or infinite values (a diverged training run?); retrain, e.g. with a lower --lr")
+    data, split = _checked_data(d.get("data", {}), list(classes), path), _checked_split(d.get("split", {}), path)
+    _check_split_fits(split, data, path)
     state = {k: v.float() if v.dtype == torch.float16 else v for k, v in state.items()}
     return Checkpoint(
         model_state=state, model_config=config,
         classes=list(classes), normalization=d.get("normalization", {}),
         train_config=d.get("train_config", {}), metrics=d.get("metrics", {}),
-        history=d.get("history", []), data=d.get("data", {}), split=d.get("split", {}),
+        history=d.get("history", []), data=data, split=split,
         train_state=d.get("train_state"), path=path)
+
+
+# --------------------------------------------------------------------------- metadata
+# What teach, evaluate and export read from ``data`` and ``split`` is checked on load like the
+# weights: a malformed entry is one line naming it (exit 3), never a traceback or a guess.
+def _damaged(path, what: str) -> CheckpointError:
+    return CheckpointError(f"{path}: its {what}; it is damaged or was edited by hand -- "
+                           "use the checkpoint as QuickSketch wrote it")
+
+
+def _drawing_tensor(value) -> bool:
+    """uint8 drawings ``(n, 784)`` or ``(n, 28, 28)``, n >= 1."""
+    return isinstance(value, torch.Tensor) and value.dtype == torch.uint8 and len(value) > 0 and \
+        tuple(value.shape[1:]) in ((784,), (28, 28))
+
+
+def _names(value) -> bool:
+    return isinstance(value, (list, tuple)) and all(isinstance(c, str) and c for c in value)
+
+
+def _checked_data(data, classes: list[str], path) -> dict:
+    """``data`` after checking the recorded training data (classes, counts, SHA-256, per-drawing
+    fingerprints), the taught classes and the replay drawings."""
+    if not isinstance(data, dict):
+        raise _damaged(path, f"data record is a {type(data).__name__}, not a dict")
+    trained = data.get("classes")
+    if trained is not None and (not _names(trained) or not set(trained) <= set(classes)):
+        raise _damaged(path, "recorded training classes are not names of its own classes")
+    counts, digests = data.get("counts"), data.get("sha256")
+    if counts is not None and (not isinstance(counts, (list, tuple)) or
+                               not all(isinstance(n, int) and n >= 0 for n in counts) or
+                               (trained is not None and len(counts) != len(trained))):
+        raise _damaged(path, "recorded per-class counts are not one whole number per training class")
+    if digests is not None and (not isinstance(digests, (list, tuple)) or len(digests) != len(counts or ()) or
+                                not all(isinstance(h, str) and len(h) == 64 for h in digests)):
+        raise _damaged(path, "recorded data fingerprint is not one SHA-256 per training class")
+    per_class = data.get("per_class")
+    if per_class is not None and not (isinstance(per_class, int) and per_class >= 1):
+        raise _damaged(path, f"recorded per_class {per_class!r} is not a whole number of at least 1")
+    if data.get("train_rows") is not None:
+        try:
+            RowFingerprints.from_dict(data["train_rows"])
+        except ValueError as exc:
+            raise _damaged(path, str(exc)) from None
+    _check_taught(data.get("taught", []), classes, path)
+    _check_replay(data.get("replay"), classes, path)
+    return data
+
+
+def _check_taught(taught, classes: list[str], path) -> None:
+    if not isinstance(taught, (list, tuple)):
+        raise _damaged(path, f"taught-class record is a {type(taught).__name__}, not a list")
+    names = []
+    for i, entry in enumerate(taught, 1):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or \
+                not _drawing_tensor(entry.get("drawings")):
+            raise _damaged(path, f"taught class number {i} lacks a name or its example drawings "
+                                 "(uint8, 784 pixels each)")
+        if entry["name"] not in classes:
+            raise _damaged(path, f"taught class {entry['name']!r} is not one of its classes")
+        if not isinstance(entry.get("config", {}), dict):
+            raise _damaged(path, f"taught class {entry['name']!r} has settings that are not a dict")
+        names.append(entry["name"])
+    if len(set(names)) != len(names):
+        raise _damaged(path, "taught-class record names a class twice")
+
+
+def _check_replay(replay, classes: list[str], path) -> None:
+    if replay is None:
+        return
+    drawings = replay.get("drawings") if isinstance(replay, dict) else None
+    if not isinstance(drawings, dict) or not drawings:
+        raise _damaged(path, "replay record has no drawings per class")
+    for name, rows in drawings.items():
+        if name not in classes:
+            raise _damaged(path, f"replay drawings are for {name!r}, not one of its classes")
+        if not _drawing_tensor(rows):
+            raise _damaged(path, f"replay drawings of {name!r} are not uint8 drawings of 784 pixels")
+
+
+def _checked_split(split, path) -> dict:
+    if not isinstance(split, dict):
+        raise _damaged(path, f"held-out split record is a {type(split).__name__}, not a dict")
+    val = split.get("val_indices")
+    if val is not None and not (isinstance(val, torch.Tensor) and val.dim() == 1 and
+                                val.dtype in (torch.int32, torch.int64)):
+        raise _damaged(path, "held-out split is not a list of drawing numbers (a 1-D integer tensor)")
+    return split
+
+
+def _check_split_fits(split: dict, data: dict, path) -> None:
+    val, counts = split.get("val_indices"), data.get("counts")
+    if val is None or counts is None or not len(val):
+        return
+    if int(val.min()) < 0 or int(val.max()) >= sum(counts) or len(torch.unique(val)) != len(val):
+        raise _damaged(path, f"held-out split names drawings outside the {sum(counts):,} it was trained with")

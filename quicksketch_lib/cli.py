@@ -6,9 +6,12 @@ user can fix end in one line ``error: ...`` and an exit code from :data:`EXIT_CO
 ``QuickSketchError``), 4 download failed (``DownloadError``: offline, unknown class,
 server error), 1 anything unexpected.
 
-Option values are checked when parsed (``positive_int``, ``positive_float``, ``seed_value``,
-``device_name``, ``recipe_name``, and ``--set`` values by the same rules), and every output
-location before any work (``files.check_output_file`` / ``check_output_folder``).
+Every subcommand is registered here, with the same option types: values are checked when
+parsed (``positive_int``, ``thread_count``, ``positive_float``, ``seed_value``, ``device_name``,
+``recipe_name``, ``class_name``, ``output_path`` -- no output may take a shipped model's name --
+and ``--set`` values by the same rules), and every output location before any work
+(``files.check_output_file`` / ``check_output_folder``). A command imports what it needs when it
+runs, so ``quicksketch --help`` imports no torch.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import sys
 import warnings
 
 from .errors import DownloadError, QuickSketchError
-from .locations import DEFAULT_CHECKPOINT, DEMO_CHECKPOINT, DOWNLOADED_DATA, PRETRAINED, PRETRAINED_ONNX
+from .locations import (DEFAULT_CHECKPOINT, DEMO_CHECKPOINT, DOWNLOADED_DATA, PRETRAINED, PRETRAINED_MODELS,
+                        PRETRAINED_ONNX)
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_DOWNLOAD = 0, 1, 2, 3, 4
 # The one table of exit codes: --help's epilog is made from it; errors.py and the README cite it.
@@ -62,6 +66,14 @@ def seed_value(text: str) -> int:
     return value
 
 
+def thread_count(text: str) -> int:
+    """A number of CPU threads: a whole number of at least 0 (0 = torch's choice)."""
+    value = _parsed(text, int, "a whole number")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0 (0 = torch's choice), got {value}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """A finite number above 0 (learning rate, seconds)."""
     value = _parsed(text, float, "a number")
@@ -70,14 +82,36 @@ def positive_float(text: str) -> float:
     return value
 
 
+def _checked(check, text: str):
+    """``check(text)``, its ValueError a usage error with the same message."""
+    try:
+        return check(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def device_name(text: str) -> str:
     """A device this machine has (see ``device.check_device``)."""
     from .device import check_device
 
-    try:
-        return check_device(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return _checked(check_device, text)
+
+
+def output_path(text: str) -> str:
+    """A file or folder to write: any path but the names of the shipped models ("pretrained",
+    "pretrained-54"), which would never name what was written there."""
+    if text in PRETRAINED_MODELS:
+        raise argparse.ArgumentTypeError(f"{text!r} names a shipped model, so it cannot be an output "
+                                         f"(it would never name what is written); choose another name, "
+                                         f"e.g. models/{text}-mine.pt")
+    return text
+
+
+def class_name(text: str) -> str:
+    """A class name: one line of printable text (``categories.check_class_name``)."""
+    from .categories import check_class_name
+
+    return _checked(check_class_name, text)
 
 
 def recipe_name(text: str) -> str:
@@ -131,22 +165,27 @@ def _train(args, world: int) -> int:
     from .data import load_folder
     from .device import set_seed
     from .files import check_output_file
-    from .locations import find_data
-    from .model import ModelConfig, SketchCNN
-    from .recipes import recipe_config, recipe_per_class
-    from .training import fit, history_path, resume_settings
+    from .data import find_data
+    from .model import build_model
+    from .recipes import recipe_config, recipe_model_config, recipe_per_class, split_model_overrides
+    from .training import fit, format_accuracy, history_path, resume_settings
 
     check_output_file(args.out)  # before reading data or training
     # --resume continues with the run's own settings; options given must agree (fit checks)
     stored = resume_settings(args.out) if args.resume else {}
+    stored_model = stored.pop("model", None)  # its architecture: --set model.* must agree (fit checks)
     named = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                  device=args.device, precision=args.precision, compile=args.compile or None,
                  channels_last=False if args.no_channels_last else None,
                  cuda_graphs=False if args.no_cuda_graphs else None, num_threads=args.threads,
                  max_batches=args.max_batches)
-    overrides = {**named, **dict(args.set)}  # --set wins
+    overrides, model_overrides = split_model_overrides({**named, **dict(args.set)})  # --set wins
     recipe = overrides.pop("recipe", None) or args.recipe or stored.get("recipe", "original")
-    config = recipe_config(recipe, base=stored, **overrides)
+    try:
+        config = recipe_config(recipe, base=stored, **overrides)
+        model_config = recipe_model_config(recipe, base=stored_model, **model_overrides)
+    except ValueError as exc:  # a value the configs refuse: a usage error, like the options'
+        args.usage(str(exc))
     source = find_data(args.data)
     print(source.describe())
     # Under torchrun each rank reads only its shard of the memory-mapped files.
@@ -154,26 +193,27 @@ def _train(args, world: int) -> int:
     data = load_folder(source.path, classes=args.classes, per_class=per_class, mapped=world > 1)
     print(data.describe())
     set_seed(config.seed)  # the initial weights too come from --seed
-    model = SketchCNN(ModelConfig(num_classes=len(data.classes)))
+    model = build_model(model_config, data.classes)
     result = fit(model, data, config, out=args.out, resume=args.resume, progress=not args.quiet)
     if result.epochs_trained == 0:
         print(f"nothing to do: {args.out} already has {len(result.history)} of {config.epochs} epochs "
               "(nothing was written); raise --epochs to train further")
         return EXIT_OK
-    print(f"held-out accuracy {result.val_accuracy:.2%} after {len(result.history)} epochs")
+    print(f"held-out accuracy {format_accuracy(result.val_accuracy)} after {len(result.history)} epochs")
     print(f"saved {args.out} (history: {history_path(args.out)})")
     return EXIT_OK
 
 
 def cmd_evaluate(args) -> int:
     from .checkpoint import load_checkpoint
-    from .evaluation import evaluate, load_for_checkpoint
+    from .evaluation import classes_to_evaluate, evaluate, load_for_checkpoint
     from .files import check_output_file
 
     for out in filter(None, (args.json, args.png)):
         check_output_file(out)  # before the work
     ckpt = load_checkpoint(args.checkpoint)
-    data = load_for_checkpoint(ckpt, args.data, args.per_class)
+    classes = classes_to_evaluate(ckpt, args.data, args.classes)  # by name; unknown ones refused
+    data = load_for_checkpoint(ckpt, args.data, args.per_class, classes)
     report = evaluate(ckpt, data, tta_flip=args.tta_flip)
     print(report.format_text())
     if args.json:
@@ -185,12 +225,12 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .inference import Predictor, load_inputs
+    """Imports no torch when an ONNX export answers (``Predictor.from_checkpoint``)."""
+    from .inference import BLANK, Predictor, load_inputs
 
-    from .inference import BLANK
-
-    predictor = Predictor.from_checkpoint(args.checkpoint, backend=args.backend, tta_flip=args.tta_flip)
-    names, drawings = load_inputs(args.inputs)
+    names, drawings = load_inputs(args.inputs)  # the inputs first: a mistake there is found at once
+    predictor = Predictor.from_checkpoint(args.checkpoint, backend=args.backend, tta_flip=args.tta_flip,
+                                          exporter=_export_onnx)  # a shipped model: into the cache, once
     results = predictor.predict_or_blank(drawings, top_k=args.top_k)  # [] for a blank drawing
     if args.json:
         print(json.dumps([{"input": n, "blank": not r, "top_k": [{"class": c, "probability": p} for c, p in r]}
@@ -199,6 +239,14 @@ def cmd_predict(args) -> int:
     for name, guesses in zip(names, results):
         print(f"{name}: " + (", ".join(f"{c} {p:.1%}" for c, p in guesses) if guesses else BLANK))
     return EXIT_OK
+
+
+def _export_onnx(checkpoint, out) -> None:
+    """``export.export_onnx``, imported when called: it imports torch, which ``predict`` needs
+    only the first time a shipped model is exported into the cache."""
+    from .export import export_onnx
+
+    export_onnx(checkpoint, out)
 
 
 def cmd_export(args) -> int:
@@ -215,9 +263,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_download(args) -> int:
-    from .download import download_classes
-
     from .categories import THE_TEN
+    from .download import download_classes
 
     paths = download_classes(args.classes or THE_TEN, args.out, per_class=args.per_class, source=args.source,
                              fmt=args.format, progress=not args.quiet, timeout=args.timeout,
@@ -233,19 +280,68 @@ def cmd_demo(args) -> int:
     return EXIT_OK
 
 
+def cmd_teach(args) -> int:
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .data import load_folder
+    from .files import check_output_file
+    from .inference import Predictor
+    from .teach import TeachConfig, forget_class, load_drawings, taught_classes, teach_class
+
+    if not args.forget and not (args.name and args.drawings):
+        args.usage("--name and --drawings are required (or --forget NAME)")
+    check_output_file(args.out)  # before reading or teaching, as train does
+    ckpt = load_checkpoint(args.checkpoint)
+    if args.forget:
+        out = forget_class(ckpt, args.forget)
+        save_checkpoint(out, args.out)
+        print(f"forgot '{args.forget}': the model knows {len(out.classes)} classes again; wrote {args.out}")
+        return EXIT_OK
+    replay = load_folder(args.data, classes=[c for c in ckpt.classes if c not in taught_classes(ckpt)]) \
+        if args.data else None
+    rows = load_drawings(args.drawings)
+    config = TeachConfig(seed=args.seed, num_threads=TeachConfig.num_threads if args.threads is None else args.threads)
+    out = teach_class(ckpt, args.name, rows, replay=replay, config=config)
+    save_checkpoint(out, args.out)
+    found = Predictor.from_model(out.build_model(), out.classes, out.tta_flip).predict(rows, top_k=1)
+    hits = sum(top[0][0] == out.classes[-1] for top in found)
+    print(f"taught '{out.classes[-1]}' from {len(rows)} drawings in {out.data['taught'][-1]['seconds']:.1f} s "
+          f"({hits} of {len(rows)} now recognised); the model knows {len(out.classes)} classes; "
+          f"wrote {args.out}")
+    return EXIT_OK
+
+
+def cmd_bench(args) -> int:
+    from .bench import BenchSettings, format_game_table, format_table, run_bench, run_game_bench
+    from .files import atomic_write, check_output_file
+
+    if args.json:
+        check_output_file(args.json)  # before the work
+    if args.game:
+        result = run_game_bench(args.model, per_class=args.per_class or 1)
+        print(format_game_table(result))
+    else:
+        settings = BenchSettings.quick() if args.quick else BenchSettings()
+        if args.per_class:
+            settings.per_class = args.per_class
+        result = run_bench(args.data, settings, threads=args.threads or 0, device=args.device or "auto")
+        print(format_table(result))
+    if args.json:
+        with atomic_write(args.json, "w") as f:
+            f.write(json.dumps(result, indent=1))
+        print(f"wrote {args.json}")
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- parser
 def config_override(text: str) -> tuple[str, object]:
-    """argparse ``type`` for ``--set KEY=VALUE`` (``recipes.parse_override``): a bad key or
-    value is a usage error (exit 2) that lists the fields."""
-    from .recipes import parse_override
+    """argparse ``type`` for ``--set KEY=VALUE`` (``recipes.parse_override``): a bad key, or a
+    value the config refuses (``TrainConfig``'s own checks, and the options' types where a
+    field has an option), is a usage error (exit 2) in one line."""
+    from .recipes import check_override, parse_override
 
-    try:
-        key, value = parse_override(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    check = {"epochs": positive_int, "batch_size": positive_int, "lr": positive_float, "seed": seed_value,
-             "num_threads": positive_int, "max_batches": positive_int, "device": device_name,
-             "recipe": recipe_name}.get(key)
+    key, value = _checked(parse_override, text)
+    _checked(lambda _: check_override(key, value), text)
+    check = {"num_threads": positive_int, "device": device_name, "recipe": recipe_name}.get(key)
     if check is not None and value is not None:
         try:
             check(str(value))
@@ -271,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Copy a seeded random sample of N drawings per class from SRC to DST. "
                                    "Files are memory-mapped: full-size class files are never read whole.")
     s.add_argument("src", help="data folder with one <class>.npy per class")
-    s.add_argument("dst", help="folder to write the subset to")
+    s.add_argument("dst", type=output_path, help="folder to write the subset to")
     s.add_argument("--per-class", type=positive_int, required=True, metavar="N", help="drawings per class")
     s.add_argument("--classes", nargs="+", metavar="NAME", help="only these classes (default: all)")
     s.add_argument("--seed", type=seed_value, default=0, help="sampling seed (default 0)")
@@ -292,7 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=positive_int, help="batch size (default 256)")
     s.add_argument("--lr", type=positive_float, help="learning rate (recipe default)")
     s.add_argument("--seed", type=seed_value, help="seed for split, init and batch order (default 0)")
-    s.add_argument("--out", default=str(DEFAULT_CHECKPOINT), help=f"checkpoint path (default {DEFAULT_CHECKPOINT})")
+    s.add_argument("--out", type=output_path, default=str(DEFAULT_CHECKPOINT),
+                   help=f"checkpoint path (default {DEFAULT_CHECKPOINT})")
     s.add_argument("--resume", action="store_true",
                    help="continue the run saved at --out, with its settings (other ones are refused)")
     s.add_argument("--classes", nargs="+", metavar="NAME", help="train on these classes only")
@@ -308,20 +405,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     s.add_argument("--max-batches", type=positive_int, metavar="N", help="cap batches per epoch (quick runs)")
     s.add_argument("--set", action="append", default=[], type=config_override, metavar="KEY=VALUE",
-                   help="set any TrainConfig field, e.g. --set label_smoothing=0.1 --set schedule=cosine "
-                        "(repeatable; wins over the recipe and the options above)")
+                   help="set any TrainConfig field, e.g. --set label_smoothing=0.1 --set schedule=cosine, "
+                        "or a ModelConfig field as model.FIELD, e.g. --set model.channels=32,64,128 "
+                        "--set model.dropout=0.3 (repeatable; wins over the recipe and the options above)")
     s.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
-    s.set_defaults(func=cmd_train)
+    s.set_defaults(func=cmd_train, usage=s.error)
 
     s = sub.add_parser("evaluate", help="accuracy, top-3, per-class precision/recall, confusion, ECE",
-                       description="Evaluate a checkpoint. On the folder it was trained on, only its "
-                                   "recorded held-out split is used; on any other folder, every drawing.")
+                       description="Evaluate a checkpoint on a folder of its classes (matched by name: any "
+                                   "order, all or some of them; a class it does not know is refused). "
+                                   "Drawings it was trained on are left out and counted: on the folder it "
+                                   "was trained on its recorded held-out split is used, elsewhere every "
+                                   "drawing whose fingerprint is not one of its training drawings'.")
     s.add_argument("checkpoint", help=f"checkpoint .pt, or '{PRETRAINED}' (the shipped model of the ten classes)")
     s.add_argument("--data", required=True, help="data folder")
+    s.add_argument("--classes", nargs="+", metavar="NAME",
+                   help="evaluate only these classes of the folder (default: every class file in it)")
     s.add_argument("--per-class", type=positive_int, metavar="N",
                    help="at most N drawings per class (default: as in training on its drawings, else all)")
-    s.add_argument("--json", metavar="OUT.json", help="write all metrics as JSON")
-    s.add_argument("--png", metavar="OUT.png", help="write the confusion matrix as a PNG")
+    s.add_argument("--json", type=output_path, metavar="OUT.json", help="write all metrics as JSON")
+    s.add_argument("--png", type=output_path, metavar="OUT.png", help="write the confusion matrix as a PNG")
     s.add_argument("--tta-flip", action=argparse.BooleanOptionalAction, default=None,
                    help="average with mirrored drawings (default: as the recipe says)")
     s.set_defaults(func=cmd_evaluate)
@@ -335,7 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("inputs", nargs="+", metavar="INPUT", help=".npy, .png, .jpg ...")
     s.add_argument("--top-k", type=positive_int, default=5, help="how many guesses (default 5)")
     s.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
-                   help="auto: the exported .onnx beside the checkpoint if present, else PyTorch")
+                   help="auto (default): onnxruntime when an export of this checkpoint is beside it "
+                        "(or, for the shipped models, in ~/.cache/quicksketch, made on first use), "
+                        "else PyTorch")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.add_argument("--tta-flip", action=argparse.BooleanOptionalAction, default=None,
                    help="average with the mirrored drawing (default: as the checkpoint was trained)")
@@ -345,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write one self-contained .onnx (dynamic batch axis, class names and "
                                    "normalisation in its metadata) and check onnxruntime against PyTorch.")
     s.add_argument("checkpoint", help=f"checkpoint .pt, or '{PRETRAINED}' (the shipped model of the ten classes)")
-    s.add_argument("--out", help="output .onnx (default: beside the checkpoint; "
+    s.add_argument("--out", type=output_path, help="output .onnx (default: beside the checkpoint; "
                                  f"for '{PRETRAINED}': {PRETRAINED_ONNX})")
     s.add_argument("--opset", type=positive_int, default=18,
                    help="ONNX opset (default 18; refused when the exporter cannot write it)")
@@ -362,7 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="official class names, spaces kept (default: the ten)")
     s.add_argument("--per-class", type=positive_int, default=5000, metavar="N",
                    help="drawings per class (default 5000)")
-    s.add_argument("--out", default=str(DOWNLOADED_DATA), help=f"output folder (default {DOWNLOADED_DATA})")
+    s.add_argument("--out", type=output_path, default=str(DOWNLOADED_DATA),
+                   help=f"output folder (default {DOWNLOADED_DATA})")
     s.add_argument("--source", help="another base URL or a local folder (default: Google's bucket)")
     s.add_argument("--format", default="npy", choices=["npy", "ndjson-raw", "ndjson-simplified"],
                    help="npy (default), ndjson-raw or ndjson-simplified")
@@ -379,26 +485,53 @@ def build_parser() -> argparse.ArgumentParser:
                                    "a short run, evaluate, export to ONNX and predict a few drawings.")
     s.add_argument("--epochs", type=positive_int, default=3, help="epochs of the short run (default 3)")
     s.add_argument("--per-class", type=positive_int, default=1500, help="drawings per class used (default 1500)")
-    s.add_argument("--out", default=str(DEMO_CHECKPOINT), help=f"checkpoint path (default {DEMO_CHECKPOINT})")
+    s.add_argument("--out", type=output_path, default=str(DEMO_CHECKPOINT),
+                   help=f"checkpoint path (default {DEMO_CHECKPOINT})")
     s.add_argument("--offline", action="store_true", help="never try to download")
     s.set_defaults(func=cmd_demo)
 
-    _add_optional(sub, "bench", "quicksketch_lib.bench")
-    _add_optional(sub, "teach", "quicksketch_lib.teach")
+    s = sub.add_parser(
+        "teach", help="teach a checkpoint a new class from a few drawings (or forget one)",
+        description="Add a class to a trained model from K >= 5 drawings: a new output row imprinted "
+                    "from the drawings' features and fine-tuned with replayed drawings of the old "
+                    "classes, in seconds on a CPU. Writes a new checkpoint; --forget removes a taught "
+                    "class again (the other weights exactly as before).")
+    s.add_argument("checkpoint", help=f"checkpoint .pt, or '{PRETRAINED}' (the shipped model of the ten)")
+    s.add_argument("--name", type=class_name, help="the new class's name (one line of printable text)")
+    s.add_argument("--drawings", nargs="+", metavar="FILE",
+                   help=".npy rows ((N, 784) or (N, 28, 28) uint8), pictures (PNG/JPEG...) or .ndjson strokes")
+    s.add_argument("--out", type=output_path, required=True, metavar="NEW.pt",
+                   help="where to write the new checkpoint")
+    s.add_argument("--forget", type=class_name, metavar="NAME",
+                   help="instead of teaching: remove the taught class NAME")
+    s.add_argument("--data", metavar="DIR", help="the old classes' training data, for checkpoints that "
+                                                 "carry no replay drawings")
+    s.add_argument("--seed", type=seed_value, default=0, help="seed for augmentation and replay (default 0)")
+    s.add_argument("--threads", type=thread_count,
+                   help="torch CPU threads for teaching (default 1, the fastest measured; 0 = torch's choice)")
+    s.set_defaults(func=cmd_teach, usage=s.error)
+
+    s = sub.add_parser(
+        "bench", help="measure the original recipe vs QuickSketch's fast path (training, loading, inference)",
+        description="In one process and on the same data, measure training images/s of the original "
+                    "recipe (fp32, per-sample Dataset, random_split, DataLoader) and of QuickSketch's "
+                    "default path, data loading alone, batch-1 latency and batch-256 throughput with "
+                    "PyTorch and onnxruntime, the widget's stroke-to-prediction time and peak memory. "
+                    "Data: --data, $QUICKSKETCH_DATA, data/quickdraw (the ten classes when it has them), "
+                    "else the offline default.")
+    s.add_argument("--quick", action="store_true", help="fewer steps (its run time: README \"Speed\")")
+    s.add_argument("--json", type=output_path, metavar="PATH", help="also write the results as JSON")
+    s.add_argument("--data", help="data folder (default: see above)")
+    s.add_argument("--per-class", type=positive_int, metavar="N", help="drawings per class to load")
+    s.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
+    s.add_argument("--device", type=device_name, help="auto (default), cpu, cuda, cuda:1, mps")
+    s.add_argument("--game", action="store_true",
+                   help="instead: the game's work per update (strokes -> rasterise -> model -> phrase) over real "
+                        "stroke drawings replayed at 5 updates a second, p50/p95/max ms (--per-class: drawings "
+                        "per class, default 1)")
+    s.add_argument("--model", default="pretrained-54", help="the model for --game (default pretrained-54)")
+    s.set_defaults(func=cmd_bench)
     return p
-
-
-def _add_optional(sub, name: str, module: str) -> None:
-    """Subcommands whose module adds its own parser (``add_parser(sub)``), when present."""
-    import importlib
-
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return
-    mod.add_parser(sub)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

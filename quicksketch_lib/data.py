@@ -7,11 +7,14 @@ until a batch is built.
 
 Two ways to read drawings:
 
-* :class:`QuickDrawNPY` -- a per-sample ``torch.utils.data.Dataset`` (the
-  original project's class), returning ``(1, 28, 28)`` normalised tensors.
+* :class:`QuickDrawNPY` -- a per-sample dataset (the original project's class),
+  returning ``(1, 28, 28)`` normalised tensors.
 * :class:`BatchLoader` -- the fast path used by the trainer: whole uint8
   arrays sliced per batch, normalised in one vectorised step (on the GPU when
   training there), no per-sample Python.
+
+Importing it imports no torch (the functions that make tensors import it when called), so
+reading files and :func:`normalize_rows` serve ``predict`` through onnxruntime alone.
 """
 
 from __future__ import annotations
@@ -26,14 +29,17 @@ import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
-import torch
 
-from .errors import DataError
-from .files import check_output_folder, save_npy_atomic
+from .errors import DataError, first_line
+from .files import check_output_folder, save_npy_atomic, shown_path
+from .locations import DataSource, data_source
 from .rasterize import as_image_batch
+
+if TYPE_CHECKING:  # the tensors of annotations; torch itself is imported where tensors are made
+    import torch
 
 IMAGE_SIZE = 28
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
@@ -145,7 +151,7 @@ def parse_npy_header(data: bytes) -> NpyHeader | int:
     try:
         shape, fortran, dtype = read_header(buf)
     except (ValueError, SyntaxError, TypeError) as exc:
-        raise ValueError(f"its .npy header is malformed ({_short(exc)})") from None
+        raise ValueError(f"its .npy header is malformed ({first_line(exc)})") from None
     if dtype.hasobject:
         raise ValueError("it holds Python objects (pickled data), which QuickSketch never loads")
     return NpyHeader(tuple(shape), np.dtype(dtype), bool(fortran), offset)
@@ -217,7 +223,7 @@ def open_class_file(path: str | os.PathLike) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError) as exc:
-        raise DataError(f"{path}: not a readable .npy file ({_short(exc)}); "
+        raise DataError(f"{path}: not a readable .npy file ({first_line(exc)}); "
                         "re-download or regenerate it") from None
 
 
@@ -229,10 +235,6 @@ def _describe_bad_dtype(arr: np.ndarray) -> str:
         lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
         desc += f" with values {lo:g}..{hi:g}" + (" (outside 0..255)" if lo < 0 or hi > 255 else "")
     return desc
-
-
-def _short(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
 
 
 # --------------------------------------------------------------------------- folders
@@ -256,7 +258,8 @@ class SketchData:
 
     def describe(self) -> str:
         kind = "SYNTHETIC doodles (not Quick Draw)" if self.synthetic else "Quick Draw drawings"
-        return f"{len(self):,} {kind} in {len(self.classes)} classes from {self.root}"
+        where = f" from {shown_path(self.root)}" if self.root else ""
+        return f"{len(self):,} {kind} in {len(self.classes)} classes{where}"
 
     def fingerprint(self) -> dict:
         """What identifies this data for a checkpoint's recorded split: classes, counts and
@@ -283,7 +286,7 @@ class SketchData:
 
 def load_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
                 per_class: int | None = None, max_bytes: int | None = None,
-                mapped: bool = False) -> SketchData:
+                mapped: bool = False, min_classes: int = 2) -> SketchData:
     """Load a data folder into memory, reading at most ``per_class`` rows per class.
 
     Files are memory-mapped, so with ``per_class`` only those rows are read, even
@@ -292,10 +295,11 @@ def load_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
     against reading a huge folder whole; pass ``per_class`` to stay under it.
     ``mapped=True`` reads nothing yet: ``images`` is a :class:`MappedImages` that
     reads rows from the files when indexed (each data-parallel rank reads its shard).
+    ``min_classes``: 2 for training a classifier; evaluating one may use 1.
     """
     root = Path(root)
     files = select_class_files(root, classes)
-    if len(files) < 2:
+    if len(files) < min_classes:
         raise DataError(f"{root}: found only {len(files)} class ({', '.join(files)}); "
                         "a classifier needs at least 2 class files")
     if per_class is not None and per_class < 1:
@@ -352,6 +356,79 @@ def rows_digest(rows: np.ndarray) -> str:
     return h.hexdigest()
 
 
+ROW_HASH = "blake2b-32"  # what :func:`row_hashes` computes (recorded beside the numbers)
+
+
+def row_hashes(rows, index: np.ndarray | None = None) -> np.ndarray:
+    """A 32-bit fingerprint of each uint8 drawing ``(N, 784)`` (or of ``rows[index]``): the
+    first 4 bytes of the BLAKE2b digest of its 784 bytes, as ``uint32``. The same drawing
+    gives the same number in any folder, file or order, on any machine; two different
+    drawings share one with probability 2**-32. ``rows`` may be any array-like (a memory
+    map, :class:`MappedImages`): it is read 65,536 rows at a time."""
+    n = len(rows) if index is None else len(index)
+    out = np.empty(n, dtype=np.uint32)
+    for start in range(0, n, 65536):
+        part = slice(start, start + 65536)
+        chunk = rows[part] if index is None else rows[np.asarray(index)[part]]
+        chunk = np.ascontiguousarray(chunk, dtype=np.uint8).reshape(-1, PIXELS)
+        digests = b"".join(hashlib.blake2b(row, digest_size=4).digest() for row in chunk)
+        out[start:start + len(chunk)] = np.frombuffer(digests, dtype=">u4")
+    return out
+
+
+@dataclass(frozen=True)
+class RowFingerprints:
+    """The drawings a model was trained on, one 32-bit fingerprint each (:func:`row_hashes`),
+    sorted and without repeats: 4 bytes a drawing (36,009 training drawings: 144 kB).
+
+    A drawing it was not trained on matches one of ``M`` fingerprints by chance with
+    probability about ``M / 2**32`` (:meth:`false_match_rate`): 1 in 119,000 for M = 36,009,
+    1 in 45,600 for M = 94,230. Stored in a checkpoint as ``to_dict()`` (an int32 tensor:
+    checkpoints hold only tensors, numbers and strings)."""
+
+    values: np.ndarray  # sorted unique uint32
+
+    @classmethod
+    def of(cls, rows, index: np.ndarray | None = None) -> "RowFingerprints":
+        """The fingerprints of ``rows`` (or of ``rows[index]``, read a chunk at a time)."""
+        return cls(np.unique(row_hashes(rows, index)))
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def union(self, other: "RowFingerprints") -> "RowFingerprints":
+        return RowFingerprints(np.union1d(self.values, other.values).astype(np.uint32))
+
+    def contains(self, rows) -> np.ndarray:
+        """Per drawing of ``rows``, whether its fingerprint is one of these."""
+        h = row_hashes(rows)
+        if not len(self.values):
+            return np.zeros(len(h), dtype=bool)
+        at = np.minimum(np.searchsorted(self.values, h), len(self.values) - 1)
+        return self.values[at] == h
+
+    def false_match_rate(self) -> float:
+        """The chance that a drawing not among them matches one: 1 - (1 - 2**-32)**M."""
+        return float(-np.expm1(len(self.values) * np.log1p(-2.0 ** -32)))
+
+    def to_dict(self) -> dict:
+        return {"hash": ROW_HASH, "values": torch.from_numpy(self.values.view(np.int32).copy())}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RowFingerprints":
+        """From :meth:`to_dict`'s form; ValueError (one line) for anything else."""
+        if not isinstance(d, dict) or d.get("hash") != ROW_HASH:
+            found = d.get("hash") if isinstance(d, dict) else type(d).__name__
+            raise ValueError(f"its per-drawing fingerprint is not {ROW_HASH!r} (found {found!r})")
+        values = d.get("values")
+        if not isinstance(values, torch.Tensor) or values.dtype != torch.int32 or values.dim() != 1:
+            raise ValueError("its per-drawing fingerprint is not a 1-D int32 tensor")
+        u = values.numpy().view(np.uint32)
+        if len(u) > 1 and not (u[1:] > u[:-1]).all():
+            raise ValueError("its per-drawing fingerprint is not sorted without repeats")
+        return cls(u.copy())
+
+
 def read_rows(arr: np.ndarray, out: np.ndarray) -> None:
     """Copy the first ``len(out)`` rows of a memory-mapped class file into ``out``.
 
@@ -364,6 +441,19 @@ def read_rows(arr: np.ndarray, out: np.ndarray) -> None:
             if f.readinto(memoryview(out).cast("B")) == out.nbytes:
                 return
     out[:] = arr[:len(out)]
+
+
+def find_data(explicit: str | os.PathLike | None = None, *, generate: bool = True,
+              per_class: int = 2000) -> DataSource:
+    """The data folder to use (:func:`~quicksketch_lib.locations.data_source`: ``explicit``,
+    ``$QUICKSKETCH_DATA``, ``data/quickdraw``, else the offline default ``data/synthetic``),
+    with the offline default generated on first use when ``generate``."""
+    source = data_source(explicit)
+    if source.kind == "offline-default" and generate and not is_synthetic(source.path):
+        from .doodles import generate_doodles
+
+        generate_doodles(source.path, per_class=per_class, seed=0)
+    return source
 
 
 def is_synthetic(root: str | os.PathLike) -> bool:
@@ -424,13 +514,22 @@ def shard_indices(indices: np.ndarray, labels: np.ndarray, rank: int, world: int
 
 # --------------------------------------------------------------------------- samples and batches
 def normalize(x: torch.Tensor) -> torch.Tensor:
-    """Normalize(mean=0.5, std=0.5) of images already scaled to [0, 1]."""
+    """Normalize(mean=0.5, std=0.5) of images already scaled to [0, 1] (a tensor or an array)."""
     return (x - NORM_MEAN) / NORM_STD
+
+
+def normalize_rows(rows: np.ndarray) -> np.ndarray:
+    """uint8 ``(N, 784)`` -> normalised float32 ``(N, 1, 28, 28)``, equal to
+    :func:`normalize_batch` without torch (what onnxruntime is given)."""
+    x = np.asarray(rows).reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE).astype(np.float32) / np.float32(255.0)
+    return normalize(x)
 
 
 def to_tensor(rows: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 ``(N, 784)`` or ``(N, 28, 28)`` -> float ``(N, 1, 28, 28)`` in [0, 1] (one
     drawing, ``(784,)`` or ``(28, 28)``: ``(1, 28, 28)``)."""
+    import torch
+
     batch, single = as_image_batch(torch.as_tensor(rows))
     x = batch[:, None].to(torch.float32) / 255.0
     return x[0] if single else x
@@ -441,8 +540,9 @@ def normalize_batch(images_u8: torch.Tensor) -> torch.Tensor:
     return normalize(to_tensor(images_u8))
 
 
-class QuickDrawNPY(torch.utils.data.Dataset):
-    """Per-sample Dataset over a data folder (the original project's interface).
+class QuickDrawNPY:
+    """Per-sample Dataset over a data folder (the original project's interface): a map-style
+    dataset (``len`` and ``[i]``), which ``DataLoader`` and ``random_split`` take as they are.
 
     ``dataset[i]`` is ``(image, label)`` with ``image`` a ``(1, 28, 28)`` float
     tensor: pixels scaled to [0, 1] then ``transform`` (default: Normalize(0.5, 0.5)).
@@ -458,6 +558,8 @@ class QuickDrawNPY(torch.utils.data.Dataset):
         return len(self.data)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        import torch
+
         x = torch.from_numpy(self.data.images[i].reshape(1, IMAGE_SIZE, IMAGE_SIZE).astype(np.float32) / 255.0)
         if self.transform is not None:
             x = self.transform(x)
@@ -486,6 +588,8 @@ class BatchLoader:
     epoch: int = field(default=0, init=False)
 
     def __post_init__(self):
+        import torch
+
         self.device = torch.device(self.device)
         self.images = torch.as_tensor(self.images)
         self.labels = torch.as_tensor(self.labels, dtype=torch.int64)
@@ -503,6 +607,8 @@ class BatchLoader:
         return batches if self.max_batches is None else min(batches, self.max_batches)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        import torch
+
         n = len(self.labels)
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
@@ -524,6 +630,8 @@ class BatchLoader:
 
 
 def _fits_on(device: torch.device, nbytes: int, share: float = 0.5) -> bool:
+    import torch
+
     try:
         free, _ = torch.cuda.mem_get_info(device)
     except Exception:  # pragma: no cover - only on odd CUDA setups

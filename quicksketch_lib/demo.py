@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from .data import load_folder
-from .locations import DEMO_CHECKPOINT, choose_demo_data
+from .download import choose_demo_data
+from .locations import DEMO_CHECKPOINT
 
 
 def _circle(cx: float, cy: float, r: float, start: float = 0.0, sweep: float = 2 * np.pi) -> list:
@@ -76,7 +77,7 @@ def run_demo(epochs: int = 3, per_class: int = 1500, out: str | Path = DEMO_CHEC
     from .export import export_onnx
     from .inference import Predictor
     from .device import set_seed
-    from .model import ModelConfig, SketchCNN
+    from .model import ModelConfig, build_model
     from .training import TrainConfig, fit, history_path
 
     source = choose_demo_data(offline, per_class)
@@ -84,7 +85,7 @@ def run_demo(epochs: int = 3, per_class: int = 1500, out: str | Path = DEMO_CHEC
     data = load_folder(source.path, per_class=per_class)
     print(data.describe())
     set_seed(0)
-    model = SketchCNN(ModelConfig(num_classes=len(data.classes)))
+    model = build_model(ModelConfig(), data.classes)
     print(f"\n1/5 training SketchCNN ({model.num_parameters():,} parameters) for {epochs} epochs ...")
     result = fit(model, data, TrainConfig(epochs=epochs), out=out)
 

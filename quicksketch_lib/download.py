@@ -27,6 +27,9 @@ in between is fetched again from the start instead of spliced. A download that
 makes less than :data:`STALL_BYTES` of progress in ``timeout`` seconds, or takes
 longer than ``deadline`` seconds in all, stops with :class:`DownloadError`.
 Only the standard library's urllib is used.
+
+:func:`choose_demo_data` is ``make demo``'s data: the ten classes downloaded when no data is
+here and the network is up, else the offline default.
 """
 
 from __future__ import annotations
@@ -44,10 +47,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .categories import CATEGORIES, closest_categories
-from .data import NpyHeader, check_bitmap_header, parse_npy_header, read_npy_header
+from .categories import CATEGORIES, THE_TEN, closest_categories
+from .data import NpyHeader, check_bitmap_header, find_data, parse_npy_header, read_npy_header
 from .errors import DataError, DownloadError
-from .files import atomic_write, check_output_folder, save_npy_atomic
+from .files import DISK_ERRORS, atomic_write, check_output_folder, disk_error, save_npy_atomic
+from .locations import DOWNLOADED_DATA, DataSource, data_source, project_root
 from .progress import progress_bar
 
 DEFAULT_SOURCE = "https://storage.googleapis.com/quickdraw_dataset/full/numpy_bitmap"
@@ -240,8 +244,13 @@ def _fetch(url: str, part: Path, *, stop_bytes: int | None = None, stop_lines: i
         length = resp.headers.get("Content-Length")
         sent = pos + int(length) if length and length.isdigit() else None
         total = stop_bytes if stop_bytes is not None else sent
-        with open(part, mode) as f, _progress_bar(total, pos, desc, progress) as bar:
-            pos, lines = _copy_body(resp, f, bar, url, pos, stop_bytes, stop_lines, lines, clock)
+        try:
+            with open(part, mode) as f, _progress_bar(total, pos, desc, progress) as bar:
+                pos, lines = _copy_body(resp, f, bar, url, pos, stop_bytes, stop_lines, lines, clock)
+        except OSError as exc:  # a write's error names no file: name the one being written
+            if exc.errno not in DISK_ERRORS:
+                raise
+            raise disk_error(part, exc) from None
         done = (stop_bytes is not None and pos >= stop_bytes) or (stop_lines is not None and lines >= stop_lines)
         if sent is not None and pos < sent and not done:
             raise DownloadError(f"download of {url} broke off after {pos} of {sent} bytes (the server "
@@ -465,3 +474,20 @@ def download_classes(classes: Iterable[str], out_dir, per_class: int | None = No
             copy = _copy_local_npy if fmt == "npy" else _copy_local_ndjson
             written.append(copy(local, name, dest, per_class))
     return written
+
+
+def choose_demo_data(offline: bool = False, per_class: int = 1500) -> DataSource:
+    """``make demo``'s data: as :func:`~quicksketch_lib.data.find_data`, but before falling back
+    to the offline default, download the ten classes into ``data/quickdraw`` when the network is up."""
+    source = data_source()
+    if source.kind != "offline-default":
+        return source
+    if not offline:
+        if is_online(urllib.parse.urlsplit(DEFAULT_SOURCE).hostname):  # a host, not the URL
+            print("No data/quickdraw yet and the network is up: downloading the ten classes "
+                  f"({per_class} drawings each) ...")
+            target = project_root() / DOWNLOADED_DATA
+            download_classes(THE_TEN, target, per_class=per_class)
+            return DataSource(target, "downloaded")
+        print("Offline and no data/quickdraw: using the offline default (synthetic doodles).")
+    return find_data(generate=True)

@@ -15,11 +15,13 @@ Before any work, each command checks where it will write (:func:`check_output_fi
 :func:`check_output_folder`): not a directory where a file is expected, not inside
 the data being read, and writable -- so a read-only folder fails in a second, not after
 an epoch of training. :func:`exclusive_lock` keeps two trainings from writing one file.
+:func:`shown_path` is how summaries print a path (never a machine's absolute folders).
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import tempfile
@@ -93,12 +95,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{path}: is a folder; expected a file name to write")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temporaries(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
-    except OSError as exc:
-        raise disk_error(path, exc) from None
+    fd, tmp = _temporary_beside(path)
     try:
         try:
             os.fchmod(fd, 0o666 & ~_umask())
@@ -118,6 +115,31 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def _temporary_beside(path: Path) -> tuple[int, str]:
+    """Create ``.<name>.<pid>.<random>.tmp`` beside ``path`` (first removing those of killed
+    processes); a disk error is one :class:`OutputError`."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(path)
+        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
+    except OSError as exc:
+        raise disk_error(path, exc) from None
+
+
+@contextmanager
+def scratch_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary file beside ``path`` for an intermediate result of writing it (e.g. the
+    fp32 model an int8 export starts from), removed when the block ends however it ends.
+    Named like :func:`atomic_path`'s temporaries, so one left by a killed process is
+    removed by the next write of ``path``: no folder, nothing that outlives two runs."""
+    fd, tmp = _temporary_beside(Path(path))
+    os.close(fd)
+    try:
+        yield Path(tmp)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path``; rename it to ``path`` when the block succeeds
@@ -126,6 +148,15 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         yield f
         f.flush()
         os.fsync(f.fileno())
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (an exported model records its checkpoint's)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> Path:
@@ -236,3 +267,20 @@ def exclusive_lock(path: str | os.PathLike, what: str = "training") -> Iterator[
     finally:
         lock.unlink(missing_ok=True)
         os.close(fd)
+
+
+# --------------------------------------------------------------------------- paths as shown
+CHECKOUT = Path(__file__).resolve().parents[1]  # the folder holding quicksketch_lib (the checkout)
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` as notebooks and summaries print it, without the machine's own folders: relative
+    to the checkout when it is inside (``data/quickdraw``), as given when it is relative, else
+    ``…/<its name>`` (an absolute path elsewhere, e.g. ``$QUICKSKETCH_DATA``). Error messages
+    keep the full path: there it is what the reader must find."""
+    path = Path(path)
+    if not path.is_absolute():
+        return str(path)
+    if _is_within(path, CHECKOUT):
+        return str(_resolved(path).relative_to(CHECKOUT))
+    return f"…/{path.name}"

@@ -1,7 +1,7 @@
 """Inference: top-k class guesses for drawings, arrays, ``.npy`` files and images.
 
 ``Predictor`` wraps a checkpoint (PyTorch) or its exported ONNX file
-(onnxruntime) behind one call::
+(onnxruntime, through :class:`OnnxModel`) behind one call::
 
     predictor = Predictor.from_checkpoint("models/sketchcnn.pt")
     predictor.predict(drawing_28x28_uint8, top_k=5)   # [("cat", 0.91), ("dog", 0.05), ...]
@@ -9,28 +9,36 @@
 Images of drawings (PNG/JPEG of any size, dark-on-light or light-on-dark) are
 converted the Quick Draw way by :func:`preprocess_image`: white ink on black,
 cropped to the drawing, centred with a margin, reduced to 28x28.
+
+Serving needs no torch: importing this module imports none, and a checkpoint with an ONNX
+export at hand (beside it, or for the shipped models in the user's cache, see
+:meth:`Predictor.from_checkpoint`) answers through onnxruntime with numpy and Pillow alone.
+Only a PyTorch answer (``from_model``, or a checkpoint without an export) imports torch, and
+only the caller's ``exporter`` writes an export (this module never imports ``export``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
-import torch
 
-from .checkpoint import CHECKPOINT_SHA_KEY, file_sha256, load_checkpoint
-from .locations import resolve_checkpoint
-from .data import IMAGE_SIZE, PIXELS, normalize_batch, read_npy_header
-from .device import torch_threads
-from .errors import CheckpointError, DataError, InputError
-from .model import flip_averaged_proba
-from .rasterize import FRAME, LINE_DIAMETER, PADDING, as_image_batch, rasterize_strokes
+from .data import IMAGE_SIZE, PIXELS, normalize_rows, read_npy_header
+from .errors import CheckpointError, DataError, InputError, QuickSketchError, first_line
+from .files import file_sha256
+from .locations import cached_onnx, pretrained_name, resolve_checkpoint
+from .rasterize import FRAME, LINE_DIAMETER, PADDING, as_image_batch
+
+if TYPE_CHECKING:
+    import torch
 
 Prediction = list[tuple[str, float]]
+Exporter = Callable[[Path, Path], object]  # (checkpoint, out.onnx) -> writes the export (export.export_onnx)
 SMALL_BATCH = 8  # up to this many drawings run on one thread (lower latency, see device.torch_threads)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 # In a Quick Draw bitmap the ink (a 255-unit drawing plus the 16-unit line) spans 271 of the
@@ -40,6 +48,7 @@ MIN_CONTRAST = 64  # ink weaker than this (of 255) against the paper is not a dr
 MIN_INK_PIXELS = 4  # fewer pixels of ink than this is a blank drawing
 MAX_SIDE = 1024  # pictures are reduced to at most this many pixels a side before any float work
 BLANK = "blank drawing (no ink found); draw something"
+CHECKPOINT_SHA_KEY = "quicksketch_checkpoint_sha256"  # an export's record of the checkpoint it came from
 
 
 # --------------------------------------------------------------------------- pure preprocessing
@@ -133,7 +142,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
                 im.draft("L", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at 1/2, 1/4 or 1/8 scale
                 gray = _gray_picture(im)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"{path}: picture too large ({_short(exc)}); QuickSketch reads pictures up to "
+        raise InputError(f"{path}: picture too large ({first_line(exc)}); QuickSketch reads pictures up to "
                          f"{Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (Pillow's limit) -- scale it down") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputError(f"{path}: not a readable image ({type(exc).__name__}); "
@@ -142,11 +151,6 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         return preprocess_image(gray)
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
 def _check_picture_size(path, im) -> None:
@@ -209,7 +213,7 @@ def load_inputs(paths: Sequence[str | os.PathLike]) -> tuple[list[str], np.ndarr
             except DataError as exc:
                 raise InputError(f"{exc}".replace("one <class>.npy per class", "drawings to predict")) from None
             except (ValueError, OSError, EOFError) as exc:
-                raise InputError(f"{path}: not a readable .npy file ({_short(exc)}); "
+                raise InputError(f"{path}: not a readable .npy file ({first_line(exc)}); "
                                  "expected (N, 784) uint8 rows") from None
             try:
                 drawings = as_drawings(arr)
@@ -224,6 +228,62 @@ def load_inputs(paths: Sequence[str | os.PathLike]) -> tuple[list[str], np.ndarr
             raise InputError(f"{path}: unsupported input '{path.suffix}'; "
                              "give .npy rows or a PNG/JPEG drawing")
     return names, np.concatenate(rows) if rows else np.zeros((0, PIXELS), np.uint8)
+
+
+# --------------------------------------------------------------------------- the models
+class OnnxModel:
+    """An exported model in onnxruntime, with the class names from its metadata."""
+
+    def __init__(self, path: str | os.PathLike, threads: int = 1):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CheckpointError(f"{path}: ONNX model not found; write one with `quicksketch export`")
+        if self.path.stat().st_size == 0:
+            raise CheckpointError(f"{path}: is empty (0 bytes), not an ONNX model; re-export it")
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own types for damaged files
+            raise CheckpointError(f"{path}: not a readable ONNX model ({first_line(exc, 120)}); "
+                                  "re-export it with `quicksketch export`") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.classes = self._checked_classes(meta.get("quicksketch_classes"))
+        self.metadata = meta
+
+    def _checked_classes(self, text: str | None) -> list[str]:
+        """The class list of the metadata, checked like a checkpoint's: a JSON list of distinct
+        names, one per output of the model (never cut, padded or read letter by letter)."""
+        redo = "re-export it with `quicksketch export`"
+        try:
+            classes = json.loads(text) if text is not None else None
+        except ValueError:
+            classes = None
+        if not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes):
+            found = "none" if text is None else repr(text[:40])
+            raise CheckpointError(f"{self.path}: not a QuickSketch ONNX model: its metadata has no class list "
+                                  f"(a JSON list of names; found {found}); {redo}")
+        if len(set(classes)) != len(classes):
+            raise CheckpointError(f"{self.path}: its class list names a class more than once; {redo}")
+        inputs, outputs = [i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()]
+        if "image" not in inputs or "logits" not in outputs:
+            raise CheckpointError(f"{self.path}: not a QuickSketch ONNX model (inputs {inputs}, outputs "
+                                  f"{outputs}; expected 'image' and 'logits'); {redo}")
+        try:
+            width = self.logits(np.zeros((1, 1, IMAGE_SIZE, IMAGE_SIZE), np.float32)).shape[-1]
+        except Exception as exc:  # onnxruntime's own types: not a (B, 1, 28, 28) -> (B, C) model
+            raise CheckpointError(f"{self.path}: does not take a (B, 1, 28, 28) drawing as QuickSketch's models do "
+                                  f"({first_line(exc, 100)}); {redo}") from None
+        if width != len(classes):
+            raise CheckpointError(f"{self.path}: its metadata lists {len(classes)} class names but the model has "
+                                  f"{width} outputs; labels would be wrong; {redo}")
+        return classes
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(["logits"], {"image": np.ascontiguousarray(x, dtype=np.float32)})[0]
 
 
 # --------------------------------------------------------------------------- the predictor
@@ -245,54 +305,58 @@ class Predictor:
 
     @classmethod
     def from_model(cls, model: torch.nn.Module, classes: Sequence[str], tta_flip: bool = False) -> "Predictor":
+        import torch
+
+        from .device import torch_threads
+
         model = model.eval().cpu()
 
         @torch.no_grad()
         def logits(x: np.ndarray) -> np.ndarray:
             with torch_threads(1) if len(x) <= SMALL_BATCH else nullcontext():
-                return model(torch.from_numpy(x)).float().numpy()
+                return model(torch.from_numpy(np.ascontiguousarray(x))).float().numpy()
         return cls(classes, logits, "torch", tta_flip)
 
     @classmethod
-    def from_onnx(cls, path: str | os.PathLike, tta_flip: bool | None = None) -> "Predictor":
-        from .export import OnnxModel
-
-        onnx_model = OnnxModel(path)
+    def from_onnx(cls, path: str | os.PathLike | OnnxModel, tta_flip: bool | None = None) -> "Predictor":
+        """``path``: an exported ``.onnx`` file (or an :class:`OnnxModel` already open)."""
+        onnx_model = path if isinstance(path, OnnxModel) else OnnxModel(path)
         if tta_flip is None:
             tta_flip = onnx_model.metadata.get("quicksketch_tta_flip") == "true"
         return cls(onnx_model.classes, onnx_model.logits, "onnxruntime", tta_flip)
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, backend: str = "auto",
-                        tta_flip: bool | None = None) -> "Predictor":
-        """``backend``: ``torch``, ``onnx``, or ``auto`` (the ``.onnx`` next to the
-        checkpoint when it exists, is newer and onnxruntime is installed; else torch).
-        ``tta_flip``: None = as the checkpoint was trained to be evaluated."""
+    def from_checkpoint(cls, path: str | os.PathLike, backend: str = "auto", tta_flip: bool | None = None,
+                        exporter: Exporter | None = None) -> "Predictor":
+        """``backend``: ``torch``, ``onnx``, or ``auto``: onnxruntime when an ONNX export of
+        exactly this checkpoint is at hand (:func:`onnx_export_of`: beside it, or for a shipped
+        model in the user's cache), else PyTorch. ``exporter`` (``export.export_onnx``; the
+        command line's ``predict`` passes it) writes a shipped model's export into the cache
+        when it is not there yet. ``tta_flip``: None = as the checkpoint was trained to be
+        evaluated."""
         path = resolve_checkpoint(path)  # "pretrained": the shipped model
-        onnx_path = path.with_suffix(".onnx")
-        if backend == "onnx" or (backend == "auto" and _usable_onnx(path, onnx_path)):
-            return cls.from_onnx(onnx_path if path.suffix != ".onnx" else path, tta_flip)
+        if path.suffix == ".onnx":
+            return cls.from_onnx(path, tta_flip)
+        if backend != "torch":
+            onnx_model = onnx_export_of(path, required=backend == "onnx", exporter=exporter)
+            if onnx_model is not None:
+                return cls.from_onnx(onnx_model, tta_flip)
+        from .checkpoint import load_checkpoint
+
         ckpt = load_checkpoint(path)
         return cls.from_model(ckpt.build_model("cpu"), ckpt.classes,
                               ckpt.tta_flip if tta_flip is None else tta_flip)
 
     def predict_proba(self, drawings) -> np.ndarray:
         """Probabilities ``(N, C)`` for uint8 drawings in any shape ``as_drawings`` takes."""
-        rows = as_drawings(drawings)
-        x = normalize_batch(torch.from_numpy(rows)).numpy()
-        if self.tta_flip:  # the mean with the mirror image's (one definition, beside the model)
-            logits = lambda t: torch.from_numpy(self._logits(t.numpy()).astype(np.float64))  # noqa: E731
-            proba = flip_averaged_proba(logits, torch.from_numpy(x)).numpy()
-        else:
-            proba = softmax(self._logits(x).astype(np.float64))
+        x = normalize_rows(as_drawings(drawings))
+        proba = softmax(self._logits(x).astype(np.float64))
+        if self.tta_flip:  # the mean with the mirror image's, as model.flip_averaged_proba
+            proba = (proba + softmax(self._logits(x[..., ::-1]).astype(np.float64))) / 2
         if not np.isfinite(proba).all():
             raise CheckpointError(f"the {self.backend} model gave non-finite probabilities (NaN or "
                                   "infinite weights?); retrain or re-export it")
         return proba
-
-    def predict_strokes(self, strokes, top_k: int = 5) -> Prediction:
-        """Top-k for a drawing given as strokes (``[xs, ys]`` per stroke, screen coordinates)."""
-        return self.predict(rasterize_strokes(strokes), top_k)
 
     def predict_or_blank(self, drawings, top_k: int = 5) -> list[Prediction]:
         """Top-k per drawing, and no guesses (``[]``) for a blank one (:func:`blank_rows`)."""
@@ -309,27 +373,72 @@ class Predictor:
         return result[0] if single else result
 
 
-def _usable_onnx(ckpt_path: Path, onnx_path: Path) -> bool:
-    """Whether ``--backend auto`` may answer with ``onnx_path``: it exists, onnxruntime is
-    installed, and it was exported from exactly this checkpoint (the checkpoint's SHA-256
-    recorded in its metadata). Another model's file beside it is ignored with a warning."""
-    if ckpt_path.suffix == ".onnx":
-        return True
-    if not onnx_path.is_file() or not ckpt_path.is_file():
-        return False
-    try:
-        import onnxruntime  # noqa: F401
-        from .export import OnnxModel
-        recorded = OnnxModel(onnx_path).metadata.get(CHECKPOINT_SHA_KEY)
-    except ImportError:
-        return False
-    except Exception:  # an unreadable .onnx: the checkpoint answers instead
-        recorded = None
-    if recorded != file_sha256(ckpt_path):
-        warnings.warn(f"{onnx_path}: not exported from {ckpt_path} (its recorded checkpoint differs or is "
+def onnx_export_of(ckpt_path: Path, required: bool = False, exporter: Exporter | None = None) -> OnnxModel | None:
+    """The ONNX export that answers for the checkpoint at ``ckpt_path``, or None (PyTorch answers):
+
+    * ``m.onnx`` beside ``m.pt`` when it was exported from exactly this checkpoint (the
+      checkpoint's SHA-256 recorded in its metadata; another model's file is ignored with a
+      warning);
+    * for a shipped model (``pretrained``, ``pretrained-54``), its export in the user's cache
+      (:func:`~quicksketch_lib.locations.cached_onnx`); when it is not there, ``exporter``
+      writes it (the one time torch is imported); a cache that cannot be written is a
+      warning, and PyTorch answers.
+
+    ``required`` (``--backend onnx``): the file beside the checkpoint, or the cached export of a
+    shipped model, must be there; a missing one is a :class:`CheckpointError`.
+    """
+    beside = ckpt_path.with_suffix(".onnx")
+    name = pretrained_name(ckpt_path)
+    if required and (name is None or beside.is_file()):
+        return OnnxModel(beside)  # as asked, whatever it was exported from
+    if not ckpt_path.is_file() or not (required or _has_onnxruntime()):
+        return None  # PyTorch answers (or says what is wrong with the checkpoint)
+    sha = file_sha256(ckpt_path)
+    if beside.is_file():
+        found = _exported_from(beside, sha)
+        if found is not None:
+            return found
+        warnings.warn(f"{beside}: not exported from {ckpt_path} (its recorded checkpoint differs or is "
                       "missing); using PyTorch -- re-export with `quicksketch export` to use ONNX")
-        return False
-    return True
+    found = _cached_export(name, ckpt_path, sha, exporter) if name is not None else None
+    if found is None and required:
+        raise CheckpointError(f"no ONNX export of {name} could be made in {cached_onnx(name, sha).parent}; "
+                              "use --backend auto or torch")
+    return found
+
+
+def _has_onnxruntime() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def _exported_from(onnx_path: Path, sha: str) -> OnnxModel | None:
+    """The ONNX model at ``onnx_path`` when it records checkpoint ``sha``, else None."""
+    try:
+        model = OnnxModel(onnx_path)
+    except CheckpointError:  # unreadable: the checkpoint answers instead
+        return None
+    return model if model.metadata.get(CHECKPOINT_SHA_KEY) == sha else None
+
+
+def _cached_export(name: str, ckpt_path: Path, sha: str, exporter: Exporter | None) -> OnnxModel | None:
+    """The shipped model ``name``'s export in the user's cache; when missing, written there by
+    ``exporter`` (older versions' exports are removed), else None (with a warning when it cannot
+    be written)."""
+    cached = cached_onnx(name, sha)
+    found = _exported_from(cached, sha) if cached.is_file() else None
+    if found is not None or exporter is None:
+        return found
+    try:
+        exporter(ckpt_path, cached)
+    except (QuickSketchError, OSError, ImportError) as exc:
+        warnings.warn(f"cannot keep an ONNX export of {name} in {cached.parent} ({exc}); using PyTorch")
+        return None
+    for old in cached.parent.glob(f"{name}-*.onnx"):
+        if old != cached:
+            old.unlink(missing_ok=True)
+    return _exported_from(cached, sha)
 
 
 def predict(checkpoint: str | os.PathLike, inputs, top_k: int = 5, backend: str = "auto",

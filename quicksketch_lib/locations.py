@@ -1,9 +1,11 @@
 """Where things are: which data, which checkpoint, where to write. Every default path of
-QuickSketch is decided here and nowhere else.
+QuickSketch is decided here and nowhere else; nothing here reads, downloads or generates
+data (``data.find_data`` generates the offline default, ``download.choose_demo_data``
+downloads the ten for ``make demo``).
 
     data          --data, else $QUICKSKETCH_DATA, else data/quickdraw (what `quicksketch
                   download` writes), else the offline default data/synthetic (generated
-                  on first use)
+                  on first use by data.find_data)
     strokes       $QUICKSKETCH_STROKES, else data/strokes (raw .ndjson drawings, optional)
     training      writes models/sketchcnn.pt unless told otherwise (--out)
     notebooks     read and write $QUICKSKETCH_CHECKPOINT, else models/sketchcnn.pt
@@ -13,6 +15,8 @@ QuickSketch is decided here and nowhere else.
     pretrained    the words "pretrained" (the ten classes) and "pretrained-54" (every class
                   of the project's real data, for the game) name the shipped models
                   wherever a checkpoint is accepted
+    cache         $XDG_CACHE_HOME/quicksketch, else ~/.cache/quicksketch: the shipped
+                  models' ONNX exports that `predict` answers with (made on first use)
 
 Relative paths are inside the checkout (:func:`project_root`). ``make test`` passes the
 real drawings with ``QUICKSKETCH_DATA`` and points ``QUICKSKETCH_CHECKPOINT`` into
@@ -26,10 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
+from .files import shown_path
 
 ENV_DATA = "QUICKSKETCH_DATA"
 ENV_STROKES = "QUICKSKETCH_STROKES"
 ENV_CHECKPOINT = "QUICKSKETCH_CHECKPOINT"
+ENV_CACHE = "XDG_CACHE_HOME"
 DOWNLOADED_DATA = Path("data") / "quickdraw"
 SYNTHETIC_DATA = Path("data") / "synthetic"
 STROKES = Path("data") / "strokes"
@@ -62,14 +68,13 @@ class DataSource:
         words = {"env": f"${ENV_DATA}", "downloaded": "downloaded Quick Draw data",
                  "offline-default": "the OFFLINE DEFAULT: synthetic doodles, not Quick Draw",
                  "given": "the folder given"}
-        return f"Using data from {self.path} ({words[self.kind]})"
+        return f"Using data from {shown_path(self.path)} ({words[self.kind]})"
 
 
-def find_data(explicit: str | os.PathLike | None = None, *, generate: bool = True,
-              per_class: int = 2000) -> DataSource:
-    """Pick the data folder: ``explicit``, then ``$QUICKSKETCH_DATA``, then
-    ``data/quickdraw`` (what ``quicksketch download`` writes), then the offline
-    default ``data/synthetic`` (generated on first use when ``generate``)."""
+def data_source(explicit: str | os.PathLike | None = None) -> DataSource:
+    """Which data folder: ``explicit``, then ``$QUICKSKETCH_DATA``, then ``data/quickdraw``
+    (what ``quicksketch download`` writes), then the offline default ``data/synthetic``.
+    Only decides: :func:`quicksketch_lib.data.find_data` also generates the offline default."""
     if explicit:
         return DataSource(Path(explicit), "given")
     if os.environ.get(ENV_DATA):
@@ -77,33 +82,7 @@ def find_data(explicit: str | os.PathLike | None = None, *, generate: bool = Tru
     downloaded = project_root() / DOWNLOADED_DATA
     if downloaded.is_dir() and any(downloaded.glob("*.npy")):
         return DataSource(downloaded, "downloaded")
-    synthetic = project_root() / SYNTHETIC_DATA
-    if generate and not (synthetic / "SYNTHETIC.txt").exists():
-        from .doodles import generate_doodles
-        generate_doodles(synthetic, per_class=per_class, seed=0)
-    return DataSource(synthetic, "offline-default")
-
-
-def choose_demo_data(offline: bool = False, per_class: int = 1500) -> DataSource:
-    """``make demo``'s data: as :func:`find_data`, but before falling back to the offline
-    default, download the ten classes into ``data/quickdraw`` when the network is up."""
-    source = find_data(generate=False)
-    if source.kind != "offline-default":
-        return source
-    if not offline:
-        from .categories import THE_TEN
-        import urllib.parse
-
-        from .download import DEFAULT_SOURCE, download_classes, is_online
-
-        if is_online(urllib.parse.urlsplit(DEFAULT_SOURCE).hostname):  # a host, not the URL
-            print("No data/quickdraw yet and the network is up: downloading the ten classes "
-                  f"({per_class} drawings each) ...")
-            target = project_root() / DOWNLOADED_DATA
-            download_classes(THE_TEN, target, per_class=per_class)
-            return DataSource(target, "downloaded")
-        print("Offline and no data/quickdraw: using the offline default (synthetic doodles).")
-    return find_data(generate=True)
+    return DataSource(project_root() / SYNTHETIC_DATA, "offline-default")
 
 
 def strokes_dir() -> Path:
@@ -131,6 +110,20 @@ def pretrained_onnx(name: str) -> Path:
     """Where ``quicksketch export NAME`` writes for a shipped model: ``models/NAME.onnx``
     (relative to the current folder), never into the installed package."""
     return Path("models") / f"{name}.onnx"
+
+
+def cache_dir() -> Path:
+    """The user's cache folder for QuickSketch: ``$XDG_CACHE_HOME/quicksketch``, else
+    ``~/.cache/quicksketch`` (a relative ``$XDG_CACHE_HOME`` is ignored, as the XDG spec says)."""
+    base = os.environ.get(ENV_CACHE, "")
+    return (Path(base) if os.path.isabs(base) else Path.home() / ".cache") / "quicksketch"
+
+
+def cached_onnx(name: str, checkpoint_sha256: str) -> Path:
+    """Where ``predict`` keeps the ONNX export of the shipped model ``name`` whose checkpoint
+    file has SHA-256 ``checkpoint_sha256``: ``<cache_dir>/<name>-<first 16 hex digits>.onnx``
+    (a new version of the model gets a new file; the export records the whole hash)."""
+    return cache_dir() / f"{name}-{checkpoint_sha256[:16]}.onnx"
 
 
 def walkthrough_checkpoint() -> Path:

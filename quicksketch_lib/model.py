@@ -14,6 +14,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .errors import check_fields, finite_number, whole_number
+
 
 @dataclass
 class ModelConfig:
@@ -28,6 +30,24 @@ class ModelConfig:
     hidden: int = 256
     dropout: float = 0.5
     negative_slope: float = 0.01  # LeakyReLU slope (PyTorch default)
+
+    def __post_init__(self):
+        """Sequences become tuples; a value no SketchCNN can have is a ValueError
+        ``field=value: expected ...`` (``quicksketch train --set model.FIELD=...``: exit 2)."""
+        self.channels, self.pool_after = tuple(self.channels), tuple(self.pool_after)
+        whole, real = whole_number, finite_number
+        check_fields(self, {
+            "num_classes": (whole(self.num_classes, 1), "a whole number of at least 1"),
+            "in_channels": (whole(self.in_channels, 1), "a whole number of at least 1"),
+            "channels": (len(self.channels) > 0 and all(whole(c, 1) for c in self.channels),
+                         "one or more whole numbers of at least 1, e.g. 32,64,128"),
+            "convs_per_block": (whole(self.convs_per_block, 1), "a whole number of at least 1"),
+            "pool_after": (all(whole(i, 0) for i in self.pool_after), "block numbers from 0, e.g. 0,1"),
+            "pooled_size": (whole(self.pooled_size, 1), "a whole number of at least 1"),
+            "hidden": (whole(self.hidden, 1), "a whole number of at least 1"),
+            "dropout": (real(self.dropout) and 0 <= self.dropout < 1, "a number in [0, 1)"),
+            "negative_slope": (real(self.negative_slope) and self.negative_slope >= 0, "a finite number of at least 0"),
+        })
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -205,6 +205,57 @@ def plot_first_layer_filters(model, title: str = "First-layer filters (3×3)"):
     return fig
 
 
+def plot_cross_correlation(image, kernels: dict[str, np.ndarray], outputs: dict[str, np.ndarray],
+                           title: str = "A 3×3 kernel slid over a drawing"):
+    """A normalised drawing (−1 paper, +1 ink), then each kernel with its weights written in
+    and the map it produces (red = positive, blue = negative, one colour scale per map)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 1 + 2 * len(kernels), figsize=(2.6 * (1 + 2 * len(kernels)), 3.0))
+    axes[0].imshow(np.asarray(image), cmap=INK, vmin=-1, vmax=1, interpolation="nearest")
+    axes[0].set_title("input (normalised)")
+    for k, name in enumerate(kernels):
+        kernel, out = np.asarray(kernels[name]), np.asarray(outputs[name])
+        ax_k, ax_o = axes[1 + 2 * k], axes[2 + 2 * k]
+        lim = float(np.abs(kernel).max()) or 1.0
+        ax_k.imshow(kernel, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        for (i, j), v in np.ndenumerate(kernel):
+            ax_k.text(j, i, f"{v:g}", ha="center", va="center", fontsize=9)
+        ax_k.set_title(f"kernel: {name}")
+        lim = float(np.abs(out).max()) or 1.0
+        ax_o.imshow(out, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+        ax_o.set_title(f"output: {name}")
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_feature_maps(image, maps: dict[str, np.ndarray], channels: int = 8,
+                      title: str = "What each block makes of one drawing"):
+    """One row per stage: the drawing (uint8, ink on paper), then the ``channels`` maps of
+    each stage's output ``(C, H, W)`` with the largest spread over the drawing, each on its
+    own colour scale (red = positive, blue = negative)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(maps), channels + 1, figsize=(1.25 * (channels + 1), 1.4 * len(maps) + 0.5),
+                             squeeze=False)
+    for row, (name, fmap) in zip(axes, maps.items()):
+        fmap = np.asarray(fmap)
+        row[0].imshow(np.asarray(image).reshape(28, 28), cmap=INK, vmin=0, vmax=255, interpolation="nearest")
+        row[0].set_ylabel(f"{name}\n{fmap.shape[0]}×{fmap.shape[1]}×{fmap.shape[2]}", fontsize=8)
+        for ax, c in zip(row[1:], np.argsort(-fmap.reshape(len(fmap), -1).std(axis=1))[:channels]):
+            lim = float(np.abs(fmap[c]).max()) or 1.0
+            ax.imshow(fmap[c], cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+            ax.set_title(f"ch {c}", fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"{title}: the {channels} channels with the largest spread per stage")
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------- training (notebook 03)
 def plot_training_curves(history: Sequence[dict], epochs: int | None = None, title: str = "Training"):
     """Loss and accuracy per epoch (train and held-out) from ``fit``'s history records."""
@@ -256,7 +307,8 @@ class LiveCurves:
         self.history.append(dict(record))
         _draw_curves(self._ax_loss, self._ax_acc, self.history, self.epochs)
         last = self.history[-1]
-        self.figure.suptitle(f"{self.title}: epoch {last['epoch']}, held-out accuracy {last['val_accuracy']:.1%}")
+        held_out = "not measured" if last["val_accuracy"] is None else f"{last['val_accuracy']:.1%}"
+        self.figure.suptitle(f"{self.title}: epoch {last['epoch']}, held-out accuracy {held_out}")
         self.figure.tight_layout()
         self._show()
 

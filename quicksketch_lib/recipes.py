@@ -4,7 +4,9 @@ A recipe is a set of ``TrainConfig`` overrides; ``quicksketch train --recipe NAM
 picks one and any explicit option (``--epochs`` ..., or ``--set KEY=VALUE`` for any
 field, parsed by :func:`parse_override`) still wins. A recipe may also cap the drawings
 per class (:data:`RECIPE_PER_CLASS`, used unless ``--per-class`` is given): ``learner``
-is the quicksketch recipe cut to fit a 2-core CPU in 10 minutes.
+is the quicksketch recipe cut to fit a 2-core CPU in 10 minutes. And it may change the
+architecture (:data:`RECIPE_MODEL`: ``ModelConfig`` fields), as ``--set model.FIELD=VALUE``
+does (``--set model.channels=32,64,128 --set model.dropout=0.3``); the checkpoint records it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import typing
 
 from .errors import QuickSketchError
+from .model import ModelConfig
 from .training import TrainConfig
 
 RECIPES: dict[str, dict] = {
@@ -32,13 +35,17 @@ RECIPES: dict[str, dict] = {
     },
 }
 # The learner's CPU run (notebook 03 without a GPU): the quicksketch recipe for 3 epochs on
-# 2,000 drawings per class, 54,000 training images in all. A GPU sweep (fp32, seeds 0 and 1)
-# gave 91.4 % and 91.9 % held-out on the ten; the original recipe gave 86.9 % and 87.2 % there.
+# 2,000 drawings per class, 54,000 training images in all, chosen from the sweep in
+# notebooks/runs/sweep.json (its accuracies: notebooks/runs/README.md and notebook 03).
 RECIPES["learner"] = {**RECIPES["quicksketch"], "epochs": 3}
 # The game's model (pretrained-54): the quicksketch recipe, with 30 % of the training drawings
 # cut part-way (augment.partial_ink), so that the model knows a drawing before it is finished.
 RECIPES["game"] = {**RECIPES["quicksketch"], "partial": 0.3}
 RECIPE_PER_CLASS: dict[str, int] = {"learner": 2000}  # drawings per class; other recipes use all
+# ModelConfig fields a recipe changes (every recipe so far trains the original architecture).
+RECIPE_MODEL: dict[str, dict] = {}
+MODEL_PREFIX = "model."  # --set model.FIELD=VALUE sets a ModelConfig field
+DATA_DECIDES = ("num_classes", "in_channels")  # ModelConfig fields the data sets, never --set
 
 
 def recipe_per_class(name: str) -> int | None:
@@ -46,6 +53,13 @@ def recipe_per_class(name: str) -> int | None:
     return RECIPE_PER_CLASS.get(name)
 
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def recipe_model_config(name: str = "original", base: dict | None = None, **overrides) -> ModelConfig:
+    """The ``ModelConfig`` of recipe ``name`` (the original architecture, then
+    :data:`RECIPE_MODEL`), then ``base`` (a resumed run's), then ``overrides``."""
+    return ModelConfig.from_dict({**ModelConfig().to_dict(), **RECIPE_MODEL.get(name, {}), **(base or {}),
+                                  **overrides})
 
 
 def recipe_config(name: str = "original", base: dict | None = None, **overrides) -> TrainConfig:
@@ -59,14 +73,22 @@ def recipe_config(name: str = "original", base: dict | None = None, **overrides)
 
 
 def parse_override(text: str) -> tuple[str, object]:
-    """``"KEY=VALUE"`` -> ``(key, value)`` for any ``TrainConfig`` field, the value parsed
-    as the field's type (``true``/``false`` for flags, ``none`` where None is allowed).
-    Raises ValueError naming the fields when the key is unknown or the value does not parse."""
+    """``"KEY=VALUE"`` -> ``(key, value)`` for any ``TrainConfig`` field, or ``model.FIELD`` for
+    a ``ModelConfig`` field, the value parsed as the field's type (``true``/``false`` for flags,
+    ``none`` where None is allowed, ``32,64,128`` for a tuple). Raises ValueError naming the
+    fields when the key is unknown or the value does not parse."""
     key, sep, raw = text.partition("=")
     key = key.strip().replace("-", "_")
-    types = typing.get_type_hints(TrainConfig)
+    types = {**typing.get_type_hints(TrainConfig),
+             **{MODEL_PREFIX + k: t for k, t in typing.get_type_hints(ModelConfig).items() if k not in DATA_DECIDES}}
     if not sep or key not in types:
-        raise ValueError(f"{text!r} is not KEY=VALUE with KEY a TrainConfig field; fields: {', '.join(types)}")
+        raise ValueError(f"{text!r} is not KEY=VALUE with KEY a TrainConfig field or model.FIELD; "
+                         f"fields: {', '.join(types)}")
+    if typing.get_origin(types[key]) is tuple:
+        try:
+            return key, tuple(int(v) for v in raw.split(","))
+        except ValueError:
+            raise ValueError(f"{key}={raw!r}: expected whole numbers separated by commas, e.g. 32,64,128") from None
     allowed = typing.get_args(types[key]) or (types[key],)
     if raw.strip().lower() == "none" and type(None) in allowed:
         return key, None
@@ -79,3 +101,22 @@ def parse_override(text: str) -> tuple[str, object]:
         return key, kind(value)
     except ValueError:
         raise ValueError(f"{key}={raw!r}: expected {kind.__name__}") from None
+
+
+def check_override(key: str, value) -> None:
+    """Raise ValueError (the config's own message) unless ``key=value`` is a value
+    ``TrainConfig`` (or for ``model.FIELD``, ``ModelConfig``) takes: ``--set`` values are
+    checked by the same rules as the options."""
+    if key.startswith(MODEL_PREFIX):
+        try:
+            ModelConfig(**{key[len(MODEL_PREFIX):]: value})
+        except ValueError as exc:
+            raise ValueError(f"{MODEL_PREFIX}{exc}") from None
+    else:
+        TrainConfig(**{key: value})
+
+
+def split_model_overrides(overrides: dict) -> tuple[dict, dict]:
+    """``--set`` values -> (``TrainConfig`` fields, ``ModelConfig`` fields without ``model.``)."""
+    model = {k[len(MODEL_PREFIX):]: v for k, v in overrides.items() if k.startswith(MODEL_PREFIX)}
+    return {k: v for k, v in overrides.items() if not k.startswith(MODEL_PREFIX)}, model

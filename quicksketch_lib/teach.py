@@ -24,10 +24,8 @@ How (few-shot transfer learning on the model's own features):
    drawings would be answered as the new class (a guard: in the measured runs the fine-tuned
    row already stayed under it).
 6. **Only the new row changes.** The old rows and the body are never updated, so forgetting a
-   class is exact: drop its row. Measured (``scripts/teach_ablation.py``, README "Teach it your
-   own class"): also tuning the old rows lowered the new class's recall by 6-15 points; also
-   tuning the 4096->256 layer raised it by 4-19 points but cost the ten 1.86 points (median
-   over 6 classes, against 1.24), took 2-4x as long and would make forgetting inexact.
+   class is exact: drop its row. What tuning more would gain and cost is measured in README
+   "Teach it your own class" (``scripts/teach_ablation.py``); it would make forgetting inexact.
 
 The result is an ordinary checkpoint with one more class. It records what was taught in
 ``data["taught"]`` (name, example drawings, settings) and carries the replay drawings in
@@ -37,7 +35,6 @@ The result is an ordinary checkpoint with one more class. It records what was ta
 from __future__ import annotations
 
 import copy
-import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, fields, replace
@@ -49,13 +46,12 @@ import torch
 import torch.nn.functional as F
 
 from .augment import augment_batch
+from .categories import check_class_name
 from .checkpoint import Checkpoint
 from .data import SketchData, load_folder, normalize_batch
 from .errors import QuickSketchError
 from .inference import as_drawings
-from .model import SketchCNN
-
-HEAD = "classifier.4"  # the output layer of SketchCNN: Linear(hidden -> classes)
+from .model import HEAD_KEY, SketchCNN
 
 
 class TeachError(QuickSketchError):
@@ -77,8 +73,8 @@ class TeachConfig:
     false_positive_rate: float = 0.01  # bias calibration: at most this share of replay -> new (1 = off)
     imprint: bool = True  # start the new row from the examples' features (False: from zeros)
     seed: int = 0
-    # Teaching's steps are small: one thread was 5x faster than two on a 2-core AMD EPYC
-    # (1.5 s vs 7.4 s at K = 10; README "Teach it your own class"). 0 = torch's current setting.
+    # Teaching's steps are small: one thread was the fastest measured (README "Teach it your own
+    # class"). 0 = torch's current setting.
     num_threads: int = 1
 
     def to_dict(self) -> dict:
@@ -104,10 +100,12 @@ def check_drawings(drawings, min_drawings: int) -> np.ndarray:
 
 
 def check_name(ckpt: Checkpoint, name: str) -> str:
-    """The stripped class name, or TeachError if it is empty or already known (any case)."""
-    name = str(name).strip()
-    if not name:
-        raise TeachError("the new class needs a name")
+    """The stripped class name, or TeachError if it is not one line of printable text
+    (``categories.check_class_name``) or already known (any case)."""
+    try:
+        name = check_class_name(name)
+    except ValueError as exc:
+        raise TeachError(str(exc)) from None
     known = {c.lower(): c for c in ckpt.classes}
     if name.lower() in known:
         raise TeachError(f"the model already knows a class '{known[name.lower()]}'; "
@@ -197,10 +195,9 @@ def _replay_from_recorded_root(ckpt: Checkpoint, per_class: int, seed: int) -> d
 @torch.no_grad()
 def penultimate_features(model: SketchCNN, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """The 256-d features the output layer reads, for a normalised batch ``(B, 1, 28, 28)``."""
-    model.eval().to(memory_format=torch.channels_last)  # ~1.4x faster on CPUs, same numbers
+    model.eval().to(memory_format=torch.channels_last)  # faster on CPUs, same numbers
     x = x.contiguous(memory_format=torch.channels_last)
-    body = torch.nn.Sequential(model.features, *model.classifier[:-1])
-    return torch.cat([body(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    return torch.cat([model.embed(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
 def augmented_copies(rows: np.ndarray, n: int, strength: float, generator: torch.Generator) -> torch.Tensor:
@@ -286,7 +283,7 @@ def _teach_row(ckpt: Checkpoint, rows: np.ndarray, replay_rows: dict[str, np.nda
                config: TeachConfig) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(config.seed)
     model = ckpt.build_model("cpu")
-    weight, bias = (ckpt.model_state[f"{HEAD}.weight"].float(), ckpt.model_state[f"{HEAD}.bias"].float())
+    weight, bias = (ckpt.model_state[f"{HEAD_KEY}.weight"].float(), ckpt.model_state[f"{HEAD_KEY}.bias"].float())
     old_x = torch.cat([normalize_batch(torch.from_numpy(replay_rows[c])) for c in ckpt.classes])
     old_y = torch.cat([torch.full((len(replay_rows[c]),), i) for i, c in enumerate(ckpt.classes)])
     old_x = torch.where(torch.rand(len(old_x), 1, 1, 1, generator=generator) < 0.5, old_x.flip(-1), old_x)
@@ -309,8 +306,8 @@ def _teach_row(ckpt: Checkpoint, rows: np.ndarray, replay_rows: dict[str, np.nda
 
 def _with_row(ckpt: Checkpoint, name: str, w: torch.Tensor, b: torch.Tensor, entry: dict) -> Checkpoint:
     state = dict(ckpt.model_state)
-    state[f"{HEAD}.weight"] = torch.cat([state[f"{HEAD}.weight"].float(), w[None]])
-    state[f"{HEAD}.bias"] = torch.cat([state[f"{HEAD}.bias"].float(), b.reshape(1)])
+    state[f"{HEAD_KEY}.weight"] = torch.cat([state[f"{HEAD_KEY}.weight"].float(), w[None]])
+    state[f"{HEAD_KEY}.bias"] = torch.cat([state[f"{HEAD_KEY}.bias"].float(), b.reshape(1)])
     out = copy.copy(ckpt)
     out.model_state = state
     out.model_config = replace(ckpt.model_config, num_classes=len(ckpt.classes) + 1)
@@ -331,8 +328,8 @@ def forget_class(ckpt: Checkpoint, name: str) -> Checkpoint:
     row = ckpt.classes.index(name)
     keep = [i for i in range(len(ckpt.classes)) if i != row]
     state = dict(ckpt.model_state)
-    state[f"{HEAD}.weight"] = state[f"{HEAD}.weight"][keep].clone()
-    state[f"{HEAD}.bias"] = state[f"{HEAD}.bias"][keep].clone()
+    state[f"{HEAD_KEY}.weight"] = state[f"{HEAD_KEY}.weight"][keep].clone()
+    state[f"{HEAD_KEY}.bias"] = state[f"{HEAD_KEY}.bias"][keep].clone()
     out = copy.copy(ckpt)
     out.model_state = state
     out.model_config = replace(ckpt.model_config, num_classes=len(keep))
@@ -362,52 +359,3 @@ def load_drawings(paths) -> np.ndarray:
         else:
             parts.append(load_inputs([path])[1])
     return np.concatenate(parts) if parts else np.zeros((0, 784), np.uint8)
-
-
-# --------------------------------------------------------------------------- command line
-def cmd_teach(args) -> int:
-    from .checkpoint import load_checkpoint, save_checkpoint
-    from .inference import Predictor
-
-    ckpt = load_checkpoint(args.checkpoint)
-    if args.forget:
-        out = forget_class(ckpt, args.forget)
-        save_checkpoint(out, args.out)
-        print(f"forgot '{args.forget}': the model knows {len(out.classes)} classes again; wrote {args.out}")
-        return 0
-    if not args.name or not args.drawings:
-        print("quicksketch teach: error: --name and --drawings are required (or --forget NAME)", file=sys.stderr)
-        return 2
-    replay = load_folder(args.data, classes=[c for c in ckpt.classes if c not in taught_classes(ckpt)]) \
-        if args.data else None
-    rows = load_drawings(args.drawings)
-    config = TeachConfig(seed=args.seed, num_threads=TeachConfig.num_threads if args.threads is None else args.threads)
-    out = teach_class(ckpt, args.name, rows, replay=replay, config=config)
-    save_checkpoint(out, args.out)
-    found = Predictor.from_model(out.build_model(), out.classes, out.tta_flip).predict(rows, top_k=1)
-    hits = sum(top[0][0] == out.classes[-1] for top in found)
-    print(f"taught '{out.classes[-1]}' from {len(rows)} drawings in {out.data['taught'][-1]['seconds']:.1f} s "
-          f"({hits} of {len(rows)} now recognised); the model knows {len(out.classes)} classes; "
-          f"wrote {args.out}")
-    return 0
-
-
-def add_parser(sub) -> None:
-    """Register ``quicksketch teach`` on the CLI's subparsers."""
-    s = sub.add_parser(
-        "teach", help="teach a checkpoint a new class from a few drawings (or forget one)",
-        description="Add a class to a trained model from K >= 5 drawings: a new output row imprinted "
-                    "from the drawings' features and fine-tuned with replayed drawings of the old "
-                    "classes, in seconds on a CPU. Writes a new checkpoint; --forget removes a taught "
-                    "class again (the other weights exactly as before).")
-    s.add_argument("checkpoint", help="checkpoint .pt, or 'pretrained' (the shipped model of the ten)")
-    s.add_argument("--name", help="the new class's name")
-    s.add_argument("--drawings", nargs="+", metavar="FILE",
-                   help=".npy rows ((N, 784) or (N, 28, 28) uint8), pictures (PNG/JPEG...) or .ndjson strokes")
-    s.add_argument("--out", required=True, metavar="NEW.pt", help="where to write the new checkpoint")
-    s.add_argument("--forget", metavar="NAME", help="instead of teaching: remove the taught class NAME")
-    s.add_argument("--data", metavar="DIR", help="the old classes' training data, for checkpoints that "
-                                                 "carry no replay drawings")
-    s.add_argument("--seed", type=int, default=0, help="seed for augmentation and replay (default 0)")
-    s.add_argument("--threads", type=int, help="torch CPU threads for teaching (default 1, the fastest measured; 0 = torch's choice)")
-    s.set_defaults(func=cmd_teach)

@@ -97,7 +97,7 @@ class TrainStep:
     graphs need the lazy set-up done before capture), then the whole step -- forward,
     loss, backward, optimizer step and sums -- is captured once as a CUDA graph and each
     later batch of the same size is copied into the graph's input and replayed. This
-    small model is limited by Python launching ~250 kernels per step, not by the GPU, so
+    small model is limited by Python launching its many small kernels, not by the GPU, so
     replaying them as one graph is the GPU fast path (README, "Speed"). Batches of another
     size (an epoch's last) run eagerly on the same weights and optimizer state. Every
     step, warm-up and capture included, is a real training step on real batches.

@@ -3,7 +3,7 @@
 Four lines train a model::
 
     data = load_folder("data/quickdraw")
-    model = SketchCNN(ModelConfig(num_classes=len(data.classes)))
+    model = build_model(ModelConfig(), data.classes)
     result = fit(model, data, TrainConfig(epochs=20), out="models/sketchcnn.pt")
 
 ``fit`` uses the fast batch path (uint8 slices, no per-sample Python), bf16
@@ -22,6 +22,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
@@ -33,15 +34,20 @@ from torch import nn
 
 from .augment import seeded_augmenter
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .data import NORM_MEAN, NORM_STD, BatchLoader, SketchData, shard_indices, stratified_split
+from .data import NORM_MEAN, NORM_STD, BatchLoader, RowFingerprints, SketchData, shard_indices, stratified_split
 from .device import configure_threads, dist_info, rank_device, resolve_precision, set_seed
-from .errors import CheckpointError, TrainingError
+from .errors import CheckpointError, TrainingError, check_fields, finite_number, whole_number
 from .files import atomic_write, check_output_file, exclusive_lock
 from .evaluation import evaluate_loader
-from .model import SketchCNN
+from .model import ModelConfig, SketchCNN
 from .progress import progress_bar
 from .train_step import (TrainStep, build_ema, build_optimizer, build_scheduler, load_optimizer_state,
                          portable_lr_state, uses_cuda_graphs)
+
+
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("step", "cosine", "onecycle")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -74,6 +80,35 @@ class TrainConfig:
     num_threads: int = 0  # 0 = torch's default
     max_batches: int | None = None  # cap batches per epoch (quick CI/demo runs)
 
+    def __post_init__(self):
+        """Refuse a value no run can use: ValueError ``field=value: expected ...`` (the command
+        line turns it into a usage error, exit 2, for options and ``--set`` alike)."""
+        whole, real = whole_number, finite_number
+        check_fields(self, {
+            "epochs": (whole(self.epochs, 1), "a whole number of at least 1"),
+            "batch_size": (whole(self.batch_size, 1), "a whole number of at least 1"),
+            "lr": (real(self.lr) and self.lr > 0, "a finite number above 0"),
+            "weight_decay": (real(self.weight_decay) and self.weight_decay >= 0, "a finite number of at least 0"),
+            "optimizer": (self.optimizer in OPTIMIZERS, _one_of(OPTIMIZERS)),
+            "schedule": (self.schedule in SCHEDULES, _one_of(SCHEDULES)),
+            "step_size": (whole(self.step_size, 1), "a whole number of at least 1"),
+            "gamma": (real(self.gamma) and self.gamma > 0, "a finite number above 0"),
+            "warmup_epochs": (real(self.warmup_epochs) and self.warmup_epochs >= 0, "a finite number of at least 0"),
+            "label_smoothing": (real(self.label_smoothing) and 0 <= self.label_smoothing < 1, "a number in [0, 1)"),
+            "augment": (real(self.augment) and self.augment >= 0, "a finite number of at least 0"),
+            "partial": (real(self.partial) and 0 <= self.partial <= 1, "a number in [0, 1]"),
+            "ema_decay": (real(self.ema_decay) and 0 <= self.ema_decay < 1, "a number in [0, 1)"),
+            "val_fraction": (real(self.val_fraction) and 0 < self.val_fraction < 1, "a number between 0 and 1"),
+            "seed": (whole(self.seed, 0) and self.seed < 2**32, f"a whole number from 0 to {2**32 - 1}"),
+            "recipe": (isinstance(self.recipe, str) and bool(self.recipe), "a recipe name"),
+            "device": (isinstance(self.device, str) and bool(self.device), "a device name (auto, cpu, cuda ...)"),
+            "precision": (self.precision in PRECISIONS, _one_of(PRECISIONS)),
+            "num_threads": (whole(self.num_threads, 0), "a whole number of at least 0 (0 = torch's default)"),
+            "max_batches": (self.max_batches is None or whole(self.max_batches, 1), "none or a whole number of at least 1"),
+            **{flag: (isinstance(getattr(self, flag), bool), "true or false")
+               for flag in ("tta_flip", "channels_last", "compile", "cuda_graphs")},
+        })
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -81,6 +116,10 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> "TrainConfig":
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _one_of(choices: tuple[str, ...]) -> str:
+    return ", ".join(choices[:-1]) + " or " + choices[-1]
 
 
 # TrainConfig fields that change what a run learns: a resumed run must keep them (``epochs``
@@ -99,8 +138,9 @@ class FitResult:
     epochs_trained: int = 0  # in this call (0: a resumed run had already reached its epochs)
 
     @property
-    def val_accuracy(self) -> float:
-        return self.history[-1]["val_accuracy"] if self.history else float("nan")
+    def val_accuracy(self) -> float | None:
+        """The last epoch's held-out accuracy; None when nothing was held out (not measured)."""
+        return self.history[-1]["val_accuracy"] if self.history else None
 
 
 # --------------------------------------------------------------------------- fit
@@ -128,9 +168,13 @@ def _fit(model: SketchCNN, data: SketchData, config: TrainConfig, out: Path | No
     set_seed(config.seed)
     configure_threads(config.num_threads)
     device = rank_device(config.device)
-    state = _load_resume_state(out, data, config) if resume else None
+    state = _load_resume_state(out, data, config, model.config) if resume else None
     val_idx = state.split["val_indices"].numpy() if state is not None else None
     train_loader, val_loader, val_idx = make_loaders(data, config, device, val_idx)
+    trained_rows = RowFingerprints(np.zeros(0, np.uint32))  # only rank 0 saves: only it reads every row
+    if rank == 0:
+        check_held_out(data, val_idx)
+        trained_rows = RowFingerprints.of(data.images, np.setdiff1d(np.arange(len(data)), val_idx))
     run = start_run(model, config, device, len(train_loader), resume=state)
 
     if len(train_loader) == 0:
@@ -143,7 +187,7 @@ def _fit(model: SketchCNN, data: SketchData, config: TrainConfig, out: Path | No
         val = evaluate_run(run, val_loader)
         _check_finite(train["train_loss"], val["loss"], epoch + 1, config, out)
         run.history.append(_epoch_record(epoch, train, val, world))
-        ckpt = _make_checkpoint(run, data, val_idx)
+        ckpt = _make_checkpoint(run, data, val_idx, trained_rows)
         if rank == 0:
             _report(run, ckpt, out, progress, callbacks)
         if world > 1:
@@ -155,14 +199,32 @@ def _fit(model: SketchCNN, data: SketchData, config: TrainConfig, out: Path | No
                      epochs_trained=max(0, config.epochs - start_epoch))
 
 
-def _check_finite(train_loss: float, val_loss: float, epoch: int, config: TrainConfig, out) -> None:
-    """Stop a diverged run before it saves: a NaN/infinite loss makes a useless model."""
-    if math.isfinite(train_loss) and math.isfinite(val_loss):
+def check_held_out(data: SketchData, val_idx: np.ndarray) -> None:
+    """Warn when the held-out split cannot measure the model: no held-out drawing at all (its
+    accuracy is then "not measured", never 0), or classes without one (a class of one
+    drawing keeps it for training)."""
+    held = np.bincount(np.asarray(data.labels)[np.asarray(val_idx, dtype=np.int64)], minlength=len(data.classes))
+    if held.sum() == 0:
+        warnings.warn(f"{data.root}: too little data to hold any drawing out ({min(data.counts)} per class): "
+                      "the held-out accuracy is not measured; use at least 2 drawings per class "
+                      "(hundreds for a trustworthy figure)")
+    elif (held == 0).any():
+        alone = [c for c, n in zip(data.classes, held) if n == 0]
+        warnings.warn(f"{data.root}: class(es) {', '.join(map(repr, alone[:5]))}{' ...' if len(alone) > 5 else ''} "
+                      "have a single drawing and none held out: the held-out accuracy does not cover them; "
+                      "add drawings")
+
+
+def _check_finite(train_loss: float, val_loss: float | None, epoch: int, config: TrainConfig, out) -> None:
+    """Stop a diverged run before it saves: a NaN/infinite loss makes a useless model
+    (``val_loss`` None: nothing was held out, so nothing to check there)."""
+    if math.isfinite(train_loss) and (val_loss is None or math.isfinite(val_loss)):
         return
     kept = f"; {out} keeps the last good epoch" if out is not None and Path(out).exists() else \
         "; nothing was saved"
+    held_out = "not measured" if val_loss is None else f"{val_loss:g}"
     raise TrainingError(f"training diverged in epoch {epoch}: the loss became {train_loss:g} (train) / "
-                        f"{val_loss:g} (held-out) with learning rate {config.lr:g}{kept}; "
+                        f"{held_out} (held-out) with learning rate {config.lr:g}{kept}; "
                         "try a lower --lr")
 
 
@@ -293,15 +355,23 @@ def _report(run: Run, ckpt: Checkpoint, out: Path | None, progress: bool, callba
 
 
 def _format_record(r: dict, epochs: int) -> str:
+    val = (f"val loss {r['val_loss']:.4f}  val acc {r['val_accuracy']:.2%}" if r["val_accuracy"] is not None
+           else "val not measured (no held-out drawing)")
     return (f"epoch {r['epoch']:>2}/{epochs}  train loss {r['train_loss']:.4f}  "
-            f"train acc {r['train_accuracy']:.2%}  val loss {r['val_loss']:.4f}  "
-            f"val acc {r['val_accuracy']:.2%}  lr {r['lr']:.2e}  {r['images_per_s']:,.0f} img/s")
+            f"train acc {r['train_accuracy']:.2%}  {val}  lr {r['lr']:.2e}  {r['images_per_s']:,.0f} img/s")
+
+
+def format_accuracy(value: float | None) -> str:
+    """A held-out accuracy for people: ``95.28 %``-style, or "not measured" when nothing was held out."""
+    return "not measured (no drawing was held out)" if value is None else f"{value:.2%}"
 
 
 # --------------------------------------------------------------------------- checkpoints
-def _make_checkpoint(run: Run, data: SketchData, val_idx: np.ndarray) -> Checkpoint:
+def _make_checkpoint(run: Run, data: SketchData, val_idx: np.ndarray, trained_rows: RowFingerprints) -> Checkpoint:
     """The run after its latest epoch: weights (EMA's when on), what they need for
-    inference, the history and split, and the state to resume from."""
+    inference, the history and split, the fingerprint of every drawing it trained on
+    (``data["train_rows"]``, so evaluation recognises them anywhere), and the state to
+    resume from."""
     config, history = run.config, run.history
     train_state = {
         "epoch": run.epoch,
@@ -326,7 +396,7 @@ def _make_checkpoint(run: Run, data: SketchData, val_idx: np.ndarray) -> Checkpo
                  "train_seconds": sum(h["seconds"] for h in history)},
         history=list(history),
         data={**data.fingerprint(), "root": str(Path(data.root).resolve()) if data.root else "",
-              "synthetic": data.synthetic},
+              "synthetic": data.synthetic, "train_rows": trained_rows.to_dict()},
         split={"val_indices": torch.as_tensor(val_idx, dtype=torch.int64),
                "seed": config.seed, "val_fraction": config.val_fraction},
         train_state=train_state,
@@ -337,7 +407,8 @@ def _cpu_state(module: nn.Module) -> dict:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
-def _load_resume_state(out: Path | None, data: SketchData, config: TrainConfig) -> Checkpoint | None:
+def _load_resume_state(out: Path | None, data: SketchData, config: TrainConfig,
+                       model_config: ModelConfig) -> Checkpoint | None:
     if out is None:
         raise CheckpointError("resume needs the checkpoint path to continue (--out)")
     if not out.exists():
@@ -352,6 +423,11 @@ def _load_resume_state(out: Path | None, data: SketchData, config: TrainConfig) 
                               f"{'counts' if ckpt.data.get('counts') != data.counts else 'fingerprints'} "
                               "differ); resume with the same --data and --per-class")
     check_resume_config(ckpt.train_config, config, out)
+    stored, given = ckpt.model_config.to_dict(), model_config.to_dict()
+    differ = [f"{k} {stored[k]!r} -> {given[k]!r}" for k in stored if stored[k] != given.get(k)]
+    if differ:
+        raise TrainingError(f"{out}: cannot resume with another model ({'; '.join(differ)}); resume with "
+                            "the run's own model (leave model.* out) or train afresh with another --out")
     return ckpt
 
 
@@ -369,13 +445,16 @@ def check_resume_config(stored: dict, config: TrainConfig, out) -> None:
 
 
 def resume_settings(out: str | os.PathLike) -> dict:
-    """The :data:`RESULT_FIELDS` (and ``epochs``) of the run saved at ``out`` ({} when there is
-    none): what ``quicksketch train --resume`` uses for options not given."""
+    """The :data:`RESULT_FIELDS` (and ``epochs``) of the run saved at ``out``, and its
+    architecture under ``"model"`` (a ``ModelConfig`` dict); {} when there is none: what
+    ``quicksketch train --resume`` uses for options not given."""
     out = Path(out)
     if not out.is_file():
         return {}
-    stored = load_checkpoint(out).train_config
-    return {k: stored[k] for k in RESULT_FIELDS + ("epochs",) if k in stored}
+    ckpt = load_checkpoint(out)
+    stored = ckpt.train_config
+    return {**{k: stored[k] for k in RESULT_FIELDS + ("epochs",) if k in stored},
+            "model": ckpt.model_config.to_dict()}
 
 
 def _restore(run: Run, ckpt: Checkpoint) -> None:

@@ -6,7 +6,7 @@ play Quick, Draw! against it.
     from quicksketch_lib.widgets import Game, SketchPad
     SketchPad()                               # your trained model, else the shipped pretrained one
     SketchPad("models/sketchcnn.pt")          # or "pretrained", a Predictor, or (model, classes)
-    SketchPad(teach=True)                     # with the panel that teaches it a class of your own
+    SketchPad(teach_mode=True)                # with the panel that teaches it a class of your own
     Game()                                    # six rounds of 20 s against the 54-class model
 
 The browser side (``static/sketchpad.js``, an anywidget module) only collects
@@ -158,11 +158,9 @@ def drawing_checkpoint() -> tuple[Path, str]:
     return path, why
 
 
-def checkpoint_for_drawing(epochs: int | None = None, per_class: int | None = None,
-                           max_batches: int | None = None) -> Path:
-    """:func:`drawing_checkpoint`, printed. ``epochs``, ``per_class`` and ``max_batches`` are
-    ignored (it no longer trains a quick model: the pretrained one answers); they stay only so
-    that notebooks written for the older version still run."""
+def checkpoint_for_drawing() -> Path:
+    """:func:`drawing_checkpoint`, printed (nothing is trained: a model trained here, else the
+    pretrained one, answers)."""
     path, why = drawing_checkpoint()
     print(f"Drawing with {path} ({why})")
     return path
@@ -264,7 +262,7 @@ class SketchPad(_BrowserEvents, anywidget.AnyWidget):
     Python-side state: ``strokes`` (list of ``[xs, ys, ts]``), ``image``
     (28x28 uint8), ``predictions`` (``[(class, p), ...]``, empty for a blank
     canvas) and ``headline`` (``"draw something"`` or the top class in words);
-    in teach mode (``teach=True``) also ``examples`` (28x28 uint8 each),
+    in teach mode (``teach_mode=True``) also ``examples`` (28x28 uint8 each),
     ``class_name`` and ``checkpoint`` (the model that answers, taught classes
     included). Errors raised while handling browser events show in the pad and
     go to ``output`` (an ``ipywidgets.Output`` displayed below the pad).
@@ -297,7 +295,7 @@ class SketchPad(_BrowserEvents, anywidget.AnyWidget):
     _min_examples = traitlets.Int(5).tag(sync=True)
 
     def __init__(self, model_or_checkpoint=None, top_k: int = 5, backend: str = "auto",
-                 teach: bool = False, replay=None, teach_config: TeachConfig | None = None, **kwargs):
+                 teach_mode: bool = False, replay=None, teach_config: TeachConfig | None = None, **kwargs):
         if model_or_checkpoint is None:
             model_or_checkpoint, self.why = drawing_checkpoint()
         else:
@@ -313,7 +311,7 @@ class SketchPad(_BrowserEvents, anywidget.AnyWidget):
         m = model_or_checkpoint  # "Save" names the new file after it: models/<stem>+<taught>.pt
         self._base = resolve_checkpoint(m).stem.split("+")[0] if isinstance(m, (str, os.PathLike)) else "sketchpad"
         super().__init__(_can_explain=self.model is not None, _can_teach=self.checkpoint is not None,
-                         teach_mode=teach, _min_examples=self.teach_config.min_drawings, **kwargs)
+                         teach_mode=teach_mode, _min_examples=self.teach_config.min_drawings, **kwargs)
         self._describe_model()
         self.observe(self._on_strokes, names="strokes")
         self.observe(self._on_explain, names="explain")

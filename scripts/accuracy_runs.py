@@ -43,8 +43,8 @@ from quicksketch_lib.cli import config_override
 from quicksketch_lib.data import BatchLoader, load_folder, stratified_split
 from quicksketch_lib.device import pick_device, resolve_precision
 from quicksketch_lib.evaluation import evaluate_loader, evaluation_set, load_for_checkpoint
-from quicksketch_lib.locations import find_data
-from quicksketch_lib.model import ModelConfig, SketchCNN
+from quicksketch_lib.data import find_data
+from quicksketch_lib.model import ModelConfig, SketchCNN, build_model
 from quicksketch_lib.recipes import recipe_config
 from quicksketch_lib.training import fit
 
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
     config = recipe_config(args.recipe, epochs=args.epochs, seed=args.seed,
                            num_threads=args.threads, **overrides)
     print(f"{len(data):,} drawings, {len(data.classes)} classes; {config}", flush=True)
-    model = SketchCNN(ModelConfig(num_classes=len(data.classes)))
+    model = build_model(ModelConfig(), data.classes)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     train_idx, val_idx = stratified_split(data.labels, config.val_fraction, config.seed)
     train_data = data

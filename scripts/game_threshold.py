@@ -22,8 +22,9 @@ from pathlib import Path
 import torch
 
 from quicksketch_lib.checkpoint import load_checkpoint, save_checkpoint
+from quicksketch_lib.data import find_data
 from quicksketch_lib.game import record_threshold, threshold_for_checkpoint
-from quicksketch_lib.locations import find_data, pretrained_name
+from quicksketch_lib.locations import pretrained_name
 
 from how_early import add_entry, machine  # noqa: E402  (scripts/ is on sys.path when run as a script)
 

@@ -37,7 +37,7 @@ import torch
 from quicksketch_lib.categories import THE_TEN
 from quicksketch_lib.data import load_folder
 from quicksketch_lib.device import doctor_report
-from quicksketch_lib.model import ModelConfig, SketchCNN
+from quicksketch_lib.model import ModelConfig, build_model
 from quicksketch_lib.recipes import recipe_config
 from quicksketch_lib.training import fit
 
@@ -68,7 +68,7 @@ def train_once(data_dir: Path, classes, overrides: dict, seed: int, epochs: int,
     data = load_folder(data_dir, classes=classes)
     config = replace(recipe_config("original"), epochs=epochs, seed=seed, **overrides)
     torch.manual_seed(seed)
-    model = SketchCNN(ModelConfig(num_classes=len(data.classes)))
+    model = build_model(ModelConfig(), data.classes)
     with strict_fp32(overrides.get("precision") == "fp32"):
         result = fit(model, data, config, out=workdir / f"run{seed}.pt", progress=False)
     torch.cuda.synchronize()

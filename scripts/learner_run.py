@@ -25,7 +25,7 @@ from pathlib import Path
 from quicksketch_lib.categories import THE_TEN
 from quicksketch_lib.data import load_folder
 from quicksketch_lib.device import set_seed
-from quicksketch_lib.model import ModelConfig, SketchCNN
+from quicksketch_lib.model import ModelConfig, build_model
 from quicksketch_lib.recipes import recipe_config, recipe_per_class
 from quicksketch_lib.training import fit
 
@@ -79,7 +79,7 @@ def main() -> None:
     print(data.describe(), f"| {config.epochs} epochs, fp32, {args.threads} thread(s)")
     clock = EpochClock()
     set_seed(config.seed)  # the initial weights come from the seed too, as in `quicksketch train`
-    model = SketchCNN(ModelConfig(num_classes=len(data.classes)))
+    model = build_model(ModelConfig(), data.classes)
     result = fit(model, data, config, out=args.out, progress=False, callbacks=[clock])
     total = time.perf_counter() - start
     cpu = sum(r["cpu_s"] for r in clock.rows)

@@ -48,8 +48,8 @@ def accuracy(model, feats, labels) -> float:
 
 def finetune(model, feats, labels, which: str, steps: int, lr: float):
     model = copy.deepcopy(model)
-    params = list(model.classifier[4].parameters())
-    if which == "classifier":
+    params = list(model.head.parameters())
+    if which == "classifier":  # also the 4096 -> 256 layer before the head
         params += list(model.classifier[1].parameters())
     for p in model.parameters():
         p.requires_grad_(False)

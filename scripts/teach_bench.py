@@ -37,7 +37,8 @@ from quicksketch_lib.categories import THE_TEN
 from quicksketch_lib.checkpoint import load_checkpoint
 from quicksketch_lib.data import load_folder, normalize_batch, open_class_file, select_class_files
 from quicksketch_lib.evaluation import evaluation_set
-from quicksketch_lib.teach import HEAD, TeachConfig, penultimate_features, teach_class
+from quicksketch_lib.model import HEAD_KEY
+from quicksketch_lib.teach import TeachConfig, penultimate_features, teach_class
 
 CLASSES = ["apple", "car", "eye", "fish", "guitar", "house plant", "moon", "rainbow", "smiley face",
            "snowman", "train", "umbrella"]
@@ -50,7 +51,7 @@ def flip_features(model, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def predictions(feats, state, tta_flip: bool) -> np.ndarray:
-    w, b = state[f"{HEAD}.weight"].float(), state[f"{HEAD}.bias"].float()
+    w, b = state[f"{HEAD_KEY}.weight"].float(), state[f"{HEAD_KEY}.bias"].float()
     proba = (feats[0] @ w.T + b).softmax(1)
     if tta_flip:
         proba = (proba + (feats[1] @ w.T + b).softmax(1)) / 2
@@ -71,7 +72,7 @@ def cached(folder, name: str, compute):
 
 def check_only_head_changed(before: dict, after: dict) -> None:
     for k, v in before.items():
-        if not k.startswith(HEAD) and not torch.equal(v, after[k]):
+        if not k.startswith(HEAD_KEY) and not torch.equal(v, after[k]):
             raise AssertionError(f"teach_class changed {k}; cached features would be wrong")
 
 

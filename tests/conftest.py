@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 QUICKDRAW = SHARED_DATA / "quickdraw"
 STROKES = SHARED_DATA / "strokes"
+
+# `predict` keeps the shipped models' ONNX exports in the user's cache: the tests (and the
+# notebooks' kernels, started from this process) keep theirs in artifacts/, as `make test` does.
+os.environ.setdefault("XDG_CACHE_HOME", str(ROOT / "artifacts" / "cache"))
 
 needs_shared_data = pytest.mark.skipif(
     not QUICKDRAW.is_dir(), reason=f"real Quick Draw drawings not found at {QUICKDRAW} (../shared/data)")
@@ -77,7 +82,7 @@ def ten_class_model(tmp_path_factory):
 
     data = load_folder(QUICKDRAW, classes=THE_TEN, per_class=500)
     path = tmp_path_factory.mktemp("ten") / "ten.pt"
-    result = fit(SketchCNN(ModelConfig(num_classes=10)), data, TrainConfig(epochs=3), out=path,
+    result = fit(SketchCNN(ModelConfig(num_classes=10)), data, TrainConfig(epochs=3, precision="fp32"), out=path,
                  progress=False)
     return path, result, data
 
@@ -97,6 +102,6 @@ def shapes_checkpoint(tmp_path_factory) -> Path:
     for name, arr in make_shapes().items():
         np.save(data_dir / f"{name}.npy", arr)
     torch.manual_seed(0)
-    fit(SketchCNN(ModelConfig(num_classes=3)), load_folder(data_dir), TrainConfig(epochs=6, batch_size=32),
+    fit(SketchCNN(ModelConfig(num_classes=3)), load_folder(data_dir), TrainConfig(epochs=6, batch_size=32, precision="fp32"),
         out=folder / "shapes.pt", progress=False)
     return folder / "shapes.pt"

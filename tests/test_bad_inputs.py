@@ -605,9 +605,9 @@ def test_demo_asks_is_online_about_a_host(monkeypatch, tmp_path):
 
     asked = []
     monkeypatch.setattr(download, "is_online", lambda host, *a, **k: asked.append(host) or False)
-    monkeypatch.setattr(locations, "find_data",
-                        lambda *a, **k: locations.DataSource(tmp_path, "offline-default"))
-    locations.choose_demo_data()
+    monkeypatch.setattr(download, "data_source", lambda *a, **k: locations.DataSource(tmp_path, "offline-default"))
+    monkeypatch.setattr(download, "find_data", lambda *a, **k: locations.DataSource(tmp_path, "offline-default"))
+    download.choose_demo_data()
     assert asked == ["storage.googleapis.com"]
     assert not download.is_online("http://127.0.0.1:9/x", timeout=1)  # a URL works too
 
@@ -667,3 +667,215 @@ def test_sigint_then_resume_matches_an_uninterrupted_run(shapes, tmp_path):
     resumed = subprocess.run(args[:-4] + ["--epochs", str(done + 1), "--out", str(out), "--precision", "fp32",
                                           "--resume", "--quiet"], capture_output=True, text=True, cwd=ROOT)
     assert resumed.returncode == 0 and load_checkpoint(out).metrics["epochs"] == done + 1
+
+
+# --------------------------------------------------------------------------- issue 21/22: one registry of commands
+@pytest.mark.parametrize("args", [
+    ["teach", "pretrained", "--seed", "-1"], ["teach", "pretrained", "--seed", "x"],
+    ["teach", "pretrained", "--threads", "-3"], ["bench", "--per-class", "0"], ["bench", "--threads", "-1"],
+    ["bench", "--device", "gpu"],
+])
+def test_teach_and_bench_options_use_the_same_validators(capsys, args):
+    code, _, err = run(capsys, *args, *(["--out", "x.pt"] if args[0] == "teach" else []))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "error:" in err and args[-1] in err
+
+
+@pytest.mark.parametrize("name", ["two\nlines", "tab\there", "bell\x07", " ", "x" * 65])
+def test_class_names_are_one_line_of_printable_text(capsys, name):
+    line = one_line(capsys, 2, "teach", "pretrained", "--name", name, "--drawings", "x.npy", "--out", "x.pt")
+    assert "class name" in line
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--out", "pretrained"], ["train", "--out", "pretrained", "--resume"],
+    ["train", "--out", "pretrained-54"], ["teach", "pretrained", "--forget", "x", "--out", "pretrained"],
+    ["export", "pretrained", "--out", "pretrained"], ["evaluate", "pretrained", "--data", "d", "--json", "pretrained"],
+    ["evaluate", "pretrained", "--data", "d", "--png", "pretrained-54"], ["subset", "a", "pretrained", "--per-class", "1"],
+    ["download", "--out", "pretrained"], ["demo", "--out", "pretrained"], ["bench", "--json", "pretrained"],
+])
+def test_the_shipped_models_names_cannot_be_outputs(capsys, tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    line = one_line(capsys, 2, *args)
+    assert "names a shipped model" in line and not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("setting", ["schedule=bogus", "optimizer=sgd", "weight_decay=-1", "label_smoothing=2",
+                                     "step_size=0", "precision=fp8", "gamma=0", "val_fraction=1", "partial=1.5",
+                                     "ema_decay=1", "warmup_epochs=-1", "augment=nan", "epochs=0", "seed=-1"])
+def test_set_values_the_config_refuses_exit_2_in_one_line(capsys, tmp_path, setting):
+    line = one_line(capsys, 2, "train", "--data", tmp_path, "--out", tmp_path / "m.pt", "--set", setting)
+    assert setting.split("=")[0] in line and "expected" in line and not (tmp_path / "m.pt").exists()
+
+
+def test_teach_checks_its_output_before_reading_or_teaching(capsys, tmp_path, read_only):
+    (tmp_path / "dir.pt").mkdir()
+    missing = tmp_path / "missing.npy"  # never read: the output is refused first
+    assert "is a folder" in one_line(capsys, 3, "teach", "pretrained", "--name", "apple", "--drawings", missing,
+                                     "--out", tmp_path / "dir.pt")
+    assert "Read-only" in one_line(capsys, 3, "teach", "pretrained", "--name", "apple", "--drawings", missing,
+                                   "--out", read_only / "t.pt")
+
+
+@pytest.mark.parametrize("setting", ["model.dropout=1.5", "model.channels=0,8", "model.channels=a,b",
+                                     "model.num_classes=3", "model.hidden=0"])
+def test_set_model_values_the_config_refuses_exit_2_in_one_line(capsys, tmp_path, setting):
+    line = one_line(capsys, 2, "train", "--data", tmp_path, "--out", tmp_path / "m.pt", "--set", setting)
+    assert setting.split("=")[0] in line and not (tmp_path / "m.pt").exists()
+
+
+# --------------------------------------------------------------------------- issue 22: evaluate by name, per drawing
+def _arrows(n: int = 8, seed: int = 3) -> np.ndarray:
+    """Horizontal arrows: a class the shapes model does not know (named to sort before its own)."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n, 28, 28), np.uint8)
+    for i in range(n):
+        y, x0, x1 = rng.integers(10, 18), rng.integers(4, 9), rng.integers(19, 24)
+        out[i, y - 1:y + 1, x0:x1] = 255
+        for d in range(4):
+            out[i, y - d - 1:y - d + 1, x1 - d - 1] = out[i, y + d - 1:y + d + 1, x1 - d - 1] = 255
+    return out.reshape(n, 784)
+
+
+def _class_folder(path: Path, arrays: dict) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    for name, arr in arrays.items():
+        np.save(path / f"{name}.npy", arr)
+    return path
+
+
+def test_a_taught_model_is_evaluated_by_class_name(capsys, trained, shapes, tmp_path):
+    """Taught 'arrow' (its 4th output), evaluated on a folder where arrow sorts FIRST: it works
+    (it used to say "the model knows 4 classes but the data has 4"); its 8 examples are left
+    out as drawings it learned from; a subset of its classes works too; a class it does not
+    know is one line, exit 3."""
+    arrows = _arrows(12)
+    np.save(tmp_path / "arrows.npy", arrows[:8])
+    taught = tmp_path / "taught.pt"
+    code, _, err = run(capsys, "teach", trained, "--name", "arrow", "--drawings", tmp_path / "arrows.npy",
+                       "--out", taught)
+    assert code == 0, err
+    new = make_shapes(10, seed=11)
+    folder = _class_folder(tmp_path / "four", {"arrow": arrows, **new})
+    code, out, err = run(capsys, "evaluate", taught, "--data", folder)
+    assert code == 0, err
+    assert "44 drawings" not in out and "34 drawings" in out  # 30 new shapes + the 4 arrows never taught
+    assert "left out 8 drawings the model was trained on" in out
+    table = out.split("class ")[1].split("confusion")[0]
+    assert all(f"\n{c} " in table for c in ("box", "cross", "ring", "arrow"))
+    code, out, err = run(capsys, "evaluate", taught, "--data", folder, "--classes", "arrow", "ring")
+    assert code == 0 and "not in the data: 2 of the model's 4 classes (box, cross)" in out
+    _class_folder(folder, {"star": new["box"]})
+    line = one_line(capsys, 3, "evaluate", taught, "--data", folder)
+    assert "'star' not known to the model" in line and "--classes" in line
+    assert "'star' not known" in one_line(capsys, 3, "evaluate", taught, "--data", folder, "--classes", "star")
+
+
+def test_copies_of_training_drawings_are_never_taken_for_new_ones(capsys, trained, shapes, tmp_path):
+    """The first 30 rows of each training file, copied elsewhere: the fingerprint was per file,
+    so they passed as "not the checkpoint's training data"; now each drawing is looked up."""
+    ckpt = load_checkpoint(trained)
+    val = set(ckpt.split["val_indices"].tolist())
+    copies = {c: np.load(shapes / f"{c}.npy")[:30] for c in ("box", "cross", "ring")}
+    trained_rows = sum(1 for k in range(3) for r in range(30) if k * 60 + r not in val)
+    code, out, err = run(capsys, "evaluate", trained, "--data", _class_folder(tmp_path / "copy", copies))
+    assert code == 0, err
+    assert f"{90 - trained_rows} drawings (" in out
+    assert f"left out {trained_rows} drawings the model was trained on: found elsewhere" in out
+
+
+def _edited_checkpoint(source: Path, path: Path, edit) -> Path:
+    d = torch.load(source, weights_only=True)
+    edit(d)
+    torch.save(d, path)
+    return path
+
+
+def _as_taught(d, taught):
+    """A 4th output row for a class 'kite' recorded as taught by ``taught``."""
+    d["classes"] = d["classes"] + ["kite"]
+    d["model_config"]["num_classes"] = 4
+    for key in ("classifier.4.weight", "classifier.4.bias"):
+        d["model_state"][key] = torch.cat([d["model_state"][key], d["model_state"][key][:1]])
+    d["data"]["taught"] = taught
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda d: d["data"].update(replay="abc"), "replay record has no drawings"),
+    (lambda d: d["data"].update(replay={"source": "x"}), "replay record has no drawings"),
+    (lambda d: d["data"].update(replay={"drawings": {"kite": torch.zeros(3, 784, dtype=torch.uint8)}}),
+     "replay drawings are for 'kite'"),
+    (lambda d: _as_taught(d, "abc"), "taught-class record is a str"),
+    (lambda d: _as_taught(d, [{"name": "kite"}]), "lacks a name or its example drawings"),
+    (lambda d: _as_taught(d, [{"name": "star", "drawings": torch.ones(5, 784, dtype=torch.uint8)}]),
+     "taught class 'star' is not one of its classes"),
+])
+def test_malformed_teach_and_replay_metadata_is_one_line(capsys, trained, tmp_path, edit, expected):
+    """These were 5 kinds of traceback in `teach` (and `evaluate`, `predict`)."""
+    bad = _edited_checkpoint(trained, tmp_path / "bad.pt", edit)
+    np.save(tmp_path / "arrows.npy", _arrows(6))
+    for args in (("teach", bad, "--name", "arrow", "--drawings", tmp_path / "arrows.npy", "--out", tmp_path / "o.pt"),
+                 ("teach", bad, "--forget", "kite", "--out", tmp_path / "o.pt"),
+                 ("predict", bad, tmp_path / "arrows.npy")):
+        assert expected in one_line(capsys, 3, *args)
+    assert not (tmp_path / "o.pt").exists()
+
+
+@pytest.mark.parametrize("classes, expected", [
+    (["box", "cross", "ring", "star"], "lists 4 class names but the model has 3 outputs"),
+    (["box", "cross"], "lists 2 class names but the model has 3 outputs"),
+    ("abc", "no class list"),
+])
+def test_onnx_class_lists_that_do_not_fit_the_outputs_are_refused(capsys, trained, tmp_path, classes, expected):
+    """Used to be: the first 3 of 4 names, a traceback for 2, and classes a, b, c for "abc"."""
+    import onnx
+
+    assert main(["export", str(trained), "--out", str(tmp_path / "m.onnx")]) == 0
+    capsys.readouterr()
+    proto = onnx.load(str(tmp_path / "m.onnx"))
+    next(p for p in proto.metadata_props if p.key == "quicksketch_classes").value = json.dumps(classes)
+    onnx.save(proto, str(tmp_path / "bad.onnx"))
+    np.save(tmp_path / "rows.npy", make_shapes(2)["box"])
+    assert expected in one_line(capsys, 3, "predict", tmp_path / "bad.onnx", tmp_path / "rows.npy")
+
+
+def test_no_held_out_drawing_is_not_measured_and_int8_needs_enough_drawings(capsys, shapes, tmp_path):
+    """One drawing per class: "held-out accuracy not measured" with a warning (it said 0.00 %);
+    `export --int8` refuses to calibrate on it (it "calibrated on 1, checked on 2, OK")."""
+    tiny = _class_folder(tmp_path / "tiny", {c: np.load(shapes / f"{c}.npy")[:1] for c in ("box", "cross", "ring")})
+    out = tmp_path / "m.pt"
+    code, printed, err = run(capsys, "train", "--data", tiny, "--epochs", "1", "--threads", "1", "--out", out)
+    assert code == 0 and "held-out accuracy not measured" in printed and "held-out accuracy 0" not in printed
+    assert "warning: " in err and "too little data to hold any drawing out" in err
+    assert json.loads(out.with_name("m.history.json").read_text())[-1]["val_accuracy"] is None
+    line = one_line(capsys, 3, "export", out, "--int8", "--data", tiny)
+    assert "needs at least 200 drawings" in line and "found 0" in line  # all 3 were trained on
+    assert not (tmp_path / "m.int8.onnx").exists()
+
+
+def test_full_disk_during_download_names_the_file(capsys, tmp_path, small_disk):
+    """It said ": No space left on device" without a file name."""
+    with _serve(_handler("ok"), _bucket(tmp_path, rows=2000)) as (url, _):
+        line = one_line(capsys, 3, "download", "--classes", "cat", "--per-class", 2000, "--out",
+                        small_disk / "out", "--source", url, "--quiet", "--timeout", "5")
+    assert "No space left on device" in line and "cat.npy.part" in line and "error: :" not in line
+
+
+def test_kill_9_during_int8_export_leaves_no_folder_and_the_next_export_cleans_up(shapes, trained, tmp_path):
+    """kill -9 during `export --int8` used to leave an empty tmpXXXX/ folder beside the output
+    for good; now only scratch files named after the output, which the next export removes."""
+    data = _class_folder(tmp_path / "new", make_shapes(70, seed=7))
+    out = tmp_path / "out" / "m.onnx"
+    args = [sys.executable, "-m", "quicksketch_lib", "export", str(trained), "--out", str(out), "--int8",
+            "--data", str(data)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None and \
+                not list(out.parent.glob(".m.int8.onnx.*.tmp")):
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not [p for p in out.parent.iterdir() if p.is_dir()]
+    assert main(["export", str(trained), "--out", str(out), "--int8", "--data", str(data)]) == 0
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.int8.onnx", "m.onnx"]

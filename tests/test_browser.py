@@ -6,7 +6,7 @@ recorded Quick Draw drawings with mouse events and reads what the page shows.
 
 - Notebook 05 with the shipped pretrained model: a real cat; the 28x28 input must have ink and the
   top-5 must name the class. Screenshot: ``artifacts/sketchpad-browser.png``.
-- Teach mode (a one-cell notebook, ``SketchPad("pretrained", teach=True)``): type a class the model
+- Teach mode (a one-cell notebook, ``SketchPad("pretrained", teach_mode=True)``): type a class the model
   does not know, replay ten real drawings of it as examples, press Teach, then draw an unseen one:
   it must be in the top-3. Screenshot: ``artifacts/sketchpad-teach.png`` (docs/sketchpad_teach.png
   is a copy).
@@ -230,7 +230,7 @@ def test_draw_a_real_drawing_in_jupyterlab(tmp_path, strokes_dir):
 
 
 TEACH_NOTEBOOK = "teach.ipynb"
-TEACH_CELL = 'from quicksketch_lib.widgets import SketchPad\nSketchPad("pretrained", teach=True)'
+TEACH_CELL = 'from quicksketch_lib.widgets import SketchPad\nSketchPad("pretrained", teach_mode=True)'
 
 
 def write_notebook(path: Path, source: str) -> None:

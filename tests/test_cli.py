@@ -12,7 +12,7 @@ from quicksketch_lib.cli import EXIT_BAD_INPUT, EXIT_DOWNLOAD, EXIT_OK, main
 
 from conftest import THE_TEN
 
-SUBCOMMANDS = ["doctor", "subset", "train", "evaluate", "predict", "export", "download", "demo"]
+SUBCOMMANDS = ["doctor", "subset", "train", "evaluate", "predict", "export", "download", "demo", "teach", "bench"]
 
 
 def run(capsys, *argv):
@@ -157,6 +157,22 @@ def test_train_set_reaches_any_config_field(shapes_dir, tmp_path, capsys):
                                                                                                      "cosine")
 
 
+def test_train_set_reaches_the_model_config_and_resume_keeps_it(shapes_dir, tmp_path, capsys):
+    from quicksketch_lib.checkpoint import load_checkpoint
+
+    ckpt = tmp_path / "small.pt"
+    args = ("train", "--data", shapes_dir, "--epochs", 1, "--max-batches", 1, "--out", ckpt, "--quiet")
+    code, _, err = run(capsys, *args, "--set", "model.channels=8,16,16", "--set", "model.hidden=32")
+    saved = load_checkpoint(ckpt)
+    assert code == EXIT_OK, err
+    assert (saved.model_config.channels, saved.model_config.hidden, saved.model_config.num_classes) == \
+        ((8, 16, 16), 32, 3)
+    code, _, err = run(capsys, *args[:4], 2, *args[5:], "--resume")  # its own model, without saying it again
+    assert code == EXIT_OK and load_checkpoint(ckpt).model_config == saved.model_config, err
+    code, _, err = run(capsys, *args[:4], 3, *args[5:], "--resume", "--set", "model.hidden=64")
+    assert code == EXIT_BAD_INPUT and "cannot resume with another model (hidden 32 -> 64" in err
+
+
 @pytest.mark.parametrize("setting", ["no_such_field=1", "lr=fast", "tta_flip=maybe", "lr"])
 def test_train_set_rejects_unknown_fields_and_bad_values_with_usage_exit(setting, capsys):
     with pytest.raises(SystemExit) as info:
@@ -223,3 +239,15 @@ def test_evaluate_pretrained_uses_its_held_out_split(quickdraw_dir, tmp_path, ca
 
 def test_pretrained_on_other_classes_is_a_clear_error(shapes_dir, capsys):
     assert "no file for class" in _bad_input(capsys, "evaluate", "pretrained", "--data", shapes_dir)
+
+
+def test_help_imports_no_torch():
+    """`quicksketch --help` and every `quicksketch COMMAND --help` start like a tool: no torch,
+    matplotlib or onnx (a command imports what it needs when it runs)."""
+    code = ("import sys\nfrom quicksketch_lib.cli import main\n"
+            f"for argv in [['--help']] + [[name, '--help'] for name in {SUBCOMMANDS!r}]:\n"
+            "    try:\n        main(argv)\n    except SystemExit as exc:\n        assert exc.code == 0, argv\n"
+            "print(sorted(m for m in ('torch', 'matplotlib', 'onnx', 'onnxruntime', 'PIL') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"

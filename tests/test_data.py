@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from quicksketch_lib.data import (BatchLoader, QuickDrawNPY, load_folder, make_subset, shard_indices,
-                                  normalize_batch, stratified_split)
+from quicksketch_lib import locations
+from quicksketch_lib.data import (BatchLoader, QuickDrawNPY, find_data, load_folder, make_subset, shard_indices,
+                                  normalize_batch, normalize_rows, stratified_split)
 from quicksketch_lib.errors import DataError
 
 
@@ -194,3 +195,66 @@ def test_label_order_is_the_sorted_file_names_with_or_without_a_class_list(tmp_p
     everything = load_folder(tmp_path).classes
     assert everything == ["The Mona Lisa", "house plant", "house"]
     assert load_folder(tmp_path, classes=["house", "house plant", "The Mona Lisa"]).classes == everything
+
+
+def test_find_data_generates_the_offline_default_on_first_use(monkeypatch, tmp_path):
+    monkeypatch.delenv(locations.ENV_DATA, raising=False)
+    monkeypatch.setattr(locations, "project_root", lambda: tmp_path)
+    assert find_data(generate=False).kind == "offline-default" and not (tmp_path / "data").exists()
+    source = find_data(per_class=3)
+    assert source.kind == "offline-default" and (source.path / "SYNTHETIC.txt").is_file()
+    assert len(list(source.path.glob("*.npy"))) == 10
+
+
+
+def test_normalize_rows_equals_normalize_batch_without_torch():
+    rows = np.random.default_rng(0).integers(0, 256, (5, 784), dtype=np.uint8)
+    x = normalize_rows(rows)
+    assert x.dtype == np.float32 and x.shape == (5, 1, 28, 28)
+    assert np.array_equal(x, normalize_batch(torch.from_numpy(rows)).numpy())
+
+
+# --------------------------------------------------------------------------- per-drawing fingerprints
+def test_row_hashes_name_a_drawing_wherever_it_is(shapes_dir):
+    from quicksketch_lib.data import row_hashes
+
+    rows = np.load(shapes_dir / "box.npy")
+    h = row_hashes(rows)
+    assert h.dtype == np.uint32 and len(h) == 60 and len(np.unique(h)) == 60
+    assert np.array_equal(row_hashes(rows[::-1]), h[::-1])  # a drawing's number, not its place
+    assert np.array_equal(row_hashes(rows.reshape(-1, 28, 28)), h)
+    assert np.array_equal(row_hashes(rows, np.array([5, 2])), h[[5, 2]])
+    changed = rows[:1].copy()
+    changed[0, 400] ^= 1  # one pixel differs by one level: another drawing
+    assert row_hashes(changed)[0] != h[0]
+    # fixed for all time (recorded in checkpoints): the first 4 bytes of BLAKE2b, big-endian
+    assert row_hashes(np.zeros((1, 784), np.uint8))[0] == int.from_bytes(
+        __import__("hashlib").blake2b(bytes(784), digest_size=4).digest(), "big")
+
+
+def test_row_fingerprints_find_copies_and_round_trip(shapes_dir):
+    from quicksketch_lib.data import ROW_HASH, RowFingerprints
+
+    rows = np.load(shapes_dir / "ring.npy")
+    known = RowFingerprints.of(rows[:40])
+    assert len(known) == 40 and (np.diff(known.values.astype(np.int64)) > 0).all()
+    assert known.contains(rows).tolist() == [True] * 40 + [False] * 20
+    again = RowFingerprints.from_dict(known.to_dict())
+    assert np.array_equal(again.values, known.values) and known.to_dict()["hash"] == ROW_HASH
+    assert known.to_dict()["values"].dtype == torch.int32  # a plain tensor: weights_only loads it
+    assert known.false_match_rate() == pytest.approx(40 / 2**32, rel=1e-6)
+    assert len(known.union(RowFingerprints.of(rows[30:]))) == 60
+    assert not RowFingerprints(np.zeros(0, np.uint32)).contains(rows).any()
+
+
+@pytest.mark.parametrize("record, message", [
+    ("abc", "not 'blake2b-32'"),
+    ({"hash": "md5", "values": torch.zeros(3, dtype=torch.int32)}, "not 'blake2b-32'"),
+    ({"hash": "blake2b-32", "values": [1, 2]}, "1-D int32 tensor"),
+    ({"hash": "blake2b-32", "values": torch.tensor([3, 1, 2], dtype=torch.int32)}, "sorted"),
+])
+def test_row_fingerprints_refuse_a_record_they_did_not_write(record, message):
+    from quicksketch_lib.data import RowFingerprints
+
+    with pytest.raises(ValueError, match=message):
+        RowFingerprints.from_dict(record)

@@ -7,7 +7,8 @@ import pytest
 from quicksketch_lib.checkpoint import load_checkpoint
 from quicksketch_lib.data import load_folder
 from quicksketch_lib.errors import QuickSketchError
-from quicksketch_lib.export import INT8_MIN_AGREEMENT, PARITY_TOLERANCE, OnnxModel, export_int8, export_onnx
+from quicksketch_lib.export import INT8_MIN_AGREEMENT, PARITY_TOLERANCE, export_int8, export_onnx
+from quicksketch_lib.inference import OnnxModel
 from quicksketch_lib.inference import Predictor
 
 
@@ -75,12 +76,84 @@ def test_int8_export_needs_drawings_to_calibrate_on(shapes_checkpoint, tmp_path)
     assert not (tmp_path / "x.int8.onnx").exists()
 
 
-def test_cli_export_int8_writes_both_files(shapes_checkpoint, tmp_path, capsys):
+def _new_shapes(folder, per_class: int):
+    """Drawings of the shapes model's classes it was not trained on (another seed)."""
+    from conftest import make_shapes
+
+    folder.mkdir()
+    for name, arr in make_shapes(per_class, seed=7).items():
+        np.save(folder / f"{name}.npy", arr)
+    return folder
+
+
+def test_int8_export_refuses_too_few_drawings(shapes_checkpoint, tmp_path):
+    """18 held-out drawings (or 60 new ones) cannot calibrate and check an int8 model: refused,
+    nothing written; 200 new ones can."""
+    from quicksketch_lib.export import INT8_MIN_CALIBRATION, INT8_MIN_CHECK
+
+    assert INT8_MIN_CALIBRATION + INT8_MIN_CHECK == 200
+    with pytest.raises(QuickSketchError, match="needs at least 200 drawings .* found 18 .held-out drawings"):
+        export_int8(shapes_checkpoint, out=tmp_path / "a.int8.onnx")
+    with pytest.raises(QuickSketchError, match="found 60"):
+        export_int8(shapes_checkpoint, _new_shapes(tmp_path / "few", 20), out=tmp_path / "a.int8.onnx")
+    assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob(".*"))
+
+
+def test_cli_export_int8_writes_both_files_and_nothing_else(shapes_checkpoint, tmp_path, capsys):
     from quicksketch_lib.cli import main
 
-    out = tmp_path / "shapes.onnx"
-    assert main(["export", str(shapes_checkpoint), "--out", str(out), "--int8"]) == 0
+    out = tmp_path / "out" / "shapes.onnx"
+    data = _new_shapes(tmp_path / "new", 70)
+    assert main(["export", str(shapes_checkpoint), "--out", str(out), "--int8", "--data", str(data)]) == 0
     printed = capsys.readouterr().out
-    assert out.exists() and (tmp_path / "shapes.int8.onnx").exists()
-    assert "int8" in printed and "top-1 agreement with fp32" in printed
-    assert Predictor.from_onnx(tmp_path / "shapes.int8.onnx").classes == ["box", "cross", "ring"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["shapes.int8.onnx", "shapes.onnx"]
+    assert "int8" in printed and "calibrated on 105" in printed and "top-1 agreement with fp32" in printed
+    assert Predictor.from_onnx(out.parent / "shapes.int8.onnx").classes == ["box", "cross", "ring"]
+
+
+def test_int8_scratch_files_of_a_killed_export_are_removed_by_the_next(shapes_checkpoint, tmp_path):
+    """A killed export leaves at most a scratch FILE named after the output and its (dead)
+    process; the next export removes it and writes no folder (it used to leave tmpXXXX/)."""
+    out = tmp_path / "out" / "m.int8.onnx"
+    out.parent.mkdir()
+    stale = out.parent / ".m.int8.onnx.999999999.abcd1234.tmp"  # no such process
+    stale.write_bytes(b"half an onnx file")
+    export_int8(shapes_checkpoint, _new_shapes(tmp_path / "new", 70), out=out)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.int8.onnx"]
+
+
+# --------------------------------------------------------------------------- an ONNX file's class list
+def _with_classes(exported, tmp_path, value) -> "Path":
+    proto = onnx.load(str(exported.path))
+    for prop in proto.metadata_props:
+        if prop.key == "quicksketch_classes":
+            prop.value = value
+    path = tmp_path / "edited.onnx"
+    onnx.save(proto, str(path))
+    return path
+
+
+@pytest.mark.parametrize("value, message", [
+    (json.dumps(["box", "cross", "ring", "star"]), "lists 4 class names but the model has 3 outputs"),
+    (json.dumps(["box", "cross"]), "lists 2 class names but the model has 3 outputs"),
+    (json.dumps("abc"), "no class list"),
+    ("box,cross,ring", "no class list"),
+    (json.dumps(["box", "box", "ring"]), "more than once"),
+    (json.dumps(["box", 3, "ring"]), "no class list"),
+])
+def test_onnx_class_lists_that_do_not_fit_are_refused(exported, tmp_path, value, message):
+    from quicksketch_lib.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match=message):
+        OnnxModel(_with_classes(exported, tmp_path, value))
+
+
+def test_export_summaries_show_paths_inside_the_checkout_relative(tmp_path):
+    """What `quicksketch export` prints (notebook 04 commits it): no machine's absolute path."""
+    from quicksketch_lib.export import ExportReport, Int8Report
+    from quicksketch_lib.files import CHECKOUT
+
+    inside = CHECKOUT / "models" / "pretrained.onnx"
+    assert ExportReport(inside, 1e-6, 18, 10**6).describe().startswith("wrote models/pretrained.onnx (")
+    report = Int8Report(tmp_path / "x.int8.onnx", 0.99, 2000, 512, "held-out drawings", 10**6)
+    assert str(tmp_path) not in report.describe()

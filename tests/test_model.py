@@ -60,3 +60,11 @@ def test_embed_and_head_make_the_forward_pass():
     assert feats.shape == (5, 24) and model.head.out_features == 3
     assert torch.equal(model.head(feats), model(x))
     assert torch.equal(model.state_dict()[f"{HEAD_KEY}.weight"], model.head.weight)
+
+
+def test_config_refuses_what_no_sketchcnn_can_have():
+    assert ModelConfig(channels=[8, 16]).channels == (8, 16)  # sequences become tuples
+    for field, value in (("channels", ()), ("channels", (8, -1)), ("hidden", 0), ("dropout", 1.0),
+                         ("negative_slope", float("nan")), ("pool_after", (-1,)), ("convs_per_block", 2.5)):
+        with pytest.raises(ValueError, match=f"{field}="):
+            ModelConfig(**{field: value})

@@ -8,6 +8,8 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from import_floors import import_floors, sibling_imports  # noqa: E402  (the one reading of a module's imports)
 
 
 def _pyproject_pins() -> dict[str, str]:
@@ -57,7 +59,6 @@ def test_package_map_lists_every_module_and_each_imports_only_modules_above_it()
     listed = re.findall(r"^    ([a-z_]+) {2,}\S", doc, re.M)
     assert sorted(listed) == sorted(p.stem for p in package.glob("*.py") if not p.stem.startswith("__"))
     for i, name in enumerate(listed):
-        source = (package / f"{name}.py").read_text()
-        imported = set(re.findall(r"^\s*from \.(\w+) import", source, re.M))
-        imported |= {m for line in re.findall(r"^\s*from \. import (.+)$", source, re.M) for m in re.split(r",\s*", line)}
+        imported = sibling_imports((package / f"{name}.py").read_text())
         assert imported <= set(listed[:i]), f"{name} imports {sorted(imported - set(listed[:i]))}, listed below it"
+    import_floors(package)  # counts the floors CONTRIBUTING.md "Architecture" lists; raises on a cycle

@@ -112,6 +112,28 @@ def test_first_layer_filters_one_panel_per_filter():
                                model.features[0][0].weight.detach()[0, 0].numpy(), rtol=1e-6)
 
 
+def test_cross_correlation_shows_the_input_then_each_kernel_and_its_map():
+    image = np.where(np.arange(28)[:, None] > 14, 1.0, -1.0) * np.ones((28, 28))
+    kernel = np.array([[-1, -1, -1], [0, 0, 0], [1, 1, 1]], float)
+    out = np.arange(28 * 28, dtype=float).reshape(28, 28)
+    fig = plots.plot_cross_correlation(image, {"top edges": kernel}, {"top edges": out})
+    assert len(fig.axes) == 3 and fig._suptitle.get_text()
+    assert [t.get_text() for t in fig.axes[1].texts] == ["-1", "-1", "-1", "0", "0", "0", "1", "1", "1"]
+    np.testing.assert_array_equal(fig.axes[2].images[0].get_array(), out)
+    assert "top edges" in fig.axes[2].get_title()
+
+
+def test_feature_maps_one_row_per_stage_with_the_most_varied_channels():
+    image = np.zeros(784, np.uint8)
+    varied = np.zeros((4, 7, 7))
+    varied[2, 3, 3] = 5.0  # the one channel with any spread
+    fig = plots.plot_feature_maps(image, {"block 1": np.zeros((6, 28, 28)), "block 3": varied}, channels=3)
+    assert len(fig.axes) == 2 * 4  # each row: the drawing + 3 channels
+    assert "6×28×28" in fig.axes[0].get_ylabel() and "4×7×7" in fig.axes[4].get_ylabel()
+    assert fig.axes[5].get_title() == "ch 2"  # the most varied channel comes first
+    assert "3 channels" in fig._suptitle.get_text()
+
+
 HISTORY = [{"epoch": e, "train_loss": 2.0 / e, "val_loss": 2.1 / e, "train_accuracy": 0.3 * e,
             "val_accuracy": 0.28 * e} for e in (1, 2, 3)]
 

@@ -86,3 +86,25 @@ def test_parse_override_uses_each_field_type():
         parse_override("epoch=4")
     with pytest.raises(ValueError, match="expected int"):
         parse_override("epochs=4.5")
+
+
+def test_model_fields_are_reached_as_model_dot_field():
+    from quicksketch_lib.model import ModelConfig
+    from quicksketch_lib.recipes import check_override, parse_override, recipe_model_config, split_model_overrides
+
+    assert parse_override("model.channels=32,64,128") == ("model.channels", (32, 64, 128))
+    assert parse_override("model.dropout=0.3") == ("model.dropout", 0.3)
+    assert parse_override("model.convs-per-block=1") == ("model.convs_per_block", 1)
+    for bad, message in (("model.num_classes=3", "fields: "), ("model.width=64", "model.hidden"),
+                         ("model.channels=32,x", "separated by commas")):
+        with pytest.raises(ValueError, match=message):
+            parse_override(bad)
+    for key, value, message in (("model.dropout", 1.5, r"model.dropout=1.5: expected a number in \[0, 1\)"),
+                                ("model.channels", (0, 8), "model.channels=.*one or more whole numbers"),
+                                ("schedule", "bogus", "schedule='bogus': expected step, cosine or onecycle")):
+        with pytest.raises(ValueError, match=message):
+            check_override(key, value)
+    train, model = split_model_overrides({"lr": 0.1, "model.hidden": 64})
+    assert train == {"lr": 0.1} and model == {"hidden": 64}
+    assert recipe_model_config("quicksketch") == ModelConfig()
+    assert recipe_model_config("original", base={"hidden": 32}, dropout=0.1) == ModelConfig(hidden=32, dropout=0.1)

@@ -12,7 +12,8 @@ import torch
 from quicksketch_lib.checkpoint import load_checkpoint, save_checkpoint
 from quicksketch_lib.cli import main
 from quicksketch_lib.data import load_folder
-from quicksketch_lib.teach import (HEAD, TeachConfig, TeachError, forget_class, load_drawings,
+from quicksketch_lib.model import HEAD_KEY
+from quicksketch_lib.teach import (TeachConfig, TeachError, forget_class, load_drawings,
                                    replay_from_training_data, taught_classes, teach_class)
 
 from conftest import THE_TEN
@@ -49,9 +50,9 @@ def test_teach_adds_one_output_row_and_records_what_was_taught(shapes, taught):
     ckpt, _ = shapes
     assert taught.classes == [*ckpt.classes, "triangle"]
     assert taught.model_config.num_classes == 4
-    assert taught.model_state[f"{HEAD}.weight"].shape == (4, ckpt.model_config.hidden)
+    assert taught.model_state[f"{HEAD_KEY}.weight"].shape == (4, ckpt.model_config.hidden)
     for k, v in ckpt.model_state.items():  # only the new row is new
-        assert torch.equal(taught.model_state[k][:3] if k.startswith(HEAD) else taught.model_state[k], v), k
+        assert torch.equal(taught.model_state[k][:3] if k.startswith(HEAD_KEY) else taught.model_state[k], v), k
     assert taught_classes(taught) == ["triangle"]
     assert np.array_equal(taught.data["taught"][0]["drawings"].numpy(), triangles())
     assert taught_classes(ckpt) == []  # the original is untouched
@@ -74,7 +75,7 @@ def test_taught_checkpoint_saves_and_loads_weights_only(taught, tmp_path):
     assert d["classes"][-1] == "triangle" and d["data"]["taught"][0]["name"] == "triangle"
     again = load_checkpoint(path)
     assert taught_classes(again) == ["triangle"]
-    assert torch.equal(again.model_state[f"{HEAD}.weight"], taught.model_state[f"{HEAD}.weight"])
+    assert torch.equal(again.model_state[f"{HEAD_KEY}.weight"], taught.model_state[f"{HEAD_KEY}.weight"])
     again.build_model()
 
 
@@ -87,7 +88,7 @@ def test_forget_restores_the_weights_exactly(shapes, taught):
     assert "taught" not in back.data
     only_blob = forget_class(both, "triangle")
     assert only_blob.classes == [*ckpt.classes, "blob"]
-    assert torch.equal(only_blob.model_state[f"{HEAD}.weight"][3], both.model_state[f"{HEAD}.weight"][4])
+    assert torch.equal(only_blob.model_state[f"{HEAD_KEY}.weight"][3], both.model_state[f"{HEAD_KEY}.weight"][4])
 
 
 def test_a_taught_class_is_replayed_when_teaching_the_next(shapes, taught):
@@ -100,7 +101,7 @@ def test_a_taught_class_is_replayed_when_teaching_the_next(shapes, taught):
 @pytest.mark.parametrize("name, drawings, message", [
     ("triangle", triangles(4), "got 4 drawing(s); teaching a class needs at least 5"),
     ("Box", triangles(), "the model already knows a class 'box'"),
-    ("  ", triangles(), "the new class needs a name"),
+    ("  ", triangles(), "a class name cannot be empty"),
     ("triangle", np.vstack([triangles(6), np.zeros((1, 784), np.uint8)]), "1 of 7 drawings are blank"),
 ])
 def test_clear_one_line_errors(shapes, name, drawings, message):
@@ -178,8 +179,10 @@ def test_cli_errors_are_one_line_exit_3(shapes_checkpoint, tmp_path, capsys, arg
 
 
 def test_cli_needs_a_name_and_drawings_or_forget(shapes_checkpoint, tmp_path, capsys):
-    assert main(["teach", str(shapes_checkpoint), "--out", str(tmp_path / "x.pt")]) == 2
-    assert "--name and --drawings are required" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # a usage error, like argparse's own: exit 2
+        main(["teach", str(shapes_checkpoint), "--out", str(tmp_path / "x.pt")])
+    assert info.value.code == 2
+    assert "quicksketch teach: error: --name and --drawings are required" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- the shipped model
@@ -190,15 +193,15 @@ def test_the_pretrained_model_carries_replay_drawings():
 
 
 def test_pretrained_learns_a_real_class_and_keeps_the_ten(quickdraw_dir):
-    from quicksketch_lib.evaluation import evaluation_set, predict_proba
+    from quicksketch_lib.evaluation import class_probabilities, evaluation_set
 
     ckpt = load_checkpoint("pretrained")
     apples = np.load(quickdraw_dir / "apple.npy")
     taught = teach_class(ckpt, "apple", apples[:10])
-    unseen = predict_proba(taught.build_model(), apples[-150:], tta_flip=True).argmax(1)
+    unseen = class_probabilities(taught.build_model(), apples[-150:], tta_flip=True).argmax(1)
     assert (unseen == 10).mean() >= 0.7
     images, labels, _ = evaluation_set(ckpt, load_folder(quickdraw_dir, classes=list(THE_TEN)))
     pick = np.random.default_rng(0).permutation(len(labels))[:400]
-    before = predict_proba(ckpt.build_model(), images[pick], tta_flip=True).argmax(1) == labels[pick]
-    after = predict_proba(taught.build_model(), images[pick], tta_flip=True).argmax(1) == labels[pick]
+    before = class_probabilities(ckpt.build_model(), images[pick], tta_flip=True).argmax(1) == labels[pick]
+    after = class_probabilities(taught.build_model(), images[pick], tta_flip=True).argmax(1) == labels[pick]
     assert after.mean() >= before.mean() - 0.03

@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -236,3 +237,41 @@ def test_cuda_graph_run_resumes_from_its_checkpoint(shapes_dir, tmp_path):
     gpu = fit(_model(), data, TrainConfig(**{**cfg.to_dict(), "epochs": 8}), out=tmp_path / "a.pt",
               resume=True, progress=False)
     assert [h["epoch"] for h in gpu.history] == list(range(1, 9))
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("schedule", "bogus", "expected step, cosine or onecycle"), ("optimizer", "sgd", "expected adam or adamw"),
+    ("weight_decay", -1, "at least 0"), ("label_smoothing", 2, "[0, 1)"), ("step_size", 0, "at least 1"),
+    ("precision", "fp8", "auto, fp32, bf16 or fp16"), ("lr", float("inf"), "finite"), ("epochs", 2.5, "whole"),
+    ("tta_flip", "yes", "true or false"), ("max_batches", 0, "none or"),
+])
+def test_train_config_refuses_values_no_run_can_use(field, value, expected):
+    with pytest.raises(ValueError, match=re.escape(f"{field}={value!r}: ") + ".*" + re.escape(expected)):
+        TrainConfig(**{field: value})
+    assert TrainConfig(**{field: getattr(TrainConfig(), field)})  # the defaults are valid
+
+
+def test_no_held_out_drawing_means_no_held_out_accuracy(shapes_dir, tmp_path):
+    """One drawing per class: nothing can be held out, so the accuracy is None ("not
+    measured") in the result, the history and the checkpoint -- never 0 % -- with a warning."""
+    from quicksketch_lib.training import format_accuracy
+
+    data = load_folder(shapes_dir, per_class=1)
+    with pytest.warns(UserWarning, match="too little data to hold any drawing out"):
+        result = fit(_model(), data, TrainConfig(epochs=1, batch_size=32), out=tmp_path / "m.pt", progress=False)
+    assert result.val_accuracy is None and result.history[-1]["val_loss"] is None
+    ckpt = load_checkpoint(tmp_path / "m.pt")
+    assert ckpt.metrics["val_accuracy"] is None and len(ckpt.split["val_indices"]) == 0
+    assert json.loads(history_path(tmp_path / "m.pt").read_text())[-1]["val_accuracy"] is None
+    assert format_accuracy(None).startswith("not measured")
+
+
+def test_a_class_of_one_drawing_is_said_to_be_missing_from_the_held_out(shapes_dir, tmp_path):
+    from quicksketch_lib.data import SketchData
+
+    data = load_folder(shapes_dir)
+    keep = np.concatenate([np.arange(0, 120), [120]])  # ring: one drawing
+    few = SketchData(data.images[keep], data.labels[keep], data.classes, data.root)
+    with pytest.warns(UserWarning, match="'ring' have a single drawing and none held out"):
+        result = fit(_model(), few, TrainConfig(epochs=1, batch_size=32, max_batches=1), progress=False)
+    assert result.val_accuracy is not None

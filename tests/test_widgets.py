@@ -151,7 +151,7 @@ def send(pad: SketchPad, kind: str, **content) -> None:
 @pytest.fixture
 def teach_pad() -> SketchPad:
     """The shipped pretrained model of the ten, in teach mode (no data needed)."""
-    return SketchPad(PRETRAINED, teach=True, backend="torch")
+    return SketchPad(PRETRAINED, teach_mode=True, backend="torch")
 
 
 def add_drawn_examples(pad: SketchPad, drawings) -> None:
@@ -242,12 +242,12 @@ def test_a_model_without_stored_replay_is_taught_with_the_replay_given():
     model = SketchCNN(ModelConfig(num_classes=3, channels=(8, 16, 32), hidden=32))
     shapes = make_shapes(n_per_class=30)
     quick = TeachConfig(new_samples=20, steps=20)  # the plumbing, not the method's quality
-    pad = SketchPad((model, list(shapes)), replay=shapes, teach=True, teach_config=quick)
+    pad = SketchPad((model, list(shapes)), replay=shapes, teach_mode=True, teach_config=quick)
     pad.class_name = "star"
     add_drawn_examples(pad, doodles("star", 5))
     send(pad, "teach")
     assert pad._error == "" and pad.classes == ["box", "cross", "ring", "star"]
-    plain = SketchPad((model, list(shapes)), teach=True, teach_config=quick)  # nothing to replay: the pad says so
+    plain = SketchPad((model, list(shapes)), teach_mode=True, teach_config=quick)  # nothing to replay: the pad says so
     plain.class_name = "star"
     add_drawn_examples(plain, doodles("star", 5))
     send(plain, "teach")
@@ -255,7 +255,7 @@ def test_a_model_without_stored_replay_is_taught_with_the_replay_given():
 
 
 def test_a_pad_without_a_checkpoint_cannot_teach(untrained_pad):
-    pad = SketchPad(untrained_pad.predictor, teach=True)
+    pad = SketchPad(untrained_pad.predictor, teach_mode=True)
     assert not pad._can_teach
     pad.update_from_strokes(SQUARE)
     send(pad, "add_example")
@@ -407,7 +407,7 @@ def test_the_kernel_times_a_round_out_with_no_event_from_the_browser():
 
 
 def test_a_taught_checkpoint_prompts_its_class_and_explains_lost_rounds():
-    pad = SketchPad(PRETRAINED, teach=True, backend="torch")
+    pad = SketchPad(PRETRAINED, teach_mode=True, backend="torch")
     pad.class_name = "star"
     for strokes in doodles("star", 10):
         pad.add_example(strokes)
