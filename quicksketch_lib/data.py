@@ -419,6 +419,8 @@ class RowFingerprints:
     @classmethod
     def from_dict(cls, d: dict) -> "RowFingerprints":
         """From :meth:`to_dict`'s form; ValueError (one line) for anything else."""
+        import torch
+
         if not isinstance(d, dict) or d.get("hash") != ROW_HASH:
             found = d.get("hash") if isinstance(d, dict) else type(d).__name__
             raise ValueError(f"its per-drawing fingerprint is not {ROW_HASH!r} (found {found!r})")

@@ -27,11 +27,12 @@ import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
-
-import numpy as np
+from typing import IO, TYPE_CHECKING, Iterator
 
 from .errors import OutputError
+
+if TYPE_CHECKING:  # numpy is imported where arrays are saved: `quicksketch --help` imports none
+    import numpy as np
 
 # errors of the disk or folder, not of QuickSketch: said in one line, exit 3
 DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO}
@@ -161,6 +162,8 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> Path:
     """``np.save`` through :func:`atomic_write` (a file object, so no ".npy" is appended)."""
+    import numpy as np
+
     with atomic_write(path) as f:
         np.save(f, array, allow_pickle=False)
     return Path(path)
@@ -281,6 +284,8 @@ def shown_path(path: str | os.PathLike) -> str:
     path = Path(path)
     if not path.is_absolute():
         return str(path)
+    if CHECKOUT in path.parents:  # as written: data/quickdraw may be a link to the real drawings
+        return str(path.relative_to(CHECKOUT))
     if _is_within(path, CHECKOUT):
         return str(_resolved(path).relative_to(CHECKOUT))
     return f"…/{path.name}"

@@ -242,12 +242,12 @@ def test_pretrained_on_other_classes_is_a_clear_error(shapes_dir, capsys):
 
 
 def test_help_imports_no_torch():
-    """`quicksketch --help` and every `quicksketch COMMAND --help` start like a tool: no torch,
+    """`quicksketch --help` and every `quicksketch COMMAND --help` start like a tool: no torch, numpy,
     matplotlib or onnx (a command imports what it needs when it runs)."""
     code = ("import sys\nfrom quicksketch_lib.cli import main\n"
             f"for argv in [['--help']] + [[name, '--help'] for name in {SUBCOMMANDS!r}]:\n"
             "    try:\n        main(argv)\n    except SystemExit as exc:\n        assert exc.code == 0, argv\n"
-            "print(sorted(m for m in ('torch', 'matplotlib', 'onnx', 'onnxruntime', 'PIL') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'numpy', 'matplotlib', 'onnx', 'onnxruntime', 'PIL') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
