@@ -424,8 +424,6 @@ class RowFingerprints:
         if not isinstance(d, dict) or d.get("hash") != ROW_HASH:
             found = d.get("hash") if isinstance(d, dict) else type(d).__name__
             raise ValueError(f"its per-drawing fingerprint is not {ROW_HASH!r} (found {found!r})")
-        import torch
-
         values = d.get("values")
         if not isinstance(values, torch.Tensor) or values.dtype != torch.int32 or values.dim() != 1:
             raise ValueError("its per-drawing fingerprint is not a 1-D int32 tensor")
