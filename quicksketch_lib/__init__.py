@@ -27,8 +27,9 @@ listed above it.
     inference   Predictor and OnnxModel: top-k guesses for drawings and images
     export      ONNX (and int8) export with a parity check
     teach       teach a trained model a new class from a few drawings (and forget it)
+    game        the game: prompts, timed rounds, live guesses, its threshold, how early, why lost
     plots       the figures of the notebooks, `evaluate --png` and the README
-    widgets     the SketchPad drawing widget
+    widgets     the SketchPad drawing widget and the Game (Quick, Draw! in the notebook)
 
     bench       `quicksketch bench`: the original recipe vs the fast path
     demo        `make demo`: data -> train -> evaluate -> export -> predict

@@ -24,6 +24,10 @@ Measured (each function is importable, e.g. for a notebook or a test):
   ``rasterize_strokes`` -> ``Predictor.predict``.
 * :func:`peak_memory_mib` -- peak resident memory of this process.
 
+``quicksketch bench --game`` measures instead the game's work per update (:func:`run_game_bench`:
+strokes -> rasterise -> model -> phrase, p50/p95/max over real stroke drawings replayed at
+5 updates a second, wall and CPU time, the game's live predictor beside the SketchPad's).
+
 The JSON written by ``--json`` has the keys ``machine``, ``data``, ``settings``,
 ``training``, ``loading``, ``inference`` (``torch``, ``onnxruntime`` and
 ``onnxruntime_int8``: the model quantised by :func:`~quicksketch_lib.export.quantize_int8`), ``widget``,
@@ -51,6 +55,7 @@ from .categories import THE_TEN
 from .data import (BatchLoader, QuickDrawNPY, SketchData, find_data, load_folder, normalize, normalize_batch,
                    walkthrough_classes)
 from .device import configure_threads, cpu_has_fast_bf16, cpu_name, pick_device, resolve_precision
+from .errors import DataError
 from .locations import strokes_dir
 
 JSON_KEYS = ("machine", "data", "settings", "training", "loading", "inference", "widget", "memory",
@@ -331,6 +336,125 @@ def widget_timing(predictor, drawings: Sequence, calls: int = 100) -> dict:
     timing = time_update(predictor, drawings[0], repeats=max(1, calls // 2))
     result["time_update"] = dict(vars(timing)) if hasattr(timing, "__dict__") else timing
     return result
+
+
+# --------------------------------------------------------------------------- the game's updates
+def game_updates(classes: Sequence[str], per_class: int = 1, hz: float = 5.0) -> tuple[list, str]:
+    """``(prompt, strokes so far)`` for every update a game makes while real raw stroke drawings
+    (:func:`~quicksketch_lib.locations.strokes_dir`, ``per_class`` of each class) are drawn at
+    their recorded speed: one at every stroke's end and every ``1 / hz`` s while the pen moves
+    (:func:`~quicksketch_lib.game.timed_prefixes`). Returns ``(updates, description)``."""
+    from .game import timed_prefixes
+    from .rasterize import read_ndjson
+
+    folder, updates, drawings = strokes_dir(), [], 0
+    for name in classes:
+        path = folder / f"{name}.ndjson"
+        for record in read_ndjson(path, limit=per_class) if path.is_file() else []:
+            updates += [(name, prefix) for _, prefix in timed_prefixes(record["drawing"], 1.0 / hz)]
+            drawings += 1
+    if not updates:
+        raise DataError(f"no raw stroke drawings of the model's classes in {folder}; set $QUICKSKETCH_STROKES "
+                        "to a folder of <class>.ndjson files (Quick Draw's raw format)")
+    return updates, f"{len(updates):,} updates of {drawings} real drawings ({per_class} per class) from {folder}, {hz:g} Hz"
+
+
+def measure_game_updates(predictors: dict, updates: Sequence, threshold: float) -> dict:
+    """Per predictor, milliseconds of the kernel's work per update: strokes -> ``rasterize_strokes``
+    -> the model -> the phrase (:func:`~quicksketch_lib.game.read_drawing` and
+    :func:`~quicksketch_lib.game.guess_phrase`), wall clock and this thread's CPU time (what it
+    costs on an idle core), p50/p95/max. The predictors take turns update by update, so machine
+    load hits them alike. Also the split: rasterising alone and the model alone (CPU, p50/p95)."""
+    from .game import guess_phrase, read_drawing
+    from .rasterize import rasterize_strokes
+
+    wall = {name: [] for name in predictors}
+    cpu = {name: [] for name in predictors}
+    raster, images = [], []
+    for target, strokes in updates[:3]:  # warm-up
+        for predictor in predictors.values():
+            read_drawing(predictor, strokes, target)
+    for target, strokes in updates:
+        for name, predictor in predictors.items():
+            c0, w0 = time.thread_time(), time.perf_counter()
+            _, top3, _ = read_drawing(predictor, strokes, target)
+            guess_phrase(top3, target, threshold)
+            wall[name].append(time.perf_counter() - w0)
+            cpu[name].append(time.thread_time() - c0)
+        c0 = time.thread_time()
+        images.append(rasterize_strokes(strokes))
+        raster.append(time.thread_time() - c0)
+    out = {name: {"wall": _percentiles(wall[name]), "cpu": _percentiles(cpu[name])} for name in predictors}
+    out["rasterize_cpu"] = _percentiles(raster)
+    for name, predictor in predictors.items():
+        model = []
+        for image in images:
+            c0 = time.thread_time()
+            predictor.predict_proba(image)
+            model.append(time.thread_time() - c0)
+        out[name]["model_cpu"] = _percentiles(model)
+    return out
+
+
+def _percentiles(seconds: Sequence[float]) -> dict:
+    ms = np.asarray(seconds) * 1e3
+    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
+            "max_ms": float(ms.max()), "calls": len(ms)}
+
+
+def run_game_bench(model: str = "pretrained-54", per_class: int = 1, hz: float = 5.0,
+                   log: Callable[[str], None] = print) -> dict:
+    """``quicksketch bench --game``: the game's work per update with ``model``, its live
+    predictor (:func:`~quicksketch_lib.game.live_predictor`) beside the SketchPad's
+    (``Predictor.from_checkpoint``, torch), over real drawings replayed at update granularity."""
+    from .checkpoint import load_checkpoint
+    from .game import live_predictor, model_threshold
+    from .inference import Predictor
+
+    ckpt = load_checkpoint(model)
+    updates, described = game_updates(ckpt.classes, per_class, hz)
+    log(f"{model}: {len(ckpt.classes)} classes; {described}")
+    result = {"machine": machine_info(torch.device("cpu")), "model": str(model), "classes": len(ckpt.classes),
+              "tta_flip": ckpt.tta_flip, "updates": described, "cpu_flags": cpu_flags()}
+    predictors = {"game": live_predictor(ckpt), "sketchpad": Predictor.from_checkpoint(model, backend="torch")}
+    result["timing"] = measure_game_updates(predictors, updates, model_threshold(ckpt))
+    result["machine"]["threads"] = 1  # both run one drawing on one torch thread (numpy: one thread)
+    result["machine"]["load_average"]["end"] = os.getloadavg()[0]
+    return result
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's vector flags that matter here: avx2, avx512f, avx512_bf16, amx_bf16 (those present)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return []
+    return [flag for flag in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if flag in flags]
+
+
+def format_game_table(r: dict) -> str:
+    """``bench --game``'s result as text."""
+    m, t = r["machine"], r["timing"]
+    load = m["load_average"]
+    lines = [f"QuickSketch bench --game -- {m['cpu']} ({m['cores']} cores; flags: {', '.join(r['cpu_flags']) or 'none'}), "
+             f"torch {m['torch']}, {m['threads']} thread per update",
+             f"model {r['model']} ({r['classes']} classes, test-time flip {'on' if r['tta_flip'] else 'off'}); {r['updates']}",
+             f"load average {load['start']:.1f} -> {load['end']:.1f} on {m['cores']} cores"
+             + ("  (machine busy: wall times contaminated; CPU time is what an idle core would take)"
+                if max(load.values()) > 0.5 * (m["cores"] or 1) else ""),
+             "",
+             f"{'per update: strokes -> rasterise -> model -> phrase':<52}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}"]
+    for name, label in (("game", "game (live predictor)"), ("sketchpad", "SketchPad's predictor")):
+        for kind in ("cpu", "wall"):
+            row = t[name][kind]
+            lines.append(f"{label + ', ' + kind + ' time':<52}{row['p50_ms']:>9.2f}{row['p95_ms']:>9.2f}{row['max_ms']:>9.2f}")
+    lines += [f"{'  of which rasterising (CPU)':<52}{t['rasterize_cpu']['p50_ms']:>9.2f}{t['rasterize_cpu']['p95_ms']:>9.2f}"
+              f"{t['rasterize_cpu']['max_ms']:>9.2f}"]
+    for name in ("game", "sketchpad"):
+        row = t[name]["model_cpu"]
+        lines.append(f"{'  of which the model, ' + name + ' (CPU)':<52}{row['p50_ms']:>9.2f}{row['p95_ms']:>9.2f}{row['max_ms']:>9.2f}")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- memory and machine

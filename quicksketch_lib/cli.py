@@ -312,16 +312,20 @@ def cmd_teach(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import BenchSettings, format_table, run_bench
+    from .bench import BenchSettings, format_game_table, format_table, run_bench, run_game_bench
     from .files import atomic_write, check_output_file
 
     if args.json:
         check_output_file(args.json)  # before the work
-    settings = BenchSettings.quick() if args.quick else BenchSettings()
-    if args.per_class:
-        settings.per_class = args.per_class
-    result = run_bench(args.data, settings, threads=args.threads or 0, device=args.device or "auto")
-    print(format_table(result))
+    if args.game:
+        result = run_game_bench(args.model, per_class=args.per_class or 1)
+        print(format_game_table(result))
+    else:
+        settings = BenchSettings.quick() if args.quick else BenchSettings()
+        if args.per_class:
+            settings.per_class = args.per_class
+        result = run_bench(args.data, settings, threads=args.threads or 0, device=args.device or "auto")
+        print(format_table(result))
     if args.json:
         with atomic_write(args.json, "w") as f:
             f.write(json.dumps(result, indent=1))
@@ -522,6 +526,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--per-class", type=positive_int, metavar="N", help="drawings per class to load")
     s.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     s.add_argument("--device", type=device_name, help="auto (default), cpu, cuda, cuda:1, mps")
+    s.add_argument("--game", action="store_true",
+                   help="instead: the game's work per update (strokes -> rasterise -> model -> phrase) over real "
+                        "stroke drawings replayed at 5 updates a second, p50/p95/max ms (--per-class: drawings "
+                        "per class, default 1)")
+    s.add_argument("--model", default="pretrained-54", help="the model for --game (default pretrained-54)")
     s.set_defaults(func=cmd_bench)
     return p
 

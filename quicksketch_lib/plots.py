@@ -492,3 +492,87 @@ def plot_confident_mistakes(images, labels, proba: np.ndarray, classes: Sequence
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- the game (notebook 07)
+def _draw_strokes(ax, strokes) -> None:
+    """A drawing's strokes (screen coordinates, y down) as dark ink on paper."""
+    for stroke in strokes:
+        ax.plot(np.asarray(stroke[0], float), np.asarray(stroke[1], float), color="#1a1a1a", lw=2,
+                solid_capstyle="round")
+    ax.set_aspect("equal")
+    ax.invert_yaxis()
+
+
+def _with_heat(ax, image, heat) -> None:
+    """A 28x28 drawing as ink on paper, with a saliency map (0..1) laid over it in orange."""
+    ax.imshow(np.asarray(image).reshape(28, 28), cmap=INK, vmin=0, vmax=255, interpolation="nearest")
+    if heat is not None:
+        heat = np.asarray(heat, float).reshape(28, 28)
+        ax.imshow(heat, cmap="Oranges", vmin=0, vmax=1, alpha=0.85 * heat, interpolation="nearest")
+
+
+def plot_game_summary(rounds, k: int = 3, title: str = "The game's summary"):
+    """One row per round of a game (``widgets.RoundSummary`` each): the drawing with its prompt and
+    how the round ended; the model's input with the saliency of its top guess and its top-3 (and
+    the prompt's probability when it is not among them);
+    for a lost round, the ``k`` drawings of its guess and the ``k`` of the prompt that the
+    model's features put nearest to the player's. Fixed layout (``2 + 2k`` panels a row)."""
+    plt = _pyplot()
+    cols = 2 + 2 * k
+    fig, axes = plt.subplots(max(1, len(rounds)), cols, figsize=(1.75 * cols, 2.5 * max(1, len(rounds)) + 0.4),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_frame_on(False)
+    for row, r in zip(axes, rounds):
+        res = r.result
+        _draw_strokes(row[0], res.strokes)
+        row[0].set_title(f"{res.prompt}\n{r.outcome}", fontsize=8, color="#2b8a3e" if res.won else "#c92a2a")
+        _with_heat(row[1], res.image, r.heat)
+        top = "\n".join(f"{c} {p:.0%}" for c, p in res.top3) or "(blank)"
+        if res.top3 and res.prompt not in dict(res.top3):  # the rule's number, when not in the top-3
+            top += f"\n({res.prompt} {r.p_prompt:.0%})"
+        row[1].set_title("where it looked" if res.top3 else "", fontsize=8)
+        row[1].set_xlabel(top, fontsize=8)
+        if r.why:
+            for ax, image in zip(row[2:2 + k], r.why["guessed_nearest"]):
+                ax.imshow(image, cmap=INK, vmin=0, vmax=255, interpolation="nearest")
+            for ax, image in zip(row[2 + k:], r.why["prompt_nearest"]):
+                ax.imshow(image, cmap=INK, vmin=0, vmax=255, interpolation="nearest")
+            row[2].set_title(f"nearest {r.why['guessed']}\n(its guess)", fontsize=8)
+            row[2 + k].set_title(f"nearest {res.prompt}\n(the prompt)", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_threshold_curve(curve: dict, threshold: float, title: str = "Choosing the game's threshold"):
+    """Youden's J (the mean over classes of true minus false positive rate) for each candidate
+    threshold (``curve``: ``{"threshold": [...], "youden_j": [...]}``), the chosen one marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    ax.plot(curve["threshold"], curve["youden_j"], color="C0")
+    ax.axvline(threshold, color="#c92a2a", lw=1, ls="--", label=f"chosen: {threshold:.2f}")
+    ax.set(xlabel="threshold on the prompt's probability", ylabel="Youden's J (mean over classes)",
+           xlim=(0, 1), title=title)
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_how_early(shares: dict[str, float], overall: float, title: str = "How much of the ink it needs"):
+    """Per class, the median share of the ink at which the model recognises a drawing (the
+    game's rule), sorted; ``overall`` (the median over all drawings) as a line."""
+    plt = _pyplot()
+    names = sorted(shares, key=lambda c: shares[c])
+    fig, ax = plt.subplots(figsize=(6.4, 0.16 * len(names) + 1.2))
+    ax.barh(range(len(names)), [100 * shares[c] for c in names], color="C0")
+    ax.axvline(100 * overall, color="#c92a2a", lw=1, ls="--", label=f"all drawings: {overall:.0%}")
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set(xlabel="median share of the ink drawn when recognised (%)", xlim=(0, 100), title=title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -1,11 +1,13 @@
-"""The SketchPad: draw in JupyterLab and watch SketchCNN's top-5 guesses update.
+"""The SketchPad: draw in JupyterLab and watch SketchCNN's top-5 guesses update; the Game:
+play Quick, Draw! against it.
 
 ::
 
-    from quicksketch_lib.widgets import SketchPad
+    from quicksketch_lib.widgets import Game, SketchPad
     SketchPad()                               # your trained model, else the shipped pretrained one
     SketchPad("models/sketchcnn.pt")          # or "pretrained", a Predictor, or (model, classes)
     SketchPad(teach_mode=True)                # with the panel that teaches it a class of your own
+    Game()                                    # six rounds of 20 s against the 54-class model
 
 The browser side (``static/sketchpad.js``, an anywidget module) only collects
 pointer strokes and draws what Python sends back. Every finished stroke is
@@ -29,14 +31,21 @@ examples and sends back only their pixels, for the thumbnails.
 Without a browser, :meth:`SketchPad.update_from_strokes`, :meth:`SketchPad.add_example`,
 :meth:`SketchPad.teach` and friends do the same work, so tests and notebooks can
 feed recorded drawings.
+
+The :class:`Game` (``static/game.js``) wires the same kind of canvas to a
+:class:`~quicksketch_lib.game.GameSession`, which holds the rules: Python decides
+prompts, guesses, wins and time-outs (the browser's countdown only shows the
+time); at the end it sends a summary of every round, explained with
+:func:`saliency_map` and :func:`~quicksketch_lib.game.why_lost`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -50,14 +59,22 @@ from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import normalize_batch
 from .drawing import FRAME, IMAGE_SIZE, LINE_DIAMETER, PADDING, PIXELS, clean_strokes, is_blank
 from .errors import CheckpointError, InputError, QuickSketchError
+from .game import GameConfig, GameSession, RoundResult, replay_drawings, why_lost
 from .inference import Prediction, Predictor
 from . import locations
-from .locations import PRETRAINED_PATH, find_checkpoint, pretrained_name, resolve_checkpoint
+from .locations import PRETRAINED_54, PRETRAINED_PATH, find_checkpoint, pretrained_name, resolve_checkpoint
 from .model import SketchCNN
 from .rasterize import rasterize_strokes
 from .teach import TeachConfig, forget_class, taught_classes, teach_class
 
 STATIC = Path(__file__).parent / "static"
+
+
+def widget_module(name: str) -> str:
+    """A widget's browser module: ``static/common.js`` (the helpers both widgets use) followed by
+    ``static/<name>`` (anywidget loads one module per widget; it cannot import a second file)."""
+    return (STATIC / "common.js").read_text(encoding="utf-8") + "\n" + (STATIC / name).read_text(encoding="utf-8")
+
 BLANK_TEXT = "draw something"
 # Quick Draw's line is 16 units wide in a 256-unit drawing plus 16 units of padding on each
 # side; drawn on a square canvas the same proportion is this fraction of the canvas side.
@@ -177,6 +194,9 @@ def _load(model_or_checkpoint, backend: str) -> tuple[Predictor, torch.nn.Module
     m = model_or_checkpoint
     if isinstance(m, Predictor):
         return m, None, None, "a Predictor"
+    if isinstance(m, Checkpoint):  # e.g. a taught one, from SketchPad.teach
+        model = m.build_model("cpu")
+        return Predictor.from_model(model, m.classes, m.tta_flip), model, m, "a checkpoint"
     if isinstance(m, (str, os.PathLike)):
         path = resolve_checkpoint(m)
         name = pretrained_name(path) or str(m)
@@ -188,7 +208,7 @@ def _load(model_or_checkpoint, backend: str) -> tuple[Predictor, torch.nn.Module
     if isinstance(m, (tuple, list)) and len(m) == 2 and isinstance(m[0], torch.nn.Module):
         model, classes = m
         return Predictor.from_model(model, classes), model.eval(), _checkpoint_of(model, classes), "a model"
-    raise InputError(f"SketchPad got {type(m).__name__}; expected a checkpoint path, "
+    raise InputError(f"got {type(m).__name__} as the model; expected a checkpoint path, a Checkpoint, "
                      "a Predictor or a (model, classes) pair")
 
 
@@ -198,8 +218,31 @@ def _json_strokes(strokes) -> list[list[list[float]]]:
     return [points.tolist() for points in clean_strokes(strokes)]
 
 
-# --------------------------------------------------------------------------- the widget
-class SketchPad(anywidget.AnyWidget):
+# --------------------------------------------------------------------------- the widgets
+class _BrowserEvents:
+    """What both widgets do with the browser: errors in event handlers are shown in the widget
+    (its ``_error`` trait) and in ``output``, an ``ipywidgets.Output`` displayed below it; the
+    notebook shows a fixed text for the widget (what nbval compares)."""
+
+    def _guarded(self, fn, *args):
+        """Run an event handler; show its error in the widget and in ``output`` (a user's mistake
+        as its one-line message, anything else with its traceback)."""
+        try:
+            return fn(*args)
+        except QuickSketchError as exc:  # something the user can fix: the message says what
+            self._error = f"error: {exc}"
+            self.output.append_stderr(f"error: {exc}\n")
+        except Exception as exc:  # an event handler must never die silently
+            self._error = f"{type(exc).__name__}: {exc}"
+            self.output.append_stderr(traceback.format_exc())
+
+    def _bundle(self, text: str, **kwargs) -> dict:
+        bundle = ipywidgets.VBox([self, self.output])._repr_mimebundle_(**kwargs)
+        bundle["text/plain"] = text
+        return bundle
+
+
+class SketchPad(_BrowserEvents, anywidget.AnyWidget):
     """A square drawing area, the 28x28 the model sees, a live top-k bar chart.
 
     ``model_or_checkpoint``: a checkpoint path (``.pt``; its ``.onnx`` export is
@@ -220,7 +263,7 @@ class SketchPad(anywidget.AnyWidget):
     go to ``output`` (an ``ipywidgets.Output`` displayed below the pad).
     """
 
-    _esm = STATIC / "sketchpad.js"
+    _esm = widget_module("sketchpad.js")
     _css = STATIC / "sketchpad.css"
 
     strokes = traitlets.List([]).tag(sync=True)
@@ -441,24 +484,10 @@ class SketchPad(anywidget.AnyWidget):
         if kind in actions:
             self._guarded(actions[kind])
 
-    def _guarded(self, fn, *args) -> None:
-        """Run an event handler; show its error in the pad and in ``output`` (a user's mistake
-        as its one-line message, anything else with its traceback)."""
-        try:
-            fn(*args)
-        except QuickSketchError as exc:  # something the user can fix: the message says what
-            self._error = f"error: {exc}"
-            self.output.append_stderr(f"error: {exc}\n")
-        except Exception as exc:  # an event handler must never die silently
-            self._error = f"{type(exc).__name__}: {exc}"
-            self.output.append_stderr(traceback.format_exc())
-
     # ------------------------------------------------------------------ display
     def _repr_mimebundle_(self, **kwargs):
-        bundle = ipywidgets.VBox([self, self.output])._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = (f"SketchPad: draw in the square; top-{self.top_k} guesses "
-                                "update while you draw")
-        return bundle
+        return self._bundle(f"SketchPad: draw in the square; top-{self.top_k} guesses update while you draw",
+                            **kwargs)
 
 
 def _shown_path(path: Path) -> str:
@@ -467,3 +496,288 @@ def _shown_path(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+# --------------------------------------------------------------------------- the game
+def outcome_words(result: RoundResult) -> str:
+    """How a round ended, in a few words: "recognised in 4.2 s", "not recognised: time's up"."""
+    if result.won:
+        return f"recognised in {result.seconds:.1f} s"
+    return {"time": "not recognised: time's up", "skipped": "skipped",
+            "ended": "not recognised: the game was ended"}.get(result.reason, result.reason)
+
+
+@dataclass
+class RoundSummary:
+    """One round of the game's summary: its result, the prompt's probability at the end
+    (``p_prompt``: the rule's number, shown even when the prompt is not in the top-3), what the
+    model looked at (``heat``: the saliency of its top guess, 28x28 in 0..1; None without a
+    torch model) and, for a lost round, ``why`` (:func:`~quicksketch_lib.game.why_lost`: the
+    drawings of its guess and of the prompt nearest to the player's)."""
+
+    result: RoundResult
+    p_prompt: float
+    heat: np.ndarray | None
+    why: dict | None
+
+    @property
+    def outcome(self) -> str:
+        return outcome_words(self.result)
+
+
+def summarise_round(result: RoundResult, predictor: Predictor, model: torch.nn.Module | None = None,
+                    replay=None, k: int = 3) -> RoundSummary:
+    """Explain one round (``model`` None: no saliency; no ``replay`` drawings: no nearest ones)."""
+    classes = predictor.classes
+    p_prompt = float(predictor.predict_proba(result.image)[0, classes.index(result.prompt)]) if result.top3 else 0.0
+    if model is None:
+        return RoundSummary(result, p_prompt, None, None)
+    top = classes.index(result.top3[0][0]) if result.top3 else None
+    why = why_lost(model, replay, result, k) if replay else None
+    return RoundSummary(result, p_prompt, saliency_map(model, result.image, top), why)
+
+
+def summary_payload(rounds: Sequence[RoundSummary]) -> tuple[list[dict], bytes]:
+    """The summary as the browser draws it: one JSON-able dict per round, and the 28x28
+    pictures it refers to by index (the model's input, the saliency, the nearest drawings)
+    as ``N * 784`` bytes."""
+    pictures: list[np.ndarray] = []
+
+    def add(image) -> int:
+        pictures.append(np.asarray(image, dtype=np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE))
+        return len(pictures) - 1
+
+    cards = []
+    for r in rounds:
+        res = r.result
+        heat = None if r.heat is None else add(np.round(r.heat * 255))
+        nearest = []
+        if r.why:
+            nearest = [{"class": r.why["guessed"], "caption": f"{r.why['guessed']} drawings it knows that look like yours",
+                        "pictures": [add(d) for d in r.why["guessed_nearest"]]},
+                       {"class": res.prompt, "caption": f"{res.prompt} drawings nearest to yours",
+                        "pictures": [add(d) for d in r.why["prompt_nearest"]]}]
+        cards.append({"prompt": res.prompt, "won": res.won, "reason": res.reason, "seconds": res.seconds,
+                      "outcome": r.outcome, "top3": [[c, round(p, 4)] for c, p in res.top3],
+                      "p_prompt": round(r.p_prompt, 4),
+                      "strokes": res.strokes, "input": add(res.image), "heat": heat, "nearest": nearest})
+    return cards, b"".join(p.tobytes() for p in pictures)
+
+
+class Game(_BrowserEvents, anywidget.AnyWidget):
+    """Quick, Draw! against SketchCNN: ``rounds`` prompts ("Draw a camel") of ``seconds`` each.
+
+    While you draw, the model guesses aloud after every stroke and several times a second while
+    the pen moves ("I see a boomerang", "… or a banana", "Oh, I know, it's a camel!"). A round is
+    won as soon as the prompt's probability reaches :attr:`threshold` (the game does not wait for
+    it to be the top guess) and lost when the time runs out or you skip. At the end, a summary
+    shows every drawing with its top-3, what the model looked at and, for a lost round, the
+    drawings the model knows that are nearest to yours. Space starts a round and skips one, Esc
+    ends the game.
+
+    ``model_or_checkpoint``: ``"pretrained-54"`` (default), any checkpoint path or name the
+    SketchPad takes, a :class:`~quicksketch_lib.checkpoint.Checkpoint` (a taught one: its taught
+    classes are prompts too), a Predictor (no summary explanations) or a ``(model, classes)``
+    pair. ``rounds``, ``seconds``, ``threshold`` (None: the model's measured one) and ``seed``
+    make the :class:`~quicksketch_lib.game.GameConfig` (or pass ``config``); ``classes`` limits
+    the prompts. ``clock`` (seconds) is what the rounds are timed with.
+
+    The kernel is the referee: the browser sends strokes and button presses, :class:`GameSession`
+    decides. Time-outs are decided by a timer on the kernel's event loop (so a round left blank
+    is lost with no event from the browser), and also when the browser's countdown reaches zero
+    or a drawing arrives late. Without a browser, :meth:`start`, :meth:`draw`, :meth:`tick`,
+    :meth:`skip` and :meth:`end` play the same game (``now``: a time of your clock, default
+    ``clock()``), and :attr:`summary` explains it.
+    """
+
+    _esm = widget_module("game.js")
+    _css = STATIC / "game.css"
+
+    _phase = traitlets.Unicode("ready").tag(sync=True)  # "ready" (before a round), "drawing", "over"
+    _round = traitlets.Int(1).tag(sync=True)  # the round being played or next, from 1
+    _rounds = traitlets.Int(6).tag(sync=True)
+    _prompt = traitlets.Unicode("").tag(sync=True)
+    _seconds = traitlets.Float(20.0).tag(sync=True)
+    _remaining = traitlets.Float(20.0).tag(sync=True)  # seconds left when the kernel last looked
+    _phrase = traitlets.Unicode("").tag(sync=True)
+    _guesses = traitlets.List([]).tag(sync=True)  # the live top-3: [[class, p], ...]
+    _target_p = traitlets.Float(0.0).tag(sync=True)
+    _threshold = traitlets.Float(0.5).tag(sync=True)
+    _updates = traitlets.Int(0).tag(sync=True)  # updates of this round so far (a test hook)
+    _shown_strokes = traitlets.Int(0).tag(sync=True)  # strokes in the last update (a test hook)
+    _ack = traitlets.Int(0).tag(sync=True)  # the last draw message handled
+    _last = traitlets.Dict({}).tag(sync=True)  # how the last round ended
+    _summary = traitlets.List([]).tag(sync=True)
+    _pictures = traitlets.Bytes(b"").tag(sync=True)  # the summary's 28x28 pictures
+    _line_fraction = traitlets.Float(LINE_FRACTION).tag(sync=True)
+    _error = traitlets.Unicode("").tag(sync=True)
+    _model_info = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, model_or_checkpoint=PRETRAINED_54, *, rounds: int = 6, seconds: float = 20.0,
+                 threshold: float | None = None, seed: int = 0, config: GameConfig | None = None,
+                 classes: Sequence[str] | None = None, clock=time.monotonic, **kwargs):
+        predictor, self.model, self.checkpoint, self.source = _load(model_or_checkpoint, "torch")
+        config = config or GameConfig(rounds=rounds, seconds=seconds, threshold=threshold, seed=seed)
+        # with a checkpoint the session makes its fast live predictor and reads the model's threshold
+        self.session = GameSession(predictor if self.checkpoint is None else self.checkpoint, config, classes)
+        self.predictor = self.session.predictor
+        self.config = replace(config, threshold=self.session.threshold)  # the next games reuse both
+        self.classes_played, self.clock = classes, clock
+        self.replay = replay_drawings(self.checkpoint) if self.checkpoint is not None else {}
+        self.output = ipywidgets.Output()
+        self.summary: list[RoundSummary] = []
+        self._timer = None
+        self._games = 0
+        super().__init__(_rounds=config.rounds, _seconds=config.seconds, _threshold=self.threshold, **kwargs)
+        self._show_new_game()
+        self._model_info = f"{self.source} · {len(self.predictor.classes)} classes · wins at {self.threshold:.0%}"
+        self.on_msg(self._on_message)
+
+    # ------------------------------------------------------------------ pure Python API
+    @property
+    def threshold(self) -> float:
+        """The prompt's probability at which a round is won."""
+        return self.session.threshold
+
+    @property
+    def prompts(self) -> list[str]:
+        return self.session.prompts
+
+    @property
+    def results(self) -> list[RoundResult]:
+        return self.session.results
+
+    def start(self, now: float | None = None) -> str:
+        """Start the next round; returns its prompt."""
+        prompt = self.session.start_round(self._now(now))
+        with self.hold_sync():
+            self._show_live("", [], 0.0, updates=0)
+            self._shown_strokes = 0
+            self._remaining = self.config.seconds
+            self._phase = "drawing"
+        return prompt
+
+    def draw(self, strokes, now: float | None = None):
+        """The round's drawing so far (``[[xs, ys(, ts)], ...]``): the model guesses; the round
+        ends when the prompt is recognised (or its time is up). Returns the game's Update."""
+        now, update_strokes = self._now(now), _clean_strokes(strokes)
+        update = self.session.update(update_strokes, now)
+        with self.hold_sync():
+            self._show_live(update.phrase, update.top3, update.p_target, updates=self._updates + 1)
+            self._shown_strokes = len(update_strokes)
+            self._remaining = self.session.time_left(now)
+            if update.result is not None:
+                self._finish(update.result)
+        return update
+
+    def tick(self, now: float | None = None) -> RoundResult | None:
+        """End the round if its time is up (lost); returns its result, else None."""
+        result = self.session.tick(self._now(now))
+        if result is not None:
+            self._finish(result)
+        return result
+
+    def skip(self, now: float | None = None) -> RoundResult:
+        """Give up this round (lost)."""
+        result = self.session.skip(self._now(now))
+        self._finish(result)
+        return result
+
+    def end(self, now: float | None = None) -> list[RoundSummary]:
+        """End the game (a round being played is lost) and show the summary."""
+        self.session.end(self._now(now))
+        self._show_summary()
+        return self.summary
+
+    def new_game(self) -> None:
+        """Play again: new prompts (the next seed), no results."""
+        self._games += 1
+        config = replace(self.config, seed=self.config.seed + self._games)
+        self.session = GameSession(self.predictor, config, self.classes_played)
+        self._show_new_game()
+
+    # ------------------------------------------------------------------ what the browser sees
+    def _now(self, now: float | None) -> float:
+        return self.clock() if now is None else now
+
+    def _show_new_game(self) -> None:
+        self.summary = []
+        with self.hold_sync():
+            self._summary, self._pictures, self._last = [], b"", {}
+            self._show_next()
+
+    def _show_live(self, phrase: str, top3, p_target: float, updates: int) -> None:
+        self._phrase = phrase
+        self._guesses = [[c, round(p, 4)] for c, p in top3]
+        self._target_p = round(p_target, 4)
+        self._updates = updates
+
+    def _show_next(self) -> None:
+        """Between rounds: the card of the next round."""
+        self._round = len(self.results) + 1
+        self._prompt = self.prompts[len(self.results)]
+        self._phase = "ready"
+
+    def _finish(self, result: RoundResult) -> None:
+        self._cancel_timer()
+        with self.hold_sync():
+            self._last = {"prompt": result.prompt, "won": result.won, "reason": result.reason,
+                          "seconds": result.seconds,
+                          "outcome": f"{'✓' if result.won else '✗'} {result.prompt}: {outcome_words(result)}"}
+            if self.session.over:
+                self._show_summary()
+            else:
+                self._show_next()
+
+    def _show_summary(self) -> None:
+        self._cancel_timer()
+        self.summary = [summarise_round(r, self.predictor, self.model, self.replay) for r in self.results]
+        cards, pictures = summary_payload(self.summary)
+        with self.hold_sync():
+            self._summary, self._pictures = cards, pictures
+            self._phase = "over"
+
+    # ------------------------------------------------------------------ the kernel's timer
+    def _start_timer(self) -> None:
+        """Call :meth:`tick` when the round's time is up, on the kernel's event loop (none
+        outside a kernel: then the browser's tick and late drawings end the round)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._cancel_timer()
+        delay = self.session.time_left(self.clock()) + 0.02
+        self._timer = loop.call_later(delay, lambda: self._guarded(self._on_timer))
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.session.in_round and self.tick() is None:
+            self._start_timer()  # not yet (a clock that runs slow): look again then
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # ------------------------------------------------------------------ browser events
+    def _on_message(self, _widget, content, _buffers) -> None:
+        kind = content.get("kind") if isinstance(content, dict) else None
+        if kind == "draw":
+            if self.session.in_round:  # a message sent just before the round ended is late: ignore it
+                self._guarded(self.draw, content.get("strokes") or [])
+            self._ack = int(content.get("seq", 0))
+        elif kind == "start" and self._phase == "ready":
+            self._guarded(self.start)
+            self._start_timer()
+        elif kind == "tick" and self.session.in_round:
+            self._guarded(self.tick)
+        elif kind == "skip" and self.session.in_round:
+            self._guarded(self.skip)
+        elif kind == "end" and self._phase != "over":
+            self._guarded(self.end)
+        elif kind == "again" and self._phase == "over":
+            self._guarded(self.new_game)
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self._bundle(f"Game: {self.config.rounds} rounds of {self.config.seconds:g} s against "
+                            f"{self.source}; press Go! (or space) to start", **kwargs)

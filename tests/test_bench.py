@@ -124,3 +124,27 @@ def test_fast_path_matches_fp32_accuracy_on_real_drawings(quickdraw_dir):
     print(f"held-out accuracy: fp32 {r['fp32']:.2%}, fast path {r['quicksketch']:.2%}")
     assert r["val_drawings"] == 300 and r["fp32"] > 0.8
     assert abs(r["difference_points"]) <= 3.0 + 1e-9
+
+
+def test_game_updates_are_timed_per_predictor_with_the_split(tmp_path, monkeypatch):
+    """bench --game's measurement on two tiny drawings: every update timed for each predictor."""
+    from quicksketch_lib.inference import Predictor
+
+    folder = tmp_path / "strokes"
+    folder.mkdir()
+    line = {"word": "box", "drawing": [[[0, 50, 100], [0, 0, 0], [0, 150, 300]], [[100, 100], [0, 80], [700, 900]]]}
+    (folder / "box.ndjson").write_text(json.dumps(line) + "\n")
+    monkeypatch.setenv("QUICKSKETCH_STROKES", str(folder))
+    updates, described = bench.game_updates(["box", "ring"], per_class=1, hz=5.0)
+    assert [len(strokes) for _, strokes in updates] == [1, 1, 2, 2] and "1 real drawings" in described
+    model = SketchCNN(TINY).eval()
+    predictors = {"a": Predictor.from_model(model, ["box", "cross", "ring"]),
+                  "b": Predictor.from_model(model, ["box", "cross", "ring"], tta_flip=True)}
+    r = bench.measure_game_updates(predictors, updates, threshold=0.5)
+    for name in ("a", "b"):
+        for kind in ("wall", "cpu", "model_cpu"):
+            assert r[name][kind]["calls"] == 4 and r[name][kind]["p50_ms"] <= r[name][kind]["p95_ms"] <= r[name][kind]["max_ms"]
+    assert r["rasterize_cpu"]["calls"] == 4
+    monkeypatch.setenv("QUICKSKETCH_STROKES", str(tmp_path / "none"))
+    with pytest.raises(bench.DataError, match="no raw stroke drawings"):
+        bench.game_updates(["box"])

@@ -51,6 +51,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--no-first-run", "--mute-audio"]
 NO_NEWS = {"fetchNews": "false", "checkForUpdates": False}
+# How long JupyterLab may take to answer, open the notebook and reach idle: seconds on an idle
+# machine, minutes on a 2-core one shared with a training run (load 20-28: up to ~3 min measured).
+LAB_TIMEOUT_S = 300
 
 
 def require_chromium() -> None:
@@ -71,14 +74,14 @@ def free_port() -> int:
 
 
 def start_lab(root_dir: Path, env: dict, port: int, token: str) -> subprocess.Popen:
-    """Start JupyterLab on 127.0.0.1 and wait until its API answers (up to 90 s)."""
+    """Start JupyterLab on 127.0.0.1 and wait until its API answers (up to LAB_TIMEOUT_S)."""
     log = open(root_dir.parent / "lab.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}",
          "--ServerApp.ip=127.0.0.1", f"--ServerApp.token={token}", f"--ServerApp.root_dir={root_dir}",
          "--ServerApp.port_retries=0", "--LabApp.expose_app_in_browser=True"],
         env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + LAB_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"JupyterLab exited with {proc.returncode}; see {log.name}")
@@ -88,7 +91,7 @@ def start_lab(root_dir: Path, env: dict, port: int, token: str) -> subprocess.Po
         except OSError:
             time.sleep(0.5)
     proc.terminate()
-    raise RuntimeError(f"JupyterLab did not answer on port {port} within 90 s; see {log.name}")
+    raise RuntimeError(f"JupyterLab did not answer on port {port} within {LAB_TIMEOUT_S} s; see {log.name}")
 
 
 def stop_lab(proc: subprocess.Popen) -> None:
@@ -135,14 +138,14 @@ def pick_drawing(checkpoint: Path, name: str):
     pytest.fail(f"the test model ranks no recorded {name} drawing in its top-5: {ranked}")
 
 
-def open_and_run_notebook(page, base: str, token: str, notebook: str) -> None:
-    page.goto(f"{base}/lab/tree/{notebook}?reset&token={token}", timeout=90_000)
+def open_and_run_notebook(page, base: str, token: str, notebook: str, ready: str = ".qs-sketchpad .qs-canvas") -> None:
+    page.goto(f"{base}/lab/tree/{notebook}?reset&token={token}", timeout=LAB_TIMEOUT_S * 1000)
     # The toolbar can say idle before the kernel session is ready; the status bar text cannot.
     page.wait_for_function(
         "() => [...document.querySelectorAll('.jp-StatusBar-TextItem')]"
-        ".some(e => e.textContent.trim().endsWith('| Idle'))", timeout=90_000)
+        ".some(e => e.textContent.trim().endsWith('| Idle'))", timeout=LAB_TIMEOUT_S * 1000)
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.wait_for_selector(".qs-sketchpad .qs-canvas", state="visible", timeout=int(os.environ.get("QS_PAD_TIMEOUT_MS", "120000")))
+    page.wait_for_selector(ready, state="visible", timeout=int(os.environ.get("QS_PAD_TIMEOUT_MS", LAB_TIMEOUT_S * 1000)))
 
 
 def replay(page, canvas, strokes) -> None:
@@ -166,9 +169,9 @@ INK_JS = """canvas => {
 
 
 @contextmanager
-def lab_page(tmp_path: Path, notebook: str, checkpoint: Path):
+def lab_page(tmp_path: Path, notebook: str, checkpoint: Path, ready: str = ".qs-sketchpad .qs-canvas"):
     """A Chromium page on a fresh JupyterLab whose root holds ``notebook`` (a copy: Lab never
-    saves over the real one); all its cells have run and a SketchPad is on the page."""
+    saves over the real one); all its cells have run and ``ready`` (a SketchPad) is on the page."""
     require_chromium()
     from playwright.sync_api import sync_playwright
 
@@ -179,7 +182,7 @@ def lab_page(tmp_path: Path, notebook: str, checkpoint: Path):
             browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1280, "height": 1100})
-                open_and_run_notebook(page, f"http://127.0.0.1:{port}", token, notebook)
+                open_and_run_notebook(page, f"http://127.0.0.1:{port}", token, notebook, ready)
                 yield page
             finally:
                 browser.close()
@@ -230,11 +233,12 @@ TEACH_NOTEBOOK = "teach.ipynb"
 TEACH_CELL = 'from quicksketch_lib.widgets import SketchPad\nSketchPad("pretrained", teach_mode=True)'
 
 
-def write_teach_notebook(path: Path) -> None:
+def write_notebook(path: Path, source: str) -> None:
+    """A notebook of one code cell, ``source``."""
     import nbformat
 
     kernel = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(TEACH_CELL)],
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)],
                                         metadata={"kernelspec": kernel})
     nbformat.write(notebook, path)
 
@@ -244,7 +248,7 @@ def test_teach_a_new_class_in_jupyterlab(tmp_path, strokes_dir):
     examples, unseen = drawings[:TEACH_EXAMPLES], drawings[TEACH_EXAMPLES]
     assert TEACH_CLASS not in Predictor.from_checkpoint(PRETRAINED).classes
     (tmp_path / "root").mkdir()
-    write_teach_notebook(tmp_path / "root" / TEACH_NOTEBOOK)
+    write_notebook(tmp_path / "root" / TEACH_NOTEBOOK, TEACH_CELL)
     with lab_page(tmp_path, TEACH_NOTEBOOK, PRETRAINED_PATH) as page:
         pad = page.locator(".qs-sketchpad").first
         page.wait_for_selector(".qs-sketchpad .qs-teach-panel", state="visible", timeout=30_000)

@@ -246,3 +246,46 @@ def test_pixel_statistics_and_walkthrough_classes(tmp_path, shapes):
         np.save(tmp_path / f"{c}.npy", images[:2])
     assert walkthrough_classes(tmp_path) is None
     assert walkthrough_classes(tmp_path, preferred=["ring", "box"]) == ["ring", "box"]
+
+
+# ----------------------------------------------------------------------- the game (notebook 07)
+def _round(prompt: str, won: bool, why: bool):
+    """A widgets.RoundSummary-like round: result, heat, why (and outcome)."""
+    from types import SimpleNamespace
+
+    from quicksketch_lib.game import RoundResult
+
+    image = np.zeros((28, 28), np.uint8)
+    image[10:18, 5:23] = 255
+    result = RoundResult(prompt, won, "recognised" if won else "time", 2.5 if won else None,
+                         [("box", 0.7), ("cross", 0.2), ("ring", 0.1)], image,
+                         [[[0, 50, 100], [0, 40, 0], [0, 100, 200]]], [])
+    near = np.full((3, 28, 28), 200, np.uint8)
+    explained = {"guessed": "box", "guessed_nearest": near, "prompt_nearest": near} if why else None
+    return SimpleNamespace(result=result, p_prompt=0.7 if prompt == "box" else 0.05,
+                           heat=np.linspace(0, 1, 784).reshape(28, 28), why=explained,
+                           outcome="recognised in 2.5 s" if won else "not recognised: time's up")
+
+
+def test_game_summary_one_fixed_row_per_round_and_the_nearest_of_lost_ones():
+    fig = plots.plot_game_summary([_round("box", True, False), _round("star", False, True)])
+    assert len(fig.axes) == 2 * 8  # 2 + 2 x 3 panels a row, whatever was lost
+    text = _texts(fig)
+    assert "star\nnot recognised: time's up" in text and "box 70%" in text
+    assert "(star 5%)" in text and "(box" not in text  # the prompt's probability, when not in the top-3
+    assert "nearest box\n(its guess)" in text and "nearest star\n(the prompt)" in text
+    assert len(fig.axes[8 + 2].images) == 1 and not fig.axes[2].images  # nearest drawings: the lost round only
+
+
+def test_threshold_curve_marks_the_chosen_threshold():
+    fig = plots.plot_threshold_curve({"threshold": [0.1, 0.2, 0.3], "youden_j": [0.8, 0.9, 0.85]}, 0.2)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() and ax.get_ylabel() and _has_title(fig)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["chosen: 0.20"]
+
+
+def test_how_early_sorts_classes_and_shows_the_overall_median():
+    fig = plots.plot_how_early({"box": 0.8, "cross": 0.3, "ring": 0.5}, 0.55)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["cross", "ring", "box"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["all drawings: 55%"]

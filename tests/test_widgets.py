@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 
@@ -12,12 +13,13 @@ from conftest import STROKES, THE_TEN, make_shapes
 from quicksketch_lib.locations import PRETRAINED, PRETRAINED_PATH
 from quicksketch_lib.doodles import draw_doodle
 from quicksketch_lib.errors import CheckpointError, InputError, QuickSketchError
+from quicksketch_lib.game import DEFAULT_THRESHOLD, choose_prompts, model_threshold, spoken
 from quicksketch_lib.inference import Predictor
 from quicksketch_lib.model import ModelConfig, SketchCNN
 from quicksketch_lib.rasterize import rasterize_strokes, read_ndjson
 from quicksketch_lib.teach import TeachConfig
 from quicksketch_lib import locations
-from quicksketch_lib.widgets import (BLANK_TEXT, SketchPad, checkpoint_for_drawing, default_save_path,
+from quicksketch_lib.widgets import (BLANK_TEXT, Game, SketchPad, checkpoint_for_drawing, default_save_path,
                                      drawing_checkpoint, find_checkpoint, predict_strokes, saliency_map,
                                      time_update)
 
@@ -285,3 +287,161 @@ def test_pretrained_model_names_recorded_drawings(strokes_dir):
             top1.append(predictions[0][0])
         hits = top1.count(name) / len(drawings)
         assert hits >= 0.75, f"{name}: top-1 right for {hits:.0%} of {len(drawings)} drawings: {top1}"
+
+
+# ----------------------------------------------------------------------- the game
+def untrained_game(**options) -> Game:
+    """A Game on an untrained 3-class model (probabilities near 1/3 each): the plumbing."""
+    model = SketchCNN(ModelConfig(num_classes=3, channels=(8, 16, 32), hidden=32))
+    return Game((model, ["box", "cross", "ring"]), **options)
+
+
+def message(game: Game, kind: str, **content) -> None:
+    """A message as game.js sends it."""
+    game._on_message(game, {"kind": kind, **content}, [])
+
+
+def test_a_game_shows_its_first_card_and_its_threshold():
+    game = untrained_game(rounds=4, seconds=10, seed=3)
+    assert game.threshold == DEFAULT_THRESHOLD == game._threshold  # a model with no measured threshold
+    assert game.prompts == choose_prompts(["box", "cross", "ring"], 4, seed=3)
+    assert (game._phase, game._round, game._rounds, game._prompt) == ("ready", 1, 4, game.prompts[0])
+    assert untrained_game(threshold=0.9).threshold == 0.9
+    assert Game(PRETRAINED).threshold == model_threshold(PRETRAINED)  # the shipped model's own
+    assert repr(game) and game._repr_mimebundle_()["text/plain"] == (
+        "Game: 4 rounds of 10 s against a model; press Go! (or space) to start")
+
+
+def test_a_round_is_won_when_the_prompt_passes_the_threshold_then_the_next_card():
+    game = untrained_game(rounds=2, threshold=0.01)  # any drawing passes
+    prompt = game.start(now=10.0)
+    assert game._phase == "drawing" and game._remaining == 20.0
+    update = game.draw(CROSS, now=12.5)
+    assert update.won and update.phrase == f"Oh, I know, it's {spoken(prompt)}!"
+    assert game._phrase == update.phrase and len(game._guesses) == 3 and game._updates == 1
+    assert game._last == {"prompt": prompt, "won": True, "reason": "recognised", "seconds": 2.5,
+                          "outcome": f"✓ {prompt}: recognised in 2.5 s"}
+    assert (game._phase, game._round, game._prompt) == ("ready", 2, game.prompts[1])
+
+
+def test_rounds_are_lost_at_time_out_and_by_skipping_then_the_summary():
+    game = untrained_game(rounds=3, seconds=5, threshold=1.0)  # nothing passes
+    game.start(now=0.0)
+    assert game.draw(SQUARE, now=1.0).won is False and game._phase == "drawing"
+    assert game.tick(now=4.9) is None and game._phase == "drawing"
+    lost = game.tick(now=5.0)
+    assert lost.reason == "time" and not lost.won and game._last["outcome"].endswith("not recognised: time's up")
+    game.start(now=10.0)
+    game.draw(CROSS, now=15.5)  # a drawing after the time is up ends the round, lost
+    assert game.results[-1].reason == "time" and game._round == 3
+    game.start(now=20.0)
+    assert game.skip(now=21.0).reason == "skipped"
+    assert game._phase == "over" and len(game.summary) == 3
+    assert [s.outcome for s in game.summary] == ["not recognised: time's up"] * 2 + ["skipped"]
+
+
+def test_the_summary_explains_each_round_to_the_page():
+    game = untrained_game(rounds=2, threshold=1.0)
+    game.start(now=0.0)
+    game.draw(CROSS, now=1.0)
+    game.skip(now=2.0)
+    game.start(now=3.0)
+    summary = game.end(now=4.0)  # a blank round, ended
+    assert game._phase == "over" and [s.result.reason for s in summary] == ["skipped", "ended"]
+    drawn, blank = summary
+    np.testing.assert_array_equal(drawn.result.image, rasterize_strokes(CROSS))
+    assert drawn.heat.shape == (28, 28) and drawn.heat.max() == pytest.approx(1.0)
+    assert not blank.heat.any() and blank.result.top3 == []
+    cards, pictures = game._summary, game._pictures
+    assert len(pictures) % 784 == 0 and [c["prompt"] for c in cards] == game.prompts[:2]
+    assert cards[0]["top3"] == [[c, round(p, 4)] for c, p in drawn.result.top3]
+    assert cards[0]["strokes"] == drawn.result.strokes and cards[0]["outcome"] == "skipped"
+    first = np.frombuffer(pictures, np.uint8).reshape(-1, 28, 28)
+    np.testing.assert_array_equal(first[cards[0]["input"]], drawn.result.image)
+    np.testing.assert_array_equal(first[cards[0]["heat"]], np.round(drawn.heat * 255).astype(np.uint8))
+    assert cards[0]["nearest"] == []  # an untrained pair carries no drawings to compare with
+    p = game.predictor.predict_proba(drawn.result.image)[0, game.predictor.classes.index(drawn.result.prompt)]
+    assert drawn.p_prompt == pytest.approx(p) and cards[0]["p_prompt"] == round(float(p), 4)
+    assert blank.p_prompt == 0.0
+
+
+def test_browser_messages_play_the_game():
+    game = untrained_game(rounds=2, seconds=60, threshold=1.0)
+    message(game, "skip")  # no round yet: nothing happens
+    assert game.results == [] and game._phase == "ready"
+    message(game, "start")
+    assert game._phase == "drawing"
+    message(game, "draw", strokes=SQUARE, seq=1, final=False)
+    message(game, "draw", strokes=SQUARE + CROSS, seq=2, final=True)
+    assert game._ack == 2 and game._updates == 2 and len(game._guesses) == 3
+    message(game, "skip")
+    message(game, "draw", strokes=SQUARE, seq=3, final=True)  # late: the round had ended
+    assert game._ack == 3 and game._phase == "ready" and game.results[0].reason == "skipped"
+    assert game.results[0].strokes == SQUARE + CROSS
+    message(game, "end")
+    assert game._phase == "over" and len(game._summary) == 1
+    message(game, "again")  # a new game: the next seed's prompts
+    assert game._phase == "ready" and game.results == [] and game._summary == []
+    assert game.prompts == choose_prompts(["box", "cross", "ring"], 2, seed=1)
+    message(game, "draw", strokes=[[[1, 2]]], seq=4, final=True)  # no round: ignored, acknowledged
+    assert game._error == "" and game._ack == 4
+    message(game, "start")
+    message(game, "draw", strokes=[[[1, 2]]], seq=5, final=True)  # a broken stroke
+    assert game._error.startswith("error: stroke 0 has 1 coordinate lists")
+    assert game.output.outputs[-1]["text"] == game._error + "\n"
+
+
+def test_the_kernel_times_a_round_out_with_no_event_from_the_browser():
+    """Started from the page inside a kernel (an asyncio loop), a round left blank ends at its
+    time-out by the kernel's own timer; outside a loop nothing is scheduled (ticks decide)."""
+    game = untrained_game(rounds=2, seconds=0.2)
+
+    async def play():
+        message(game, "start")
+        await asyncio.sleep(0.5)
+
+    asyncio.run(play())
+    assert [r.reason for r in game.results] == ["time"] and game._phase == "ready" and game._round == 2
+    message(game, "start")  # no event loop here
+    assert game._timer is None
+
+
+def test_a_taught_checkpoint_prompts_its_class_and_explains_lost_rounds():
+    pad = SketchPad(PRETRAINED, teach_mode=True, backend="torch")
+    pad.class_name = "star"
+    for strokes in doodles("star", 10):
+        pad.add_example(strokes)
+    taught = pad.teach()
+    game = Game(taught, rounds=11, threshold=1.0)  # every class once; nothing is ever won
+    assert "star" in game.prompts and sorted(game.prompts) == sorted(taught.classes)
+    assert game.threshold == 1.0 and "star" in game.replay
+    while game.prompts[len(game.results)] != "star":
+        game.start(now=0.0)
+        game.skip(now=1.0)
+    game.start(now=0.0)
+    game.draw(doodles("star", 1, seed=5)[0], now=1.0)
+    summary = game.end(now=2.0)[-1]
+    assert summary.result.prompt == "star" and summary.why is not None
+    assert summary.why["prompt_nearest"].shape == (3, 28, 28) and summary.why["guessed"] != "star"
+    card = game._summary[-1]
+    assert [n["class"] for n in card["nearest"]] == [summary.why["guessed"], "star"]
+    assert all(len(n["pictures"]) == 3 for n in card["nearest"])
+
+
+def test_a_real_game_replayed_from_recorded_drawings(strokes_dir):
+    """The shipped model plays six rounds with recorded players' drawings, each update at the
+    time its player drew that stroke: most rounds are won, each within its time."""
+    game = Game(PRETRAINED, rounds=6, seed=0)
+    for k, prompt in enumerate(game.prompts):
+        start = 100.0 * k
+        game.start(now=start)
+        drawing = recorded_drawings(prompt, limit=1)[0]
+        for i, stroke in enumerate(drawing):
+            if game.draw(drawing[:i + 1], now=start + stroke[2][-1] / 1000).result:
+                break
+        else:
+            game.tick(now=start + game.config.seconds)
+    won = [r for r in game.results if r.won]
+    assert len(won) >= 4, [(r.prompt, r.reason) for r in game.results]
+    assert all(0 < r.seconds <= 20 for r in won) and game._phase == "over"
+    assert all(len(c["top3"]) == 3 for c in game._summary)

@@ -12,24 +12,9 @@
 // the examples and sends back their pixels (_examples, 784 bytes each) for the thumbnails,
 // _taught, _status and _busy (non-empty while it teaches).
 
-const SIZE = 28;
 const PREVIEW_MS = 120; // at most ~8 live previews per second
 const PREVIEW_TIMEOUT_MS = 1500; // resend if an acknowledgement never came
-
-function el(tag, cls, parent, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined) node.textContent = text;
-  if (parent) parent.appendChild(node);
-  return node;
-}
-
-function bytesOf(value) {
-  if (!value) return new Uint8Array(0);
-  if (value instanceof DataView) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-  if (value.buffer) return new Uint8Array(value.buffer, value.byteOffset || 0, value.byteLength);
-  return new Uint8Array(value);
-}
+// SIZE, el, bytesOf, fitSquare, canvasPoint and drawStrokes: common.js, put in front of this file.
 
 // The teach-mode panel: name box, examples (counter + thumbnails), Teach / Forget / Save.
 function teachPanel(parent) {
@@ -96,32 +81,15 @@ function render({ model, el: root }) {
   let pendingPreview = false;
 
   function resize() {
-    side = Math.round(canvas.getBoundingClientRect().width) || 280;
-    const dpr = window.devicePixelRatio || 1;
-    canvas.width = Math.round(side * dpr);
-    canvas.height = Math.round(side * dpr);
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    side = fitSquare(canvas, ctx, 280);
     redraw();
-  }
-
-  function strokePath(stroke) {
-    const [xs, ys] = stroke;
-    if (!xs || xs.length === 0) return;
-    ctx.beginPath();
-    ctx.moveTo(xs[0], ys[0]);
-    if (xs.length === 1) ctx.lineTo(xs[0] + 0.01, ys[0]);
-    for (let i = 1; i < xs.length; i++) ctx.lineTo(xs[i], ys[i]);
-    ctx.stroke();
   }
 
   function redraw() {
     ctx.clearRect(0, 0, side, side);
-    ctx.lineWidth = Math.max(2, side * model.get("_line_fraction"));
-    ctx.lineCap = "round";
-    ctx.lineJoin = "round";
     ctx.strokeStyle = getComputedStyle(canvas).color || "#111";
-    for (const s of model.get("strokes")) strokePath(s);
-    if (current) strokePath(current);
+    const strokes = model.get("strokes");
+    drawStrokes(ctx, current ? [...strokes, current] : strokes, Math.max(2, side * model.get("_line_fraction")));
   }
 
   function drawInput() {
@@ -226,12 +194,10 @@ function render({ model, el: root }) {
   }
 
   function point(event) {
-    const box = canvas.getBoundingClientRect();
-    const x = ((event.clientX - box.left) * side) / box.width;
-    const y = ((event.clientY - box.top) * side) / box.height;
+    const [x, y] = canvasPoint(canvas, side, event);
     if (t0 === null) t0 = event.timeStamp;
-    current[0].push(Math.round(x * 10) / 10);
-    current[1].push(Math.round(y * 10) / 10);
+    current[0].push(x);
+    current[1].push(y);
     current[2].push(Math.round(event.timeStamp - t0));
   }
 

@@ -1,0 +1,139 @@
+"""How early the model knows a drawing: the README "Play" figure and notebook 07's.
+
+Every raw stroke drawing of every class the model knows (``$QUICKSKETCH_STROKES``, else
+data/strokes: Google's raw ``.ndjson`` files, a different source from the training bitmaps)
+is replayed stroke by stroke -- at each stroke's end and, within strokes, every ``--step``
+(5 %) of the drawing's ink, measured by stroke length -- through the game's predictor
+(``game.live_predictor``: the model as the game runs it). A drawing is recognised at the first
+share of its ink where its class's probability passes the game's threshold (the model's,
+``game.model_threshold``, or ``--threshold``); for comparison with the issue's baseline also
+where it first passes 0.5. Per class and overall: the median share of the ink at which the
+drawings are recognised (over the drawings recognised at all) and the share never recognised,
+even when finished; overall also judged only at the ends of strokes ("stroke_ends_only", how
+the issue's baseline of 69 % at 0.5 was measured: the game also guesses while the pen moves). ::
+
+    .venv/bin/python scripts/how_early.py pretrained --json notebooks/runs/how_early.json
+    .venv/bin/python scripts/how_early.py models/pilot.pt --name pilot-learner --threshold 0.1 --json ...
+
+``--json`` adds (or replaces) the model's entry under "models" in that file, with the command,
+the CPU, threads and load it ran at.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from quicksketch_lib.bench import cpu_flags, machine_info
+from quicksketch_lib.checkpoint import load_checkpoint
+from quicksketch_lib.game import first_passing, live_predictor, model_threshold, recognition_curve
+from quicksketch_lib.locations import strokes_dir
+from quicksketch_lib.rasterize import read_ndjson
+
+ABOUT = ("scripts/how_early.py: share of the ink (by stroke length) at which the game recognises held-out raw "
+         "stroke drawings; median over the drawings recognised, 'never' = share never recognised (even finished)")
+BASELINE = 0.5  # the issue's figure for today's ten-class model: first past 0.5 at a median of 69 % of the ink
+
+
+def summarise(points: list[float | None]) -> dict:
+    """Median share of the ink among the drawings recognised, and the share never recognised."""
+    known = [p for p in points if p is not None]
+    return {"drawings": len(points), "median_share": round(statistics.median(known), 4) if known else None,
+            "never": round(1 - len(known) / len(points), 4) if points else None}
+
+
+def how_early(predictor, folder: Path, thresholds: dict[str, float], step: float) -> dict:
+    """Per class of the predictor with a stroke file in ``folder``: for each named threshold,
+    the first share of the ink past it, per drawing (None: never); ``<name>_stroke_ends``: the
+    same judged only at the ends of strokes."""
+    out = {}
+    for c, name in enumerate(predictor.classes):
+        path = folder / f"{name}.ndjson"
+        if not path.is_file():
+            continue
+        points = {f"{key}{at}": [] for key in thresholds for at in ("", "_stroke_ends")}
+        for record in read_ndjson(path):
+            shares, proba, ends = recognition_curve(predictor, record["drawing"], step)
+            for key, t in thresholds.items():
+                points[key].append(first_passing(shares, proba[:, c], t))
+                points[f"{key}_stroke_ends"].append(first_passing(shares[ends], proba[ends, c], t))
+        out[name] = points
+    return out
+
+
+def machine(load_start: float, seconds: float) -> dict:
+    """The CPU, its vector flags, the thread count and the load a figure was measured at."""
+    info = machine_info(torch.device("cpu"))
+    return {"cpu": info["cpu"], "flags": cpu_flags(), "cores": info["cores"], "torch": info["torch"], "threads": 1,
+            "load_start": round(load_start, 1), "load_end": round(os.getloadavg()[0], 1), "seconds": round(seconds)}
+
+
+def add_entry(path: str | os.PathLike, name: str, entry: dict, about: str) -> None:
+    """Add (or replace) ``entry`` as ``models[name]`` in the JSON file at ``path``."""
+    path = Path(path)
+    doc = json.loads(path.read_text()) if path.is_file() else {}
+    doc.setdefault("about", about)
+    doc.setdefault("models", {})[name] = entry
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint", help="a checkpoint, or a shipped model's name (pretrained, pretrained-54)")
+    p.add_argument("--name", help="the model's key in the JSON (default: the checkpoint argument)")
+    p.add_argument("--threshold", type=float, help="the game's threshold (default: the model's)")
+    p.add_argument("--step", type=float, default=0.05, help="share of the ink between replays within a stroke")
+    p.add_argument("--strokes", help="folder of <class>.ndjson (default: $QUICKSKETCH_STROKES, else data/strokes)")
+    p.add_argument("--json", metavar="PATH", help="add the result to this JSON file")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    ckpt = load_checkpoint(args.checkpoint)
+    threshold = args.threshold if args.threshold is not None else model_threshold(ckpt)
+    folder = Path(args.strokes) if args.strokes else strokes_dir()
+    if not folder.is_dir():
+        raise SystemExit(f"error: no stroke drawings at {folder}; set $QUICKSKETCH_STROKES or pass --strokes")
+    start, load = time.perf_counter(), os.getloadavg()[0]
+    points = how_early(live_predictor(ckpt), folder, {"game": threshold, "baseline": BASELINE}, args.step)
+    if not points:
+        raise SystemExit(f"error: {folder} has no .ndjson file of the model's classes")
+    keys = next(iter(points.values())).keys()
+    pooled = {key: summarise([x for per in points.values() for x in per[key]]) for key in keys}
+    overall, base = pooled["game"], pooled["baseline"]
+    ends, base_ends = pooled["game_stroke_ends"], pooled["baseline_stroke_ends"]
+    entry = {"checkpoint": args.checkpoint, "threshold": threshold, "drawings": overall["drawings"],
+             "classes": len(points), "held_out_accuracy": ckpt.metrics.get("val_accuracy"),
+             "recipe": (ckpt.train_config or {}).get("recipe"), "partial": (ckpt.train_config or {}).get("partial"),
+             "overall": {"median_share": overall["median_share"], "never": overall["never"],
+                         f"median_share_at_{BASELINE}": base["median_share"], f"never_at_{BASELINE}": base["never"]},
+             "stroke_ends_only": {"median_share": ends["median_share"], "never": ends["never"],
+                                  f"median_share_at_{BASELINE}": base_ends["median_share"],
+                                  f"never_at_{BASELINE}": base_ends["never"]},
+             "per_class": {name: summarise(per["game"]) for name, per in points.items()},
+             "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+             "machine": machine(load, time.perf_counter() - start)}
+    print(f"{args.checkpoint}: {overall['drawings']} drawings of {len(points)} classes from {folder}")
+    print(f"threshold {threshold:g}: recognised at a median of {overall['median_share']:.0%} of the ink; "
+          f"never {overall['never']:.1%}")
+    print(f"threshold {BASELINE}: median {base['median_share']:.0%} of the ink; never {base['never']:.1%}")
+    print(f"judged only at stroke ends: {ends['median_share']:.0%} at {threshold:g} (never {ends['never']:.1%}), "
+          f"{base_ends['median_share']:.0%} at {BASELINE} (never {base_ends['never']:.1%})")
+    for name, row in sorted(entry["per_class"].items(), key=lambda kv: (kv[1]["median_share"] is None,
+                                                                         kv[1]["median_share"] or 0)):
+        share = "never" if row["median_share"] is None else f"{row['median_share']:.0%}"
+        print(f"  {name:<16} {row['drawings']:>3} drawings  median {share:>5}  never {row['never']:.0%}")
+    print(f"{entry['machine']['seconds']} s, 1 thread, load {load:.1f} -> {entry['machine']['load_end']}")
+    if args.json:
+        add_entry(args.json, args.name or args.checkpoint, entry, ABOUT)
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
