@@ -41,7 +41,8 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .data import IMAGE_SIZE, normalize_batch
 from .device import torch_threads
 from .errors import InputError
-from .inference import Predictor, as_drawings, blank_rows, top_k_classes
+from .drawing import as_drawings, is_blank
+from .inference import Predictor, top_k_classes
 from .locations import pretrained_name
 from .rasterize import rasterize_strokes, sample_along
 
@@ -236,9 +237,9 @@ def live_predictor(ckpt: Checkpoint) -> Predictor:
 def read_drawing(predictor: Predictor, strokes, target: str, k: int = 3) -> tuple[np.ndarray, list[Guess], float]:
     """The kernel's work per update: strokes -> 28x28 (``rasterize_strokes``) -> the model.
     Returns (the image the model saw, its top-``k`` guesses, the target's probability);
-    no guesses and 0 for a blank drawing (:func:`~quicksketch_lib.inference.blank_rows`)."""
+    no guesses and 0 for a blank drawing (:func:`~quicksketch_lib.drawing.is_blank`)."""
     image = rasterize_strokes(strokes)
-    if blank_rows(image)[0]:
+    if np.atleast_1d(is_blank(image))[0]:
         return image, [], 0.0
     proba = predictor.predict_proba(image)
     return image, top_k_classes(proba, predictor.classes, k)[0], float(proba[0, predictor.classes.index(target)])
@@ -483,7 +484,7 @@ def recognition_curve(predictor: Predictor, strokes, step: float = 0.05) -> tupl
         return np.zeros(0), np.zeros((0, len(predictor.classes))), np.zeros(0, dtype=bool)
     images = np.stack([rasterize_strokes(prefix) for *_, prefix in grown]).reshape(len(grown), -1)
     proba = np.zeros((len(images), len(predictor.classes)))
-    drawn = ~blank_rows(images)
+    drawn = ~np.atleast_1d(is_blank(images))
     if drawn.any():
         proba[drawn] = predictor.predict_proba(images[drawn])
     return np.array([g[0] for g in grown]), proba, np.array([g[2] for g in grown])

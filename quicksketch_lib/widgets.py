@@ -660,7 +660,7 @@ class Game(_BrowserEvents, anywidget.AnyWidget):
     def draw(self, strokes, now: float | None = None):
         """The round's drawing so far (``[[xs, ys(, ts)], ...]``): the model guesses; the round
         ends when the prompt is recognised (or its time is up). Returns the game's Update."""
-        now, update_strokes = self._now(now), _clean_strokes(strokes)
+        now, update_strokes = self._now(now), clean_strokes(strokes)
         update = self.session.update(update_strokes, now)
         with self.hold_sync():
             self._show_live(update.phrase, update.top3, update.p_target, updates=self._updates + 1)

@@ -20,7 +20,6 @@ on a checkout that does not have it yet.
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import pytest
