@@ -109,10 +109,10 @@ def measure_threshold(proba: np.ndarray, labels: np.ndarray,
 def threshold_for_checkpoint(ckpt: Checkpoint, data_dir: str | os.PathLike) -> ThresholdReport:
     """:func:`measure_threshold` on the checkpoint's recorded held-out drawings in ``data_dir``
     (with the test-time flip it is evaluated with, as the game predicts)."""
-    from .evaluation import evaluation_set, load_for_checkpoint, predict_proba
+    from .evaluation import evaluation_set, load_for_checkpoint, class_probabilities
 
     images, labels, _ = evaluation_set(ckpt, load_for_checkpoint(ckpt, data_dir))
-    proba = predict_proba(ckpt.build_model("cpu"), images, tta_flip=ckpt.tta_flip)
+    proba = class_probabilities(ckpt.build_model("cpu"), images, tta_flip=ckpt.tta_flip)
     return measure_threshold(proba, labels)
 
 
