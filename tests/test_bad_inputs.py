@@ -160,6 +160,8 @@ def test_absent_device_is_a_usage_error(capsys, device):
 def test_broken_checkpoints_are_refused_in_our_words(capsys, tmp_path):
     empty = tmp_path / "empty.pt"
     empty.write_bytes(b"")
+    # predict reads its inputs first (a missing input is said before the checkpoint is opened)
+    np.save(tmp_path / "x.npy", np.full((1, 784), 255, np.uint8))
     assert "is empty (0 bytes)" in one_line(capsys, 3, "predict", empty, tmp_path / "x.npy")
     header = tmp_path / "header.pt"
     torch.save({"format": "quicksketch-checkpoint", "format_version": 1}, header)
