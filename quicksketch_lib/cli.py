@@ -351,6 +351,11 @@ def config_override(text: str) -> tuple[str, object]:
     return key, value
 
 
+# what a CHECKPOINT argument may name besides a file (evaluate, predict, export, teach)
+SHIPPED_MODELS_HELP = " or ".join(f"'{name}'" for name in PRETRAINED_MODELS) + \
+    " (a model shipped in the package)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="quicksketch",
@@ -418,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Drawings it was trained on are left out and counted: on the folder it "
                                    "was trained on its recorded held-out split is used, elsewhere every "
                                    "drawing whose fingerprint is not one of its training drawings'.")
-    s.add_argument("checkpoint", help=f"checkpoint .pt, or '{PRETRAINED}' (the shipped model of the ten classes)")
+    s.add_argument("checkpoint", help=f"checkpoint .pt, or {SHIPPED_MODELS_HELP}")
     s.add_argument("--data", required=True, help="data folder")
     s.add_argument("--classes", nargs="+", metavar="NAME",
                    help="evaluate only these classes of the folder (default: every class file in it)")
@@ -434,8 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print the top-k classes for each drawing: rows of a .npy file "
                                    "((N, 784) or (N, 28, 28) uint8) or images of any size, dark on light "
                                    "or light on dark.")
-    s.add_argument("checkpoint", help=f"checkpoint .pt, an exported .onnx, or '{PRETRAINED}' "
-                                      "(the shipped model of the ten classes)")
+    s.add_argument("checkpoint", help=f"checkpoint .pt, an exported .onnx, or {SHIPPED_MODELS_HELP}")
     s.add_argument("inputs", nargs="+", metavar="INPUT", help=".npy, .png, .jpg ...")
     s.add_argument("--top-k", type=positive_int, default=5, help="how many guesses (default 5)")
     s.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
@@ -450,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("export", help="export a checkpoint to ONNX, verified against PyTorch",
                        description="Write one self-contained .onnx (dynamic batch axis, class names and "
                                    "normalisation in its metadata) and check onnxruntime against PyTorch.")
-    s.add_argument("checkpoint", help=f"checkpoint .pt, or '{PRETRAINED}' (the shipped model of the ten classes)")
+    s.add_argument("checkpoint", help=f"checkpoint .pt, or {SHIPPED_MODELS_HELP}")
     s.add_argument("--out", type=output_path, help="output .onnx (default: beside the checkpoint; "
                                  f"for '{PRETRAINED}': {PRETRAINED_ONNX})")
     s.add_argument("--opset", type=positive_int, default=18,
@@ -497,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "from the drawings' features and fine-tuned with replayed drawings of the old "
                     "classes, in seconds on a CPU. Writes a new checkpoint; --forget removes a taught "
                     "class again (the other weights exactly as before).")
-    s.add_argument("checkpoint", help=f"checkpoint .pt, or '{PRETRAINED}' (the shipped model of the ten)")
+    s.add_argument("checkpoint", help=f"checkpoint .pt, or {SHIPPED_MODELS_HELP}")
     s.add_argument("--name", type=class_name, help="the new class's name (one line of printable text)")
     s.add_argument("--drawings", nargs="+", metavar="FILE",
                    help=".npy rows ((N, 784) or (N, 28, 28) uint8), pictures (PNG/JPEG...) or .ndjson strokes")
