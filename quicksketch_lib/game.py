@@ -239,7 +239,7 @@ def read_drawing(predictor: Predictor, strokes, target: str, k: int = 3) -> tupl
     Returns (the image the model saw, its top-``k`` guesses, the target's probability);
     no guesses and 0 for a blank drawing (:func:`~quicksketch_lib.drawing.is_blank`)."""
     image = rasterize_strokes(strokes)
-    if np.atleast_1d(is_blank(image))[0]:
+    if is_blank(image):  # one 28x28 drawing: a bool
         return image, [], 0.0
     proba = predictor.predict_proba(image)
     return image, top_k_classes(proba, predictor.classes, k)[0], float(proba[0, predictor.classes.index(target)])
@@ -484,7 +484,7 @@ def recognition_curve(predictor: Predictor, strokes, step: float = 0.05) -> tupl
         return np.zeros(0), np.zeros((0, len(predictor.classes))), np.zeros(0, dtype=bool)
     images = np.stack([rasterize_strokes(prefix) for *_, prefix in grown]).reshape(len(grown), -1)
     proba = np.zeros((len(images), len(predictor.classes)))
-    drawn = ~np.atleast_1d(is_blank(images))
+    drawn = ~is_blank(images)  # (N, 784) rows: one bool each
     if drawn.any():
         proba[drawn] = predictor.predict_proba(images[drawn])
     return np.array([g[0] for g in grown]), proba, np.array([g[2] for g in grown])
