@@ -5,7 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # The README's test command: unit tests, the browser test and the notebooks.
-PYTEST_ARGS := tests notebooks --nbval --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
+# --durations: the slowest tests are printed at the end, to keep the suite well under 30 minutes.
+PYTEST_ARGS := tests notebooks --nbval --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider --durations=25
 
 .PHONY: demo test install lab bench clean help
 

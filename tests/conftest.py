@@ -101,7 +101,11 @@ def shapes_checkpoint(tmp_path_factory) -> Path:
     data_dir.mkdir()
     for name, arr in make_shapes().items():
         np.save(data_dir / f"{name}.npy", arr)
+    # Cosine annealing ends at a learning rate near 0, so the model does not stop mid-swing: with
+    # StepLR and 6 epochs, 2 of 8 seeds (and CI's CPU with seed 0) left a model at 57-80 %;
+    # with this, 8 of 8 seeds reach 100 % on its drawings (tests ask >= 80 % and int8 >= 95 %).
     torch.manual_seed(0)
-    fit(SketchCNN(ModelConfig(num_classes=3)), load_folder(data_dir), TrainConfig(epochs=6, batch_size=32, precision="fp32"),
+    fit(SketchCNN(ModelConfig(num_classes=3)), load_folder(data_dir),
+        TrainConfig(epochs=10, batch_size=32, schedule="cosine", precision="fp32"),
         out=folder / "shapes.pt", progress=False)
     return folder / "shapes.pt"

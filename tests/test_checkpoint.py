@@ -14,7 +14,7 @@ def test_checkpoint_describes_itself(shapes_checkpoint):
     assert ckpt.classes == ["box", "cross", "ring"]
     assert ckpt.model_config.num_classes == 3
     assert ckpt.normalization["mean"] == 0.5 and ckpt.normalization["std"] == 0.5
-    assert ckpt.train_config["lr"] == 1e-3 and ckpt.train_config["epochs"] == 6
+    assert ckpt.train_config["lr"] == 1e-3 and ckpt.train_config["epochs"] == 10
     assert 0 <= ckpt.metrics["val_accuracy"] <= 1
     assert ckpt.data["counts"] == [60, 60, 60]
     assert ckpt.train_state is not None and "optimizer" in ckpt.train_state

@@ -7,9 +7,11 @@ import pytest
 from quicksketch_lib.checkpoint import load_checkpoint
 from quicksketch_lib.data import load_folder
 from quicksketch_lib.errors import QuickSketchError
-from quicksketch_lib.export import INT8_MIN_AGREEMENT, PARITY_TOLERANCE, export_int8, export_onnx
+from quicksketch_lib.export import PARITY_TOLERANCE, export_int8, export_onnx
 from quicksketch_lib.inference import OnnxModel
 from quicksketch_lib.inference import Predictor
+
+from conftest import QUICKDRAW, needs_shared_data
 
 
 @pytest.fixture(scope="module")
@@ -45,26 +47,32 @@ def test_onnx_model_reports_classes(exported):
 
 
 # --------------------------------------------------------------------------- int8
-def test_int8_export_on_real_drawings_agrees_with_fp32(ten_class_model, tmp_path):
-    """Calibrated on half of the checkpoint's 500 held-out drawings, checked on the other half:
-    same metadata, a quarter of the size, top-1 as fp32's on (nearly) all of them, and
-    the same held-out accuracy within a point."""
-    path, result, data = ten_class_model
-    report = export_int8(path, out=tmp_path / "ten.int8.onnx")  # data folder: the recorded one
+@needs_shared_data
+def test_int8_export_on_real_drawings_agrees_with_fp32(tmp_path):
+    """The shipped ten-class model, calibrated on 256 of its held-out drawings and checked on
+    1000 others: same metadata, a quarter of the size, top-1 as fp32's on nearly all of them,
+    and the same held-out accuracy within a point.
+
+    A fully trained model on purpose: a briefly trained one sits near the 95 % bar, and which
+    side it lands on depends on the CPU that trained it (CI saw 91-95 %)."""
+    from quicksketch_lib.evaluation import evaluation_set, load_for_checkpoint
+
+    ckpt = load_checkpoint("pretrained")
+    report = export_int8(ckpt, QUICKDRAW, out=tmp_path / "ten.int8.onnx", calibrate=256, check=1000)
     assert report.calibration_source == "held-out drawings"
-    assert report.calibrated_on == report.checked == 250
-    assert report.agreement >= INT8_MIN_AGREEMENT  # the bar export_int8 itself holds (a 3-epoch model: ~95 %)
+    assert (report.calibrated_on, report.checked) == (256, 1000)
+    assert report.agreement >= 0.97  # measured 98.9 % (AVX2 EPYC, 512/2000)
     int8 = Predictor.from_onnx(report.path)
-    assert int8.classes == data.classes
+    assert int8.classes == ckpt.classes
     meta = OnnxModel(report.path).metadata
     assert "int8" in meta["quicksketch_quantization"] and "quicksketch_model_config" in meta
-    fp32 = export_onnx(path, tmp_path / "ten.onnx")
+    fp32 = export_onnx(ckpt, tmp_path / "ten.onnx")
     assert report.size_bytes < fp32.size_bytes / 3
-    val = np.sort(load_checkpoint(path).split["val_indices"].numpy())
-    images, labels = data.images[val], data.labels[val]
+    images, labels, _ = evaluation_set(ckpt, load_for_checkpoint(ckpt, QUICKDRAW))
+    images, labels = images[::2], labels[::2]  # 2,000 of its 4,000 held-out drawings: enough for a point
     acc = {name: float((p.predict_proba(images).argmax(1) == labels).mean())
            for name, p in (("int8", int8), ("fp32", Predictor.from_onnx(fp32.path)))}
-    print(f"held-out accuracy fp32 {acc['fp32']:.2%}, int8 {acc['int8']:.2%}")
+    print(f"held-out accuracy on {len(labels)} drawings: fp32 {acc['fp32']:.2%}, int8 {acc['int8']:.2%}")
     assert abs(acc["int8"] - acc["fp32"]) <= 0.01
 
 
