@@ -379,17 +379,22 @@ def plot_lr_range_test(records: Sequence[dict], marks: dict[str, float] | None =
                        title: str = "Learning-rate range test"):
     """Loss after one batch at each learning rate of a range test (``scripts/lr_sweep.py``):
     every batch's loss (light) and the smoothed loss, against the learning rate on a log axis;
-    ``marks`` ``{label: lr}`` draws labelled vertical lines."""
+    ``marks`` ``{label: lr}`` draws labelled vertical lines. The loss axis stops a little above
+    the starting loss (as fastai's plot does): the last batches' losses, where the run falls
+    apart, would otherwise flatten everything before them (their height is in ``records``)."""
     plt = _pyplot()
     lrs = [r["lr"] for r in records]
+    smoothed = [r["smoothed_loss"] for r in records]
     fig, ax = plt.subplots(figsize=(8, 3.8))
     ax.plot(lrs, [r["loss"] for r in records], color="tab:blue", alpha=0.3, lw=1, label="loss of each batch")
-    ax.plot(lrs, [r["smoothed_loss"] for r in records], color="tab:blue", lw=2, label="smoothed")
+    ax.plot(lrs, smoothed, color="tab:blue", lw=2, label="smoothed")
     for i, (label, lr) in enumerate((marks or {}).items()):
         ax.axvline(lr, color=f"C{i + 1}", ls="--", lw=1, label=label)
     ax.set_xscale("log")
+    lowest = min(min(smoothed), min(r["loss"] for r in records))
+    ax.set_ylim(lowest - 0.1 * (smoothed[0] - lowest), 1.5 * smoothed[0])
     ax.set_xlabel("learning rate (log scale)")
-    ax.set_ylabel("training loss")
+    ax.set_ylabel("training loss (cut off above 1.5 x the first)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -132,6 +132,18 @@ def test_calibration_takes_at_most_the_set_share_of_replay_drawings():
     assert calibrate_bias(w, torch.tensor(-9.0), feats, labels, weight, bias, rate=0.05) == -9.0  # only lowers
 
 
+def test_the_margin_keeps_the_new_class_that_far_below_the_old_answers():
+    """With ``margin`` m, the new class may come within m logits of the old answer on at most the
+    set share of replay drawings: the bias is exactly m lower than without it."""
+    scores = [[float(s) for s in np.linspace(-5, 5, 100)], [float(s) for s in np.linspace(-5, 0, 100)]]
+    feats, labels, weight, bias, w = replay_scores(scores)
+    plain = calibrate_bias(w, torch.tensor(10.0), feats, labels, weight, bias, rate=0.05)
+    safe = calibrate_bias(w, torch.tensor(10.0), feats, labels, weight, bias, rate=0.05, margin=0.75)
+    assert float(safe) == pytest.approx(float(plain) - 0.75)
+    assert taken(feats, labels, weight, bias, w, safe + 0.75).sum() <= 10  # 5 % of 200, m logits higher
+    assert TeachConfig().margin == 0.75  # the measured default (README table)
+
+
 def test_the_per_class_guard_keeps_one_old_class_from_being_emptied():
     # class 0's drawings all look like the new class, class 1's not at all: 5 % of the whole replay
     # (10 drawings) would all come from class 0, i.e. 10 % of it; the guard allows 2 % of each class
