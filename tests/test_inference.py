@@ -6,6 +6,8 @@ from quicksketch_lib.data import load_folder
 from quicksketch_lib.inference import Predictor, predict, top_k_classes
 from quicksketch_lib.rasterize import rasterize_strokes
 
+from conftest import needs_shared_data
+
 
 def test_top_k_orders_by_probability():
     assert top_k_classes(np.array([[0.1, 0.7, 0.2]]), ["a", "b", "c"], 2) == [[("b", 0.7), ("c", 0.2)]]
@@ -30,22 +32,26 @@ def test_predict_function_on_an_image_file(shapes_checkpoint, tmp_path):
     assert name == "ring.png" and guesses[0][0] == "ring"
 
 
-def test_real_strokes_are_recognised_about_as_well_as_held_out_bitmaps(ten_class_model, strokes_dir):
-    """The data issue's check: strokes rasterised by QuickSketch reach the model like training drawings."""
-    from quicksketch_lib.evaluation import evaluate
+@needs_shared_data
+def test_real_strokes_are_recognised_about_as_well_as_held_out_bitmaps(strokes_dir):
+    """The data issue's check: strokes rasterised by QuickSketch reach the model like training
+    drawings. The shipped ten-class model (trained on the bitmaps, never on strokes): its accuracy
+    on every recorded stroke drawing of the ten is within 15 points of its held-out bitmaps' (as
+    recorded in the checkpoint; `test_cli` re-measures that figure with `evaluate`)."""
     from quicksketch_lib.checkpoint import load_checkpoint
     from quicksketch_lib.rasterize import read_ndjson
 
-    path, _, data = ten_class_model
-    predictor = Predictor.from_checkpoint(path, backend="torch")
+    ckpt = load_checkpoint("pretrained")
+    predictor = Predictor.from_checkpoint("pretrained", backend="torch")
     images, labels = [], []
-    for label, name in enumerate(data.classes):
+    for label, name in enumerate(ckpt.classes):
         for record in read_ndjson(strokes_dir / f"{name}.ndjson"):
             images.append(rasterize_strokes(record["drawing"]))
             labels.append(label)
     stroke_acc = np.mean(predictor.predict_proba(np.stack(images)).argmax(1) == np.array(labels))
-    bitmap_acc = evaluate(load_checkpoint(path), data).accuracy
-    assert stroke_acc >= bitmap_acc - 0.15, (stroke_acc, bitmap_acc)
+    bitmap_acc = ckpt.metrics["val_accuracy"]
+    print(f"{len(labels)} stroke drawings {stroke_acc:.1%}, held-out bitmaps {bitmap_acc:.1%}")
+    assert len(labels) >= 100 and stroke_acc >= bitmap_acc - 0.15, (stroke_acc, bitmap_acc)
 
 
 def predictor_data_root(checkpoint):
