@@ -148,10 +148,22 @@ def open_and_run_notebook(page, base: str, token: str, notebook: str, ready: str
     page.wait_for_selector(ready, state="visible", timeout=int(os.environ.get("QS_PAD_TIMEOUT_MS", LAB_TIMEOUT_S * 1000)))
 
 
+def in_view(page, element) -> dict:
+    """Scroll ``element`` to the middle of the viewport and return its bounding box.
+
+    Mouse events reach only what is inside the viewport, and ``scroll_into_view_if_needed``
+    leaves an element that is partly below the fold where it is: the pad then lost the strokes
+    drawn on its lower part (seen in CI, depending on where JupyterLab had scrolled)."""
+    element.evaluate("e => e.scrollIntoView({block: 'center', inline: 'nearest'})")
+    page.wait_for_timeout(200)  # the notebook's scroll settles
+    box, view = element.bounding_box(), page.viewport_size
+    assert 0 <= box["y"] and box["y"] + box["height"] <= view["height"], f"not in view: {box}, {view}"
+    return box
+
+
 def replay(page, canvas, strokes) -> None:
     """Draw ``strokes`` (canvas pixels) with mouse events, each stroke down-move-up."""
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
+    box = in_view(page, canvas)
     for xs, ys in strokes:
         page.mouse.move(box["x"] + xs[0], box["y"] + ys[0])
         page.mouse.down()
