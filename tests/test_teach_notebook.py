@@ -17,7 +17,8 @@ whose output depends on the data carry ``NBVAL_IGNORE_OUTPUT``, the rest (shapes
 stored outputs in every setup. The folders are built in a temporary directory from symlinks into
 ``../shared`` (nothing is copied); without ``../shared`` only the offline setup runs and the others
 skip, saying why. Each run is a subprocess with ``CI=true`` (the short mode) and
-``QUICKSKETCH_DATA`` pointing at its folder.
+``QUICKSKETCH_DATA`` pointing at its folder. Under ``make test`` with ``../shared`` the "54 classes"
+setup is ``make test``'s own nbval run of notebooks/06, so it is not run a second time here.
 """
 
 from __future__ import annotations
@@ -54,9 +55,20 @@ def data_folder(setup: str, tmp_path: Path) -> Path:
     return folder
 
 
+def run_by_this_session(folder: Path, session) -> bool:
+    """Whether this pytest session's own nbval run of notebooks/ (``make test``) already runs 06
+    exactly like this setup: CI=true and QUICKSKETCH_DATA at the same folder."""
+    here = os.environ.get("QUICKSKETCH_DATA")
+    collected = any(item.nodeid.startswith(f"notebooks/{NOTEBOOK.name}::") for item in session.items)
+    return collected and os.environ.get("CI") == "true" and bool(here) and Path(here).resolve() == folder.resolve()
+
+
 @pytest.mark.parametrize("setup", SETUPS)
-def test_notebook_06_runs_and_matches_its_outputs_with_this_data(setup, tmp_path):
-    env = {**os.environ, "CI": "true", "QUICKSKETCH_DATA": str(data_folder(setup, tmp_path))}
+def test_notebook_06_runs_and_matches_its_outputs_with_this_data(setup, tmp_path, request):
+    folder = data_folder(setup, tmp_path)
+    if run_by_this_session(folder, request.session):
+        pytest.skip(f"the '{setup}' setup is this session's own nbval run of notebooks/{NOTEBOOK.name}")
+    env = {**os.environ, "CI": "true", "QUICKSKETCH_DATA": str(folder)}
     run = subprocess.run(
         [sys.executable, "-m", "pytest", str(NOTEBOOK.relative_to(ROOT)), "--nbval", "--nbval-sanitize-with",
          "notebooks/sanitize.cfg", "-p", "no:cacheprovider", "-q", "--no-header"],
