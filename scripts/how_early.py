@@ -29,7 +29,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from quicksketch_lib.bench import cpu_flags, machine_info

@@ -60,8 +60,8 @@ def main() -> None:
             r.update(classes=n, file_gib=n * args.rows * 784 / 2**30)
             rows.append(r)
             print(f"{n} classes: {r}", file=sys.stderr)
-    print(f"| classes | drawings on disk | --per-class | drawings loaded | load time | peak memory |")
-    print(f"|---:|---:|---:|---:|---:|---:|")
+    print("| classes | drawings on disk | --per-class | drawings loaded | load time | peak memory |")
+    print("|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['classes']} | {r['classes'] * args.rows:,} ({r['file_gib']:.1f} GiB) | {args.per_class:,} "
               f"| {r['drawings']:,} | {r['seconds']:.2f} s | {r['peak_rss_mib']:,.0f} MiB |")

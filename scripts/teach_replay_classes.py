@@ -89,6 +89,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    print(f"| class | drawings | test drawing's rank | top-3, test split | top-3, random splits (mean) | (worst) | teach s |")
+    print("| class | drawings | test drawing's rank | top-3, test split | top-3, random splits (mean) | (worst) | teach s |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     main()

@@ -28,6 +28,7 @@ def test_original_and_fast_loaders_give_the_same_kind_of_batches(shapes_dir):
     orig = bench.original_loader(shapes_dir, batch_size=16)
     fast = bench.fast_loader(load_folder(shapes_dir), batch_size=16, channels_last=False)
     (xo, yo), (xf, yf) = next(iter(orig)), next(iter(fast))
+    assert yo.shape == yf.shape == (16,) and yo.dtype == yf.dtype
     assert xo.shape == xf.shape == (16, 1, 28, 28) and xo.dtype == xf.dtype == torch.float32
     assert -1.0 <= xo.min() and xo.max() <= 1.0 and -1.0 <= xf.min() and xf.max() <= 1.0
     assert len(orig.dataset) == len(fast.labels) == 162  # both hold out 10% of 180

@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
-from conftest import ROOT
 from quicksketch_lib.locations import PRETRAINED, PRETRAINED_54, PRETRAINED_54_PATH, resolve_checkpoint
 from test_browser import ARTIFACTS, fit_to_canvas, lab_page, write_notebook
 from test_widgets import recorded_drawings

@@ -24,6 +24,8 @@ nbval runs the notebooks and compares their outputs; these tests read every comm
    JupyterLab (``metadata.jupyter`` ``source_hidden`` and ``outputs_hidden``); every "Exercises"
    section has its exercises (``**1. ...**``) each followed by a solution code cell before the
    next exercise, and each solution explains itself in a solution-tagged markdown cell.
+5. **No stored widget state.** A notebook's metadata holds no ``widgets`` entry (JupyterLab saves
+   every live widget's state there: hundreds of kB of a past session that nbval does not check).
 """
 
 from __future__ import annotations
@@ -296,6 +298,20 @@ def test_no_absolute_path_in_outputs_or_markdown(path):
         texts = output_texts(cell) if cell["cell_type"] == "code" else [_text(cell["source"])]
         found += [f"cell {i}: {p}" for text in texts for p in absolute_paths(text)]
     assert not found, f"{path.name}: absolute paths of a machine:\n  " + "\n  ".join(found)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks" / "runs").iterdir()), ids=lambda p: p.name)
+def test_no_absolute_path_in_the_committed_runs(path):
+    found = absolute_paths(path.read_text(encoding="utf-8"))
+    assert not found, (f"runs/{path.name}: absolute paths of a machine (write the path the command was given, "
+                       f"e.g. data/quickdraw): {sorted(set(found))[:5]}")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_stored_widget_state(path):
+    metadata = json.loads(path.read_text(encoding="utf-8"))["metadata"]
+    assert "widgets" not in metadata, (f"{path.name} stores widget state in its metadata: delete "
+                                       "metadata['widgets'] (CONTRIBUTING, re-executing a notebook)")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
