@@ -390,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "else the offline default of synthetic doodles)")
     s.add_argument("--recipe", type=recipe_name, help="named recipe: original (default), quicksketch, learner "
                    "(quicksketch for 3 epochs on 2000 drawings per class: a CPU run), or game "
-                   "(quicksketch + 30%% of drawings cut part-way: pretrained-54, with --epochs 60)")
+                   "(quicksketch + drawings cut part-way with probability 0.3: pretrained-54, with --epochs 60)")
     s.add_argument("--epochs", type=positive_int, help="epochs (recipe default: 20)")
     s.add_argument("--batch-size", type=positive_int, help="batch size (default 256)")
     s.add_argument("--lr", type=positive_float, help="learning rate (recipe default)")

@@ -54,7 +54,8 @@ def test_unknown_recipe_names_the_choices():
 def test_quicksketch_recipe_trains_on_real_drawings(quickdraw_dir, tmp_path):
     """Three epochs on 300 drawings of 3 classes (~30 s on 2 cores): the recipe learns."""
     from quicksketch_lib.checkpoint import load_checkpoint
-    from quicksketch_lib.data import load_folder, normalize_batch
+    from quicksketch_lib.data import load_folder
+    from quicksketch_lib.evaluation import class_probabilities
     from quicksketch_lib.model import ModelConfig, SketchCNN
     from quicksketch_lib.training import fit
 
@@ -67,11 +68,12 @@ def test_quicksketch_recipe_trains_on_real_drawings(quickdraw_dir, tmp_path):
     ckpt = load_checkpoint(tmp_path / "qs.pt")
     assert ckpt.train_config["recipe"] == "quicksketch"
     val = ckpt.split["val_indices"].numpy()
-    with torch.no_grad():
-        pred = ckpt.build_model()(normalize_batch(torch.as_tensor(data.images[val]))).argmax(1)
-    accuracy = (pred == torch.as_tensor(data.labels[val])).float().mean().item()
+    # the recipe evaluates with test-time flip, so the check does too (fp32 here; fit runs bf16 where
+    # the CPU has it, which moves a drawing or two of these 90 either way)
+    proba = class_probabilities(ckpt.build_model(), data.images[val], tta_flip=ckpt.tta_flip)
+    accuracy = float((proba.argmax(1) == data.labels[val]).mean())
     assert accuracy > 0.6, f"held-out accuracy {accuracy:.2%} after 3 epochs; chance is 33%"
-    assert accuracy == pytest.approx(result.val_accuracy, abs=0.02)  # fp32 here, bf16 in fit
+    assert accuracy == pytest.approx(result.val_accuracy, abs=0.025)
 
 
 def test_parse_override_uses_each_field_type():
