@@ -50,7 +50,7 @@ class EvalReport:
     support: list[int]
     confusion: list[list[int]]
     subset: str = ""
-    data: str = ""  # the folder evaluated (absolute path)
+    data: str = ""  # the folder evaluated, as files.shown_path shows it (no machine path in a saved JSON)
     not_in_data: list[str] = field(default_factory=list)
     other: list[int] = field(default_factory=list)
     excluded: int = 0
@@ -412,7 +412,7 @@ def evaluate(ckpt: Checkpoint, data: SketchData, batch_size: int = 1024,
     proba = class_probabilities(ckpt.build_model(device), images, batch_size, device, tta_flip=tta_flip)
     evaluated = sorted(set(model_labels(ckpt, data.classes).tolist()))
     report = metrics_from_proba(proba, chosen.labels, ckpt.classes, chosen.subset, evaluated=evaluated)
-    report.data = str(Path(data.root).resolve()) if data.root else ""
+    report.data = shown_path(data.root) if data.root else ""
     report.excluded, report.excluded_why = chosen.excluded, chosen.excluded_why
     return report
 

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -56,6 +57,7 @@ def test_report_json_text_and_png(shapes_checkpoint, tmp_path):
     assert report.accuracy >= 0.8
     d = json.loads(report.save_json(tmp_path / "r.json").read_text())
     assert 0 <= d["accuracy"] <= 1 and len(d["confusion"]) == 3 and "ece" in d
+    assert d["data"] == "…/" + Path(ckpt.data["root"]).name  # a folder outside the checkout: no machine path
     assert "box" in report.format_text() and "confusion matrix" in report.format_text()
     png = save_confusion_png(report, tmp_path / "c.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
