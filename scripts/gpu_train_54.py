@@ -38,6 +38,8 @@ import torch
 
 from quicksketch_lib.checkpoint import load_checkpoint, save_checkpoint
 
+from make_pretrained import drop_resume_state_and_halve  # noqa: E402  (scripts/ is on sys.path when run as a script)
+
 # name -> (recipe, epochs, seed, --set KEY=VALUE...). Longer than the CPU's 15 epochs: that run's
 # training accuracy (87.6 % on augmented drawings) was still below its held-out one: it underfit.
 VARIANTS = {
@@ -104,8 +106,7 @@ def main() -> None:
             entry["val_accuracy"] = [round(h["val_accuracy"], 5) for h in ckpt.history]
             entry["epoch_s"] = [round(h["seconds"], 2) for h in ckpt.history]
             if rc == 0:  # only a finished run comes back as a model
-                ckpt.train_state = None
-                ckpt.model_state = {k: v.half() if v.is_floating_point() else v for k, v in ckpt.model_state.items()}
+                drop_resume_state_and_halve(ckpt)
                 save_checkpoint(ckpt, out / f"{name}.pt")
         results[name] = entry
         print(f"{name:15s} rc={rc} {wall:6.0f} s  epochs {entry.get('epochs_done', 0):2d}  "

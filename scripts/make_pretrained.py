@@ -75,6 +75,13 @@ def training_fingerprints(ckpt: Checkpoint, data: SketchData) -> RowFingerprints
     return rows
 
 
+def drop_resume_state_and_halve(ckpt: Checkpoint) -> None:
+    """In place: no optimizer, scheduler or RNG state, float weights as float16 (the shipped form's
+    weights; ``load_checkpoint`` casts them back to float32)."""
+    ckpt.train_state = None
+    ckpt.model_state = {k: v.half() if v.is_floating_point() else v for k, v in ckpt.model_state.items()}
+
+
 def package(ckpt: Checkpoint, data: SketchData, replay_per_class: int) -> tuple[Checkpoint, str]:
     """The shipped form of ``ckpt`` and what was done to its replay drawings."""
     check_training_data(ckpt, data)
@@ -85,8 +92,7 @@ def package(ckpt: Checkpoint, data: SketchData, replay_per_class: int) -> tuple[
         attach_replay(ckpt, replay_from_training_data(ckpt, data, replay_per_class),
                       f"{replay_per_class} per class, seed 0, from the training part of data/quickdraw")
         kept = f"added {replay_per_class} replay drawings per class"
-    ckpt.train_state = None
-    ckpt.model_state = {k: v.half() if v.is_floating_point() else v for k, v in ckpt.model_state.items()}
+    drop_resume_state_and_halve(ckpt)
     ckpt.data = {**ckpt.data, "root": "data/quickdraw",  # where the README's download puts the data
                  "sha256": data.digests, "train_rows": rows.to_dict()}
     return ckpt, kept

@@ -124,7 +124,7 @@ def main() -> None:
     ry = torch.arange(10).repeat_interleave(per_class)
     replay_feats = pooled(model, rx)
     files = select_class_files(args.data)
-    results, rows_out, load_before = {v: [] for v in args.variants}, [], os.getloadavg()
+    rows_out, load_before = [], os.getloadavg()
     for name in args.classes:
         arr = open_class_file(files[name])
         examples, held_rows = class_split(len(arr), args.k, 400, seed=0)  # the bench's split, 400 rows
@@ -146,16 +146,16 @@ def main() -> None:
             seconds = time.perf_counter() - t0
             recall = accuracy(m, held_feats, np.full(len(held), 10))
             after = accuracy(m, ten_feats, labels)
-            results[v].append((recall, after - before, seconds))
             rows_out.append({"class": name, "variant": v, "recall": recall, "change": 100 * (after - before),
                              "seconds": seconds})
             print(f"{name:<12} {v:<11} recall {recall:6.1%}  ten {100 * (after - before):+6.2f}  {seconds:5.1f} s",
                   flush=True)
     print(f"\nmedian over {len(args.classes)} classes, K = {args.k} (the ten before {before:.2%}); "
           f"load {os.getloadavg()[0]:.2f}")
-    for v, r in results.items():
-        print(f"{v:<11} recall {statistics.median(a for a, _, _ in r):6.1%}  "
-              f"ten {100 * statistics.median(b for _, b, _ in r):+6.2f}  {statistics.median(c for _, _, c in r):5.1f} s")
+    for v in args.variants:
+        med = {key: statistics.median(r[key] for r in rows_out if r["variant"] == v)
+               for key in ("recall", "change", "seconds")}
+        print(f"{v:<11} recall {med['recall']:6.1%}  ten {med['change']:+6.2f}  {med['seconds']:5.1f} s")
     if args.json:
         record = {"command": shlex.join(["python", "scripts/teach_ablation.py", *sys.argv[1:]]),
                   "config": TeachConfig().to_dict(), "k": args.k, "steps": args.steps, "lr": args.lr,

@@ -68,12 +68,12 @@ def test_quicksketch_recipe_trains_on_real_drawings(quickdraw_dir, tmp_path):
     ckpt = load_checkpoint(tmp_path / "qs.pt")
     assert ckpt.train_config["recipe"] == "quicksketch"
     val = ckpt.split["val_indices"].numpy()
-    # the recipe evaluates with test-time flip, so the check does too (fp32 here; fit runs bf16 where
-    # the CPU has it, which moves a drawing or two of these 90 either way)
+    # the recipe evaluates with test-time flip, so the check does too (fp32 here, bf16 in fit where
+    # the CPU has it)
     proba = class_probabilities(ckpt.build_model(), data.images[val], tta_flip=ckpt.tta_flip)
     accuracy = float((proba.argmax(1) == data.labels[val]).mean())
     assert accuracy > 0.6, f"held-out accuracy {accuracy:.2%} after 3 epochs; chance is 33%"
-    assert accuracy == pytest.approx(result.val_accuracy, abs=0.025)
+    assert accuracy == pytest.approx(result.val_accuracy, abs=0.02)
 
 
 def test_parse_override_uses_each_field_type():
