@@ -40,8 +40,8 @@ RECIPES: dict[str, dict] = {
 RECIPES["learner"] = {**RECIPES["quicksketch"], "epochs": 3}
 # The game's model (pretrained-54): the quicksketch recipe, with each training drawing, with
 # probability 0.3 each time it is batched, cut part-way (augment.partial_ink), meant to make the
-# model know a drawing before it is finished (measured against the same recipe without it: no
-# clear gain, README "Play").
+# model know a drawing before it is finished (measured against the same recipe without it: at
+# most a small gain, README "Play").
 RECIPES["game"] = {**RECIPES["quicksketch"], "partial": 0.3}
 RECIPE_PER_CLASS: dict[str, int] = {"learner": 2000}  # drawings per class; other recipes use all
 # ModelConfig fields a recipe changes (every recipe so far trains the original architecture).

@@ -29,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from quicksketch_lib.bench import cpu_flags, machine_info
@@ -39,6 +40,7 @@ from quicksketch_lib.rasterize import read_ndjson
 
 ABOUT = ("scripts/how_early.py: share of the ink (by stroke length) at which the game recognises held-out raw "
          "stroke drawings; median over the drawings recognised, 'never' = share never recognised (even finished)")
+REFEREES = (0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)  # thresholds the referee table compares (with the model's)
 BASELINE = 0.5  # the issue's figure for today's ten-class model: first past 0.5 at a median of 69 % of the ink
 
 
@@ -52,20 +54,45 @@ def summarise(points: list[float | None]) -> dict:
 def how_early(predictor, folder: Path, thresholds: dict[str, float], step: float) -> dict:
     """Per class of the predictor with a stroke file in ``folder``: for each named threshold,
     the first share of the ink past it, per drawing (None: never); ``<name>_stroke_ends``: the
-    same judged only at the ends of strokes."""
+    same judged only at the ends of strokes; ``others_peak`` and ``others_finished``: per
+    drawing, every OTHER class's highest probability during the replay and at its end (what
+    a round prompting that class would see: the referee's wrong wins, :func:`wrong_wins`)."""
     out = {}
     for c, name in enumerate(predictor.classes):
         path = folder / f"{name}.ndjson"
         if not path.is_file():
             continue
         points = {f"{key}{at}": [] for key in thresholds for at in ("", "_stroke_ends")}
+        points["others_peak"], points["others_finished"] = [], []
         for record in read_ndjson(path):
             shares, proba, ends = recognition_curve(predictor, record["drawing"], step)
             for key, t in thresholds.items():
                 points[key].append(first_passing(shares, proba[:, c], t))
                 points[f"{key}_stroke_ends"].append(first_passing(shares[ends], proba[ends, c], t))
+            others = np.delete(proba, c, axis=1)
+            points["others_peak"].append(others.max(axis=0) if len(others) else np.zeros(others.shape[1]))
+            points["others_finished"].append(others[-1] if len(others) else np.zeros(others.shape[1]))
         out[name] = points
     return out
+
+
+def wrong_wins(points: dict, threshold: float) -> dict:
+    """How often the game's rule would let a drawing win a round that prompted another class:
+    over every (drawing, other class) pair, the share in which that class's probability passes
+    ``threshold`` at some point of the replay (``during``) or on the finished drawing
+    (``finished``); and the share of drawings that would win at least one other round."""
+    peak = np.concatenate([np.stack(per["others_peak"]) for per in points.values()])
+    done = np.concatenate([np.stack(per["others_finished"]) for per in points.values()])
+    return {"during": round(float((peak >= threshold).mean()), 5), "finished": round(float((done >= threshold).mean()), 5),
+            "drawings_winning_another_round": round(float((peak >= threshold).any(axis=1).mean()), 4)}
+
+
+def referee_row(own: dict, wrong: dict) -> dict:
+    """One threshold of the referee table: how early and how often a drawing wins its own round,
+    how often one wins another's, and their Youden's J judged live: the share of drawings that
+    win their own round at some point minus the share of other rounds a drawing would win."""
+    return {"median_share": own["median_share"], "never": own["never"], "wrong_wins": wrong,
+            "live_j": round(1 - own["never"] - wrong["during"], 4)}
 
 
 def machine(load_start: float, seconds: float) -> dict:
@@ -100,10 +127,12 @@ def main() -> None:
     if not folder.is_dir():
         raise SystemExit(f"error: no stroke drawings at {folder}; set $QUICKSKETCH_STROKES or pass --strokes")
     start, load = time.perf_counter(), os.getloadavg()[0]
-    points = how_early(live_predictor(ckpt), folder, {"game": threshold, "baseline": BASELINE}, args.step)
+    referees = sorted({threshold, *REFEREES})
+    points = how_early(live_predictor(ckpt), folder, {"game": threshold, "baseline": BASELINE,
+                                                      **{f"at {t:g}": t for t in referees}}, args.step)
     if not points:
         raise SystemExit(f"error: {folder} has no .ndjson file of the model's classes")
-    keys = next(iter(points.values())).keys()
+    keys = [k for k in next(iter(points.values())) if not k.startswith("others_")]
     pooled = {key: summarise([x for per in points.values() for x in per[key]]) for key in keys}
     overall, base = pooled["game"], pooled["baseline"]
     ends, base_ends = pooled["game_stroke_ends"], pooled["baseline_stroke_ends"]
@@ -116,6 +145,9 @@ def main() -> None:
                                   f"median_share_at_{BASELINE}": base_ends["median_share"],
                                   f"never_at_{BASELINE}": base_ends["never"]},
              "per_class": {name: summarise(per["game"]) for name, per in points.items()},
+             # the referee's trade-off: how early a drawing wins its own round at each threshold,
+             # against how often it would win a round that prompted another class
+             "referee": {f"{t:g}": referee_row(pooled[f"at {t:g}"], wrong_wins(points, t)) for t in referees},
              "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
              "machine": machine(load, time.perf_counter() - start)}
     print(f"{args.checkpoint}: {overall['drawings']} drawings of {len(points)} classes from {folder}")
@@ -124,6 +156,12 @@ def main() -> None:
     print(f"threshold {BASELINE}: median {base['median_share']:.0%} of the ink; never {base['never']:.1%}")
     print(f"judged only at stroke ends: {ends['median_share']:.0%} at {threshold:g} (never {ends['never']:.1%}), "
           f"{base_ends['median_share']:.0%} at {BASELINE} (never {base_ends['never']:.1%})")
+    print("referee: threshold | own round won at a median share (never) | another round won: during the "
+          "drawing, finished, drawings winning one | live J")
+    for t, row in entry["referee"].items():
+        w = row["wrong_wins"]
+        print(f"  {t:>5} | {row['median_share']:.0%} ({row['never']:.1%}) | {w['during']:.2%}, {w['finished']:.2%}, "
+              f"{w['drawings_winning_another_round']:.0%} | {row['live_j']:.3f}")
     for name, row in sorted(entry["per_class"].items(), key=lambda kv: (kv[1]["median_share"] is None,
                                                                          kv[1]["median_share"] or 0)):
         share = "never" if row["median_share"] is None else f"{row['median_share']:.0%}"
