@@ -55,8 +55,8 @@ def how_early(predictor, folder: Path, thresholds: dict[str, float], step: float
     """Per class of the predictor with a stroke file in ``folder``: for each named threshold,
     the first share of the ink past it, per drawing (None: never); ``<name>_stroke_ends``: the
     same judged only at the ends of strokes; ``others_peak`` and ``others_finished``: per
-    drawing, every OTHER class's highest probability during the replay and at its end (what
-    a round prompting that class would see: the referee's wrong wins, :func:`wrong_wins`)."""
+    drawing, every class's highest probability during the replay and at its end, NaN for its own
+    class (what a round prompting another class would see: the referee's wrong wins, :func:`wrong_wins`)."""
     out = {}
     for c, name in enumerate(predictor.classes):
         path = folder / f"{name}.ndjson"
@@ -69,22 +69,32 @@ def how_early(predictor, folder: Path, thresholds: dict[str, float], step: float
             for key, t in thresholds.items():
                 points[key].append(first_passing(shares, proba[:, c], t))
                 points[f"{key}_stroke_ends"].append(first_passing(shares[ends], proba[ends, c], t))
-            others = np.delete(proba, c, axis=1)
-            points["others_peak"].append(others.max(axis=0) if len(others) else np.zeros(others.shape[1]))
-            points["others_finished"].append(others[-1] if len(others) else np.zeros(others.shape[1]))
+            peak = proba.max(axis=0) if len(proba) else np.zeros(proba.shape[1])
+            finished = proba[-1].copy() if len(proba) else np.zeros(proba.shape[1])
+            peak[c] = finished[c] = np.nan  # its own class: not a wrong win
+            points["others_peak"].append(peak)
+            points["others_finished"].append(finished)
         out[name] = points
     return out
 
 
-def wrong_wins(points: dict, threshold: float) -> dict:
-    """How often the game's rule would let a drawing win a round that prompted another class:
-    over every (drawing, other class) pair, the share in which that class's probability passes
-    ``threshold`` at some point of the replay (``during``) or on the finished drawing
-    (``finished``); and the share of drawings that would win at least one other round."""
-    peak = np.concatenate([np.stack(per["others_peak"]) for per in points.values()])
+def wrong_wins(points: dict, threshold: float, classes: list[str], most: int = 5) -> dict:
+    """How often the game's rule would let a drawing win a round that prompted another class.
+    Over every (drawing, other class) pair: the share in which that class's probability passes
+    ``threshold`` at some point of the replay, the finished drawing included (``during``), and
+    on the finished drawing (``finished``); the share of drawings that would win at least one
+    other class's round; and the ``most`` prompts whose rounds other drawings win most often
+    (``easiest_prompts``: the share of other classes' drawings that would win that round)."""
+    peak = np.concatenate([np.stack(per["others_peak"]) for per in points.values()])  # NaN: own class
     done = np.concatenate([np.stack(per["others_finished"]) for per in points.values()])
-    return {"during": round(float((peak >= threshold).mean()), 5), "finished": round(float((done >= threshold).mean()), 5),
-            "drawings_winning_another_round": round(float((peak >= threshold).any(axis=1).mean()), 4)}
+    other = ~np.isnan(peak)
+    wins = np.where(other, peak, -1) >= threshold
+    by_prompt = {classes[j]: float(wins[other[:, j], j].mean()) for j in range(peak.shape[1]) if other[:, j].any()}
+    easiest = sorted(by_prompt, key=lambda c: -by_prompt[c])[:most]
+    return {"during": round(float(wins[other].mean()), 5),
+            "finished": round(float((np.where(other, done, -1) >= threshold)[other].mean()), 5),
+            "drawings_winning_another_round": round(float(wins.any(axis=1).mean()), 4),
+            "easiest_prompts": {c: round(by_prompt[c], 4) for c in easiest}}
 
 
 def referee_row(own: dict, wrong: dict) -> dict:
@@ -147,7 +157,8 @@ def main() -> None:
              "per_class": {name: summarise(per["game"]) for name, per in points.items()},
              # the referee's trade-off: how early a drawing wins its own round at each threshold,
              # against how often it would win a round that prompted another class
-             "referee": {f"{t:g}": referee_row(pooled[f"at {t:g}"], wrong_wins(points, t)) for t in referees},
+             "referee": {f"{t:g}": referee_row(pooled[f"at {t:g}"], wrong_wins(points, t, ckpt.classes))
+                         for t in referees},
              "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
              "machine": machine(load, time.perf_counter() - start)}
     print(f"{args.checkpoint}: {overall['drawings']} drawings of {len(points)} classes from {folder}")
@@ -162,6 +173,9 @@ def main() -> None:
         w = row["wrong_wins"]
         print(f"  {t:>5} | {row['median_share']:.0%} ({row['never']:.1%}) | {w['during']:.2%}, {w['finished']:.2%}, "
               f"{w['drawings_winning_another_round']:.0%} | {row['live_j']:.3f}")
+    easiest = entry["referee"][f"{threshold:g}"]["wrong_wins"]["easiest_prompts"]
+    print(f"at {threshold:g}, the rounds other drawings win most often: "
+          + ", ".join(f"{c} ({share:.0%} of them)" for c, share in easiest.items()))
     for name, row in sorted(entry["per_class"].items(), key=lambda kv: (kv[1]["median_share"] is None,
                                                                          kv[1]["median_share"] or 0)):
         share = "never" if row["median_share"] is None else f"{row['median_share']:.0%}"

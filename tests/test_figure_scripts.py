@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from how_early import wrong_wins  # noqa: E402
+from how_early import referee_row, wrong_wins  # noqa: E402
 from top3_ceiling import by_size, ensembles, in_top  # noqa: E402
 from top3_ceiling import main as top3_ceiling  # noqa: E402
 
@@ -56,11 +56,20 @@ def test_the_top3_ceiling_needs_two_checkpoints(shapes_checkpoint):
 
 
 def test_wrong_wins_counts_other_classes_passing_the_threshold_during_and_at_the_end():
-    # two classes' drawings (one each) in a 3-class model: each row holds the OTHER two classes
-    points = {"a": {"others_peak": [np.array([0.5, 0.01])], "others_finished": [np.array([0.02, 0.0])]},
-              "b": {"others_peak": [np.array([0.04, 0.2])], "others_finished": [np.array([0.04, 0.01])]}}
-    at = wrong_wins(points, 0.03)
+    # one drawing each of classes a and b in a 3-class model (a, b, c); NaN: the drawing's own class
+    nan = float("nan")
+    points = {"a": {"others_peak": [np.array([nan, 0.5, 0.01])], "others_finished": [np.array([nan, 0.02, 0.0])]},
+              "b": {"others_peak": [np.array([0.04, nan, 0.2])], "others_finished": [np.array([0.04, nan, 0.01])]}}
+    at = wrong_wins(points, 0.03, ["a", "b", "c"], most=2)
     assert at["during"] == 0.75  # 0.5, 0.04 and 0.2 of the four pairs
     assert at["finished"] == 0.25  # only 0.04
     assert at["drawings_winning_another_round"] == 1.0
-    assert wrong_wins(points, 0.6) == {"during": 0.0, "finished": 0.0, "drawings_winning_another_round": 0.0}
+    assert at["easiest_prompts"] == {"a": 1.0, "b": 1.0}  # c: one of its two others' drawings
+    strict = wrong_wins(points, 0.3, ["a", "b", "c"])
+    assert (strict["during"], strict["finished"], strict["drawings_winning_another_round"]) == (0.25, 0.0, 0.5)
+    assert strict["easiest_prompts"] == {"b": 1.0, "a": 0.0, "c": 0.0}
+
+
+def test_live_j_is_drawings_winning_their_own_round_minus_other_rounds_won():
+    row = referee_row({"drawings": 10, "median_share": 0.35, "never": 0.1}, {"during": 0.2, "finished": 0.01})
+    assert row["live_j"] == 0.7 and row["median_share"] == 0.35 and row["wrong_wins"]["during"] == 0.2
