@@ -26,7 +26,8 @@ How (few-shot transfer learning on the model's own features):
    and at most a set share of any ONE old class's (``per_class_rate``, the guard: a new class
    that looks like one old class must not empty it). An old drawing the new class takes is
    what teaching costs the old classes; the bench (``scripts/teach_bench.py``, README) measures
-   it on every class of the data folder.
+   it on every class of the data folder. ``calibration_per_class`` calibrates on a larger pool
+   of training drawings instead (it needs the training folder; README, "a larger replay pool").
 6. **Only the new row changes.** The old rows and the body are never updated, so forgetting a
    class is exact: drop its row. What tuning more would gain and cost is measured in README
    "Teach it your own class" (``scripts/teach_ablation.py``); it would make forgetting inexact.
@@ -80,6 +81,11 @@ class TeachConfig:
     # answer: replay drawings are training drawings, on which the old classes are surer than on
     # drawings they never saw (0.75: the worst class's cost 1.78 -> 1.25 points, README table).
     margin: float = 0.75
+    # Calibrate the bias on this many replay drawings per old class instead of on the ones the row
+    # is fit on (0). More drawings than a shipped model carries (50) need its training folder
+    # (replay=SketchData, CLI --data): a larger, unbiased sample lets the calibration hold the cost
+    # with a smaller margin (README "Teach it your own class", the pool experiment).
+    calibration_per_class: int = 0
     imprint: bool = True  # start the new row from the examples' features (False: from zeros)
     seed: int = 0
     # Teaching's steps are small: one thread was the fastest measured (README "Teach it your own
@@ -296,7 +302,7 @@ def teach_class(ckpt: Checkpoint, name: str, drawings, *, replay=None,
     t0 = time.perf_counter()
     name = check_name(ckpt, name)
     rows = check_drawings(drawings, config.min_drawings)
-    replay_rows = _replay_for(ckpt, replay, config.replay_per_class, config.seed)
+    replay_rows = _replay_for(ckpt, replay, max(config.replay_per_class, config.calibration_per_class), config.seed)
     previous_threads = torch.get_num_threads()
     if config.num_threads > 0:
         torch.set_num_threads(config.num_threads)
@@ -318,7 +324,21 @@ def _teach_row(ckpt: Checkpoint, rows: np.ndarray, replay_rows: dict[str, np.nda
     new_x = augmented_copies(rows, config.new_samples, config.augment, torch.Generator().manual_seed(config.seed))
     feats = penultimate_features(model, torch.cat([old_x, new_x]))
     weight, bias = (ckpt.model_state[f"{HEAD_KEY}.weight"].float(), ckpt.model_state[f"{HEAD_KEY}.bias"].float())
-    return row_from_features(feats[len(old_x):], feats[:len(old_x)], old_y, weight, bias, config)
+    old_f, new_f = feats[:len(old_x)], feats[len(old_x):]
+    if not config.calibration_per_class:
+        return row_from_features(new_f, old_f, old_y, weight, bias, config)
+    fit = first_per_class(old_y, config.replay_per_class)  # the row is fit on the first ones of each class
+    cal = first_per_class(old_y, config.calibration_per_class)
+    return row_from_features(new_f, old_f[fit], old_y[fit], weight, bias, config, calibration=(old_f[cal], old_y[cal]))
+
+
+def first_per_class(labels: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices of the first ``n`` items of every label, in order."""
+    rank = torch.zeros_like(labels)
+    for c in labels.unique():
+        where = labels == c
+        rank[where] = torch.arange(int(where.sum()))
+    return torch.nonzero(rank < n).flatten()
 
 
 def replay_flips(n: int, seed: int) -> torch.Tensor:
@@ -327,9 +347,11 @@ def replay_flips(n: int, seed: int) -> torch.Tensor:
 
 
 def row_from_features(new_f: torch.Tensor, old_f: torch.Tensor, old_y: torch.Tensor, weight: torch.Tensor,
-                      bias: torch.Tensor, config: TeachConfig) -> tuple[torch.Tensor, torch.Tensor]:
+                      bias: torch.Tensor, config: TeachConfig,
+                      calibration: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The new row ``(w, b)`` from features alone: the examples' augmented copies ``new_f``,
-    the replay drawings' ``old_f`` with their classes ``old_y``, and the old head."""
+    the replay drawings' ``old_f`` with their classes ``old_y``, and the old head; the bias is
+    calibrated on ``calibration`` (features, classes) when given, else on the replay drawings."""
     if config.imprint:
         w, b = imprint_row(new_f, weight, bias, old_f, old_y)
     else:
@@ -341,7 +363,8 @@ def row_from_features(new_f: torch.Tensor, old_f: torch.Tensor, old_y: torch.Ten
     per_class[-1] = config.new_class_weight
     sample_weight = (per_class / counts / per_class.sum())[labels]  # every class weighs the same
     w, b = fit_row(w, b, feats, labels, weight, bias, sample_weight, config)
-    return w, calibrate_bias(w, b, old_f, old_y, weight, bias, config.false_positive_rate, config.per_class_rate,
+    cal_f, cal_y = calibration if calibration is not None else (old_f, old_y)
+    return w, calibrate_bias(w, b, cal_f, cal_y, weight, bias, config.false_positive_rate, config.per_class_rate,
                              config.margin)
 
 

@@ -32,6 +32,14 @@ with a cache)::
 
 It writes ``notebooks/runs/teach_bench.json`` (``--out``): per class and K the recall and the cost,
 the worst beside the median, the three-in-a-row case, the config, the CPU and the load.
+
+``--replay-from-data`` replays drawings from the training part of ``--data`` (as ``teach_class``
+with ``replay=SketchData``, CLI ``--data``) instead of the 50 per class the model carries: what a
+larger pool (``--set replay_per_class=200 calibration_per_class=400``) is worth::
+
+    .venv/bin/python scripts/teach_bench.py --data data/quickdraw --cache artifacts/teach_cache \
+        --replay-from-data --set replay_per_class=200 calibration_per_class=400 new_class_weight=5 \
+        margin=0 false_positive_rate=0.01 per_class_rate=0.08 --out notebooks/runs/teach_bench_pool.json
 """
 
 from __future__ import annotations
@@ -53,8 +61,8 @@ from quicksketch_lib.checkpoint import load_checkpoint
 from quicksketch_lib.data import load_folder, normalize_batch, open_class_file, select_class_files
 from quicksketch_lib.evaluation import evaluation_set
 from quicksketch_lib.model import HEAD_KEY
-from quicksketch_lib.teach import (TeachConfig, augmented_copies, penultimate_features, replay_flips,
-                                   row_from_features, teach_class)
+from quicksketch_lib.teach import (TeachConfig, augmented_copies, first_per_class, penultimate_features,
+                                   replay_flips, replay_from_training_data, row_from_features, teach_class)
 
 SEQUENCE = ["apple", "fish", "umbrella"]
 MAX_COST = 1.5  # issue 20: points of the ten's held-out accuracy one class may cost
@@ -104,6 +112,15 @@ def one_view(views: torch.Tensor, seed: int) -> torch.Tensor:
     return torch.where(replay_flips(views.shape[1], seed)[:, None], views[1], views[0])
 
 
+def fit_and_calibrate(new_f, pool_f, pool_y, weight, bias, config: TeachConfig):
+    """``teach_class``'s row from features: fit on the first ``replay_per_class`` of each class of
+    the replay pool, the bias calibrated on the first ``calibration_per_class`` (0: the same)."""
+    fit = first_per_class(pool_y, config.replay_per_class)
+    cal = first_per_class(pool_y, config.calibration_per_class) if config.calibration_per_class else None
+    return row_from_features(new_f, pool_f[fit], pool_y[fit], weight, bias, config,
+                             calibration=None if cal is None else (pool_f[cal], pool_y[cal]))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="data/quickdraw")
@@ -114,6 +131,8 @@ def main() -> None:
     p.add_argument("--cache", metavar="DIR", help="keep the frozen body's features here between runs")
     p.add_argument("--check", type=int, default=0, metavar="N",
                    help="also run the real teach_class on the first N classes and compare")
+    p.add_argument("--replay-from-data", action="store_true",
+                   help="replay drawings from the training part of --data, not the ones the model carries")
     p.add_argument("--out", default="notebooks/runs/teach_bench.json")
     args = p.parse_args()
     overrides = {k: type(getattr(TeachConfig(), k))(v) for k, v in (s.split("=") for s in args.set)}
@@ -129,11 +148,15 @@ def main() -> None:
     ten_views = feats.of("ten-eval", lambda: {"f": feats.both_views(images), "y": torch.from_numpy(np.asarray(labels))})
     ten_f, ten_y = ten_views["f"].float(), ten_views["y"]
     before = (predict(ten_f, weight, bias) == ten_y).float().mean().item()
-    stored = ckpt.data["replay"]["drawings"]
-    replay = feats.of("ten-replay", lambda: {
+    pool_n = max(config.replay_per_class, config.calibration_per_class)
+    if args.replay_from_data:  # as teach_class(replay=SketchData) samples them
+        stored, key = replay_from_training_data(ckpt, ten, pool_n, config.seed), f"ten-pool-{pool_n}-s{config.seed}"
+    else:
+        stored, key = ckpt.data["replay"]["drawings"], "ten-replay"
+    replay = feats.of(key, lambda: {
         "f": feats.both_views(np.concatenate([np.asarray(stored[c]) for c in ckpt.classes])),
         "y": torch.cat([torch.full((len(stored[c]),), i) for i, c in enumerate(ckpt.classes)])})
-    pick = torch.cat([torch.nonzero(replay["y"] == i).flatten()[:config.replay_per_class] for i in range(len(ckpt.classes))])
+    pick = first_per_class(replay["y"], pool_n)
     replay_views, old_y = replay["f"][:, pick].float(), replay["y"][pick]
     old_f = one_view(replay_views, config.seed)
     print(f"TeachConfig: {config}")
@@ -155,7 +178,7 @@ def main() -> None:
             rows = np.asarray(arr[np.sort(examples[:k])])
             new_f = feats.of(f"ten-aug-{name}-s{config.seed}-k{k}-n{config.new_samples}",
                              lambda: {"f": feats.augmented(rows, config), "idx": torch.from_numpy(examples[:k].copy())})
-            w, b = row_from_features(new_f["f"].float(), old_f, old_y, weight, bias, config)
+            w, b = fit_and_calibrate(new_f["f"].float(), old_f, old_y, weight, bias, config)
             recall, cost = scores(w, b, weight, bias, held_views[name], ten_f, ten_y, before)
             ceiling = scores(w, bias_costing(MAX_COST, w, weight, bias, ten_f, ten_y, before), weight, bias,
                              held_views[name], ten_f, ten_y, before)[0]
@@ -166,12 +189,17 @@ def main() -> None:
     summary = summarise(results, args.ks)
     sequence = teach_sequence(ckpt, feats, config, files, held_views, ten_f, ten_y, before, replay_views, old_y,
                               args.held_out, min(args.ks)) if set(SEQUENCE) <= set(held_views) else None
-    checks = [check_real(ckpt, name, files, config, args.held_out, k_max, ten_f, ten_y, results, held_views)
-              for name in classes[:args.check]]
+    checks = [check_real(ckpt, name, files, config, args.held_out, k_max, ten_f, ten_y, results, held_views,
+                         ten if args.replay_from_data else None) for name in classes[:args.check]]
     record = {
         "command": " ".join(["python scripts/teach_bench.py", *sys.argv[1:]]),
+        "replay": "training part of --data" if args.replay_from_data else "the drawings the model carries",
         "config": asdict(config), "the_ten_before": before, "ten_held_out": len(ten_y),
         "max_cost": MAX_COST, "summary": summary, "sequence": sequence, "checks": checks,
+        # the same summary on two halves of the classes (alternate ones, sorted by name): does what
+        # holds on all of them hold on each half, which a setting chosen on one half would face?
+        "halves": {half: summarise([r for r in results if r["class"] in names], args.ks)
+                   for half, names in (("even", set(classes[::2])), ("odd", set(classes[1::2])))},
         "results": sorted(results, key=lambda r: (-r["cost"], r["class"], r["k"])),
         "machine": {"cpu": cpu_name(), "avx512": "avx512" in cpu_flags(), "cores": os.cpu_count(),
                     "python": platform.python_version(), "torch": torch.__version__,
@@ -247,10 +275,11 @@ def teach_sequence(ckpt, feats, config, files, held_views, ten_f, ten_y, before,
         rows = np.asarray(arr[np.sort(examples[:k])])
         new_f = feats.of(f"ten-aug-{name}-s{config.seed}-k{k}-n{config.new_samples}",
                          lambda: {"f": feats.augmented(rows, config), "idx": torch.from_numpy(examples[:k].copy())})
-        w, b = row_from_features(new_f["f"].float(), one_view(replay_views, config.seed), replay_y, weight, bias, config)
+        w, b = fit_and_calibrate(new_f["f"].float(), one_view(replay_views, config.seed), replay_y, weight, bias, config)
         weight, bias = torch.cat([weight, w[None]]), torch.cat([bias, b.reshape(1)])
-        replay_views = torch.cat([replay_views, feats.both_views(rows[:config.replay_per_class]).float()], dim=1)
-        replay_y = torch.cat([replay_y, torch.full((min(len(rows), config.replay_per_class),), len(weight) - 1)])
+        pool_n = max(config.replay_per_class, config.calibration_per_class)
+        replay_views = torch.cat([replay_views, feats.both_views(rows[:pool_n]).float()], dim=1)
+        replay_y = torch.cat([replay_y, torch.full((min(len(rows), pool_n),), len(weight) - 1)])
         after = (predict(ten_f, weight, bias) == ten_y).float().mean().item()
         taught = SEQUENCE[:len(steps) + 1]
         recalls = {c: (predict(held_views[c], weight, bias) == len(ckpt.classes) + i).float().mean().item()
@@ -261,11 +290,11 @@ def teach_sequence(ckpt, feats, config, files, held_views, ten_f, ten_y, before,
     return {"classes": SEQUENCE, "k": k, "steps": steps, "cost": steps[-1]["cost"]}
 
 
-def check_real(ckpt, name, files, config, held_out, k_max, ten_f, ten_y, results, held_views) -> dict:
+def check_real(ckpt, name, files, config, held_out, k_max, ten_f, ten_y, results, held_views, replay=None) -> dict:
     """The real teach_class on ``name`` at K = k_max: its row's recall and cost beside the cached path's."""
     arr = open_class_file(files[name])
     examples, _ = class_split(len(arr), k_max, held_out, config.seed)
-    taught = teach_class(ckpt, name, np.asarray(arr[np.sort(examples[:k_max])]), config=config)
+    taught = teach_class(ckpt, name, np.asarray(arr[np.sort(examples[:k_max])]), replay=replay, config=config)
     w, b = taught.model_state[f"{HEAD_KEY}.weight"][-1].float(), taught.model_state[f"{HEAD_KEY}.bias"][-1].float()
     weight, bias = ckpt.model_state[f"{HEAD_KEY}.weight"].float(), ckpt.model_state[f"{HEAD_KEY}.bias"].float()
     before = (predict(ten_f, weight, bias) == ten_y).float().mean().item()

@@ -12,8 +12,9 @@ from quicksketch_lib.checkpoint import load_checkpoint, save_checkpoint
 from quicksketch_lib.cli import main
 from quicksketch_lib.data import load_folder
 from quicksketch_lib.model import HEAD_KEY
-from quicksketch_lib.teach import (TeachConfig, TeachError, calibrate_bias, forget_class, load_drawings,
-                                   replay_from_training_data, taught_classes, teach_class)
+from quicksketch_lib.teach import (TeachConfig, TeachError, calibrate_bias, first_per_class, forget_class,
+                                   load_drawings, replay_from_training_data, row_from_features, taught_classes,
+                                   teach_class)
 
 from conftest import THE_TEN
 
@@ -130,6 +131,41 @@ def test_calibration_takes_at_most_the_set_share_of_replay_drawings():
     assert taken(feats, labels, weight, bias, w, b).sum() <= 10  # 5 % of 200
     assert taken(feats, labels, weight, bias, w, b + 0.2).sum() > 10  # and not lower than it must be
     assert calibrate_bias(w, torch.tensor(-9.0), feats, labels, weight, bias, rate=0.05) == -9.0  # only lowers
+
+
+def test_first_per_class_keeps_the_first_n_of_every_label_in_order():
+    labels = torch.tensor([0, 0, 1, 0, 1, 2])
+    assert first_per_class(labels, 2).tolist() == [0, 1, 2, 4, 5]
+    assert first_per_class(labels, 0).tolist() == []
+    assert first_per_class(labels, 9).tolist() == list(range(6))
+
+
+def test_the_bias_is_calibrated_on_the_calibration_set_when_one_is_given():
+    torch.manual_seed(0)
+    weight, bias = torch.randn(3, 8), torch.zeros(3)
+    new_f, old_f = torch.randn(20, 8) + 2, torch.randn(60, 8)
+    old_y = (old_f @ weight.T).argmax(1)  # every replay drawing answered right
+    config = TeachConfig(steps=20, margin=0.0, false_positive_rate=0.0, per_class_rate=1.0)
+    w, b = row_from_features(new_f, old_f, old_y, weight, bias, config)
+    same = row_from_features(new_f, old_f, old_y, weight, bias, config, calibration=(old_f, old_y))
+    assert torch.equal(w, same[0]) and torch.equal(b, same[1])  # the default: the replay drawings themselves
+    # a calibration set holding one drawing the new row scores far above its old answer: the bias
+    # is lowered until the new class takes none of it (rate 0)
+    hard = new_f[:1]
+    hard_y = (hard @ weight.T).argmax(1)
+    w2, b2 = row_from_features(new_f, old_f, old_y, weight, bias, config, calibration=(hard, hard_y))
+    assert torch.equal(w2, w) and b2 < b
+    assert (hard @ w2 + b2).item() <= (hard @ weight.T + bias).max().item() + 1e-4  # at most level with it
+
+
+def test_teach_calibrates_on_a_larger_pool_of_the_training_data(shapes):
+    ckpt, data = shapes
+    config = TeachConfig(new_samples=40, replay_per_class=10, calibration_per_class=30, steps=100)
+    taught = teach_class(ckpt, "triangle", triangles(), replay=data, config=config)
+    assert taught.classes[-1] == "triangle"
+    assert taught.data["taught"][0]["config"]["calibration_per_class"] == 30
+    proba = taught.build_model()(torch.from_numpy(triangles(40, seed=7)).float().view(-1, 1, 28, 28) / 127.5 - 1)
+    assert (proba.argmax(1) == 3).float().mean() >= 0.8
 
 
 def test_the_margin_keeps_the_new_class_that_far_below_the_old_answers():
