@@ -300,7 +300,8 @@ def cmd_teach(args) -> int:
     replay = load_folder(args.data, classes=[c for c in ckpt.classes if c not in taught_classes(ckpt)]) \
         if args.data else None
     rows = load_drawings(args.drawings)
-    config = TeachConfig(seed=args.seed, num_threads=TeachConfig.num_threads if args.threads is None else args.threads)
+    config = TeachConfig(seed=args.seed, num_threads=TeachConfig.num_threads if args.threads is None else args.threads,
+                         **dict(args.set))
     out = teach_class(ckpt, args.name, rows, replay=replay, config=config)
     save_checkpoint(out, args.out)
     found = Predictor.from_model(out.build_model(), out.classes, out.tta_flip).predict(rows, top_k=1)
@@ -349,6 +350,18 @@ def config_override(text: str) -> tuple[str, object]:
         except argparse.ArgumentTypeError as exc:
             raise argparse.ArgumentTypeError(f"{key}: {exc}") from None
     return key, value
+
+
+def teach_override(text: str) -> tuple[str, object]:
+    """argparse ``type`` for teach's ``--set KEY=VALUE``: any ``TeachConfig`` field (not the
+    ones teach has an option for), parsed by its type; a bad key or value is a usage error."""
+    import typing
+
+    from .recipes import parse_field
+    from .teach import TeachConfig
+
+    types = {k: t for k, t in typing.get_type_hints(TeachConfig).items() if k not in ("seed", "num_threads")}
+    return _checked(lambda t: parse_field(t, types, "a TeachConfig field (--seed and --threads are options)"), text)
 
 
 # what a CHECKPOINT argument may name besides a file (evaluate, predict, export, teach)
@@ -515,6 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=seed_value, default=0, help="seed for augmentation and replay (default 0)")
     s.add_argument("--threads", type=thread_count,
                    help="torch CPU threads for teaching (default 1, the fastest measured; 0 = torch's choice)")
+    s.add_argument("--set", action="append", default=[], type=teach_override, metavar="KEY=VALUE",
+                   help="set a TeachConfig field, e.g. --set calibration_per_class=400 with --data DIR "
+                        "(repeatable; README 'Teach it your own class')")
     s.set_defaults(func=cmd_teach, usage=s.error)
 
     s = sub.add_parser(

@@ -79,13 +79,18 @@ def parse_override(text: str) -> tuple[str, object]:
     a ``ModelConfig`` field, the value parsed as the field's type (``true``/``false`` for flags,
     ``none`` where None is allowed, ``32,64,128`` for a tuple). Raises ValueError naming the
     fields when the key is unknown or the value does not parse."""
-    key, sep, raw = text.partition("=")
-    key = key.strip().replace("-", "_")
     types = {**typing.get_type_hints(TrainConfig),
              **{MODEL_PREFIX + k: t for k, t in typing.get_type_hints(ModelConfig).items() if k not in DATA_DECIDES}}
+    return parse_field(text, types, "a TrainConfig field or model.FIELD")
+
+
+def parse_field(text: str, types: dict, what: str) -> tuple[str, object]:
+    """``"KEY=VALUE"`` -> ``(key, value)`` for a key of ``types`` (field name -> type hint), the
+    value parsed as :func:`parse_override` describes; ``what`` names the keys in the error."""
+    key, sep, raw = text.partition("=")
+    key = key.strip().replace("-", "_")
     if not sep or key not in types:
-        raise ValueError(f"{text!r} is not KEY=VALUE with KEY a TrainConfig field or model.FIELD; "
-                         f"fields: {', '.join(types)}")
+        raise ValueError(f"{text!r} is not KEY=VALUE with KEY {what}; fields: {', '.join(types)}")
     if typing.get_origin(types[key]) is tuple:
         try:
             return key, tuple(int(v) for v in raw.split(","))

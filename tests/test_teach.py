@@ -259,6 +259,22 @@ def test_cli_teach_then_forget(shapes_checkpoint, tmp_path, capsys):
     assert load_checkpoint(tmp_path / "f.pt").classes == load_checkpoint(shapes_checkpoint).classes
 
 
+def test_cli_teach_sets_teach_config_fields(shapes_checkpoint, tmp_path, capsys):
+    np.save(tmp_path / "tri.npy", triangles())
+    data_dir = load_checkpoint(shapes_checkpoint).data["root"]
+    rc = main(["teach", str(shapes_checkpoint), "--name", "triangle", "--drawings", str(tmp_path / "tri.npy"),
+               "--out", str(tmp_path / "t.pt"), "--data", data_dir, "--set", "replay_per_class=10",
+               "--set", "calibration_per_class=30", "--set", "new_class_weight=2", "--set", "steps=50"])
+    assert rc == 0
+    config = load_checkpoint(tmp_path / "t.pt").data["taught"][-1]["config"]
+    assert (config["replay_per_class"], config["calibration_per_class"], config["new_class_weight"], config["steps"]) \
+        == (10, 30, 2.0, 50)
+    with pytest.raises(SystemExit) as exc:  # an unknown field is a one-line usage error, exit 2
+        main(["teach", str(shapes_checkpoint), "--name", "t", "--drawings", str(tmp_path / "tri.npy"),
+              "--out", str(tmp_path / "u.pt"), "--set", "seed=3"])
+    assert exc.value.code == 2 and "TeachConfig field" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args, message", [
     (["--name", "box"], "error: the model already knows a class 'box'"),
     (["--name", "few", "--drawings", "FEW"], "error: got 3 drawing(s); teaching a class needs at least 5"),
