@@ -92,6 +92,11 @@ class TeachConfig:
     # class"). 0 = torch's current setting.
     num_threads: int = 1
 
+    @property
+    def pool_per_class(self) -> int:
+        """Replay drawings per old class teaching needs: for the fit and for the calibration."""
+        return max(self.replay_per_class, self.calibration_per_class)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -302,7 +307,7 @@ def teach_class(ckpt: Checkpoint, name: str, drawings, *, replay=None,
     t0 = time.perf_counter()
     name = check_name(ckpt, name)
     rows = check_drawings(drawings, config.min_drawings)
-    replay_rows = _replay_for(ckpt, replay, max(config.replay_per_class, config.calibration_per_class), config.seed)
+    replay_rows = _replay_for(ckpt, replay, config.pool_per_class, config.seed)
     previous_threads = torch.get_num_threads()
     if config.num_threads > 0:
         torch.set_num_threads(config.num_threads)
@@ -324,12 +329,18 @@ def _teach_row(ckpt: Checkpoint, rows: np.ndarray, replay_rows: dict[str, np.nda
     new_x = augmented_copies(rows, config.new_samples, config.augment, torch.Generator().manual_seed(config.seed))
     feats = penultimate_features(model, torch.cat([old_x, new_x]))
     weight, bias = (ckpt.model_state[f"{HEAD_KEY}.weight"].float(), ckpt.model_state[f"{HEAD_KEY}.bias"].float())
-    old_f, new_f = feats[:len(old_x)], feats[len(old_x):]
-    if not config.calibration_per_class:
-        return row_from_features(new_f, old_f, old_y, weight, bias, config)
-    fit = first_per_class(old_y, config.replay_per_class)  # the row is fit on the first ones of each class
-    cal = first_per_class(old_y, config.calibration_per_class)
-    return row_from_features(new_f, old_f[fit], old_y[fit], weight, bias, config, calibration=(old_f[cal], old_y[cal]))
+    return row_from_pool(feats[len(old_x):], feats[:len(old_x)], old_y, weight, bias, config)
+
+
+def row_from_pool(new_f: torch.Tensor, pool_f: torch.Tensor, pool_y: torch.Tensor, weight: torch.Tensor,
+                  bias: torch.Tensor, config: TeachConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`row_from_features` on a replay pool (``config.pool_per_class`` per class): the row
+    fit on the first ``replay_per_class`` of each class, its bias calibrated on the first
+    ``calibration_per_class`` (0: on the same drawings it was fit on)."""
+    fit = first_per_class(pool_y, config.replay_per_class)
+    cal = first_per_class(pool_y, config.calibration_per_class) if config.calibration_per_class else None
+    return row_from_features(new_f, pool_f[fit], pool_y[fit], weight, bias, config,
+                             calibration=None if cal is None else (pool_f[cal], pool_y[cal]))
 
 
 def first_per_class(labels: torch.Tensor, n: int) -> torch.Tensor:

@@ -137,15 +137,15 @@ def main() -> None:
     if not folder.is_dir():
         raise SystemExit(f"error: no stroke drawings at {folder}; set $QUICKSKETCH_STROKES or pass --strokes")
     start, load = time.perf_counter(), os.getloadavg()[0]
-    referees = sorted({threshold, *REFEREES})
-    points = how_early(live_predictor(ckpt), folder, {"game": threshold, "baseline": BASELINE,
-                                                      **{f"at {t:g}": t for t in referees}}, args.step)
+    referees = sorted({threshold, BASELINE, *REFEREES})
+    points = how_early(live_predictor(ckpt), folder, {f"{t:g}": t for t in referees}, args.step)
+    game, baseline = f"{threshold:g}", f"{BASELINE:g}"  # keys of points and pooled
     if not points:
         raise SystemExit(f"error: {folder} has no .ndjson file of the model's classes")
     keys = [k for k in next(iter(points.values())) if not k.startswith("others_")]
     pooled = {key: summarise([x for per in points.values() for x in per[key]]) for key in keys}
-    overall, base = pooled["game"], pooled["baseline"]
-    ends, base_ends = pooled["game_stroke_ends"], pooled["baseline_stroke_ends"]
+    overall, base = pooled[game], pooled[baseline]
+    ends, base_ends = pooled[f"{game}_stroke_ends"], pooled[f"{baseline}_stroke_ends"]
     entry = {"checkpoint": args.checkpoint, "threshold": threshold, "drawings": overall["drawings"],
              "classes": len(points), "held_out_accuracy": ckpt.metrics.get("val_accuracy"),
              "recipe": (ckpt.train_config or {}).get("recipe"), "partial": (ckpt.train_config or {}).get("partial"),
@@ -154,10 +154,10 @@ def main() -> None:
              "stroke_ends_only": {"median_share": ends["median_share"], "never": ends["never"],
                                   f"median_share_at_{BASELINE}": base_ends["median_share"],
                                   f"never_at_{BASELINE}": base_ends["never"]},
-             "per_class": {name: summarise(per["game"]) for name, per in points.items()},
+             "per_class": {name: summarise(per[game]) for name, per in points.items()},
              # the referee's trade-off: how early a drawing wins its own round at each threshold,
              # against how often it would win a round that prompted another class
-             "referee": {f"{t:g}": referee_row(pooled[f"at {t:g}"], wrong_wins(points, t, ckpt.classes))
+             "referee": {f"{t:g}": referee_row(pooled[f"{t:g}"], wrong_wins(points, t, ckpt.classes))
                          for t in referees},
              "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
              "machine": machine(load, time.perf_counter() - start)}
@@ -173,7 +173,7 @@ def main() -> None:
         w = row["wrong_wins"]
         print(f"  {t:>5} | {row['median_share']:.0%} ({row['never']:.1%}) | {w['during']:.2%}, {w['finished']:.2%}, "
               f"{w['drawings_winning_another_round']:.0%} | {row['live_j']:.3f}")
-    easiest = entry["referee"][f"{threshold:g}"]["wrong_wins"]["easiest_prompts"]
+    easiest = entry["referee"][game]["wrong_wins"]["easiest_prompts"]
     print(f"at {threshold:g}, the rounds other drawings win most often: "
           + ", ".join(f"{c} ({share:.0%} of them)" for c, share in easiest.items()))
     for name, row in sorted(entry["per_class"].items(), key=lambda kv: (kv[1]["median_share"] is None,

@@ -21,7 +21,7 @@ exact), so everything before the last layer is a fixed function of a drawing. Th
 features are computed once per drawing (``--cache DIR`` keeps them, as float16, between runs):
 the ten's held-out split, the replay drawings the checkpoint carries, each class's held-out
 drawings and the augmented copies of its examples, made exactly as ``teach_class`` makes them
-(same seed). The row is then fit by ``teach.row_from_features``, the same function
+(same seed). The row is then fit by ``teach.row_from_pool``, the same function
 ``teach_class`` calls after its forward pass. ``--check N`` runs the real ``teach_class`` on the
 first N classes and prints how far its row's results are from the cached path's.
 
@@ -51,6 +51,7 @@ import platform
 import statistics
 import sys
 import time
+import typing
 from dataclasses import asdict
 from pathlib import Path
 
@@ -61,8 +62,9 @@ from quicksketch_lib.checkpoint import load_checkpoint
 from quicksketch_lib.data import load_folder, normalize_batch, open_class_file, select_class_files
 from quicksketch_lib.evaluation import evaluation_set
 from quicksketch_lib.model import HEAD_KEY
+from quicksketch_lib.recipes import parse_field
 from quicksketch_lib.teach import (TeachConfig, augmented_copies, first_per_class, penultimate_features,
-                                   replay_flips, replay_from_training_data, row_from_features, teach_class)
+                                   replay_flips, replay_from_training_data, row_from_pool, teach_class)
 
 SEQUENCE = ["apple", "fish", "umbrella"]
 MAX_COST = 1.5  # issue 20: points of the ten's held-out accuracy one class may cost
@@ -112,15 +114,6 @@ def one_view(views: torch.Tensor, seed: int) -> torch.Tensor:
     return torch.where(replay_flips(views.shape[1], seed)[:, None], views[1], views[0])
 
 
-def fit_and_calibrate(new_f, pool_f, pool_y, weight, bias, config: TeachConfig):
-    """``teach_class``'s row from features: fit on the first ``replay_per_class`` of each class of
-    the replay pool, the bias calibrated on the first ``calibration_per_class`` (0: the same)."""
-    fit = first_per_class(pool_y, config.replay_per_class)
-    cal = first_per_class(pool_y, config.calibration_per_class) if config.calibration_per_class else None
-    return row_from_features(new_f, pool_f[fit], pool_y[fit], weight, bias, config,
-                             calibration=None if cal is None else (pool_f[cal], pool_y[cal]))
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="data/quickdraw")
@@ -135,7 +128,7 @@ def main() -> None:
                    help="replay drawings from the training part of --data, not the ones the model carries")
     p.add_argument("--out", default="notebooks/runs/teach_bench.json")
     args = p.parse_args()
-    overrides = {k: type(getattr(TeachConfig(), k))(v) for k, v in (s.split("=") for s in args.set)}
+    overrides = dict(parse_field(s, typing.get_type_hints(TeachConfig), "a TeachConfig field") for s in args.set)
     config = TeachConfig(**overrides)
     torch.set_num_threads(max(config.num_threads, 1))
     t0, load_before = time.perf_counter(), os.getloadavg()
@@ -148,7 +141,7 @@ def main() -> None:
     ten_views = feats.of("ten-eval", lambda: {"f": feats.both_views(images), "y": torch.from_numpy(np.asarray(labels))})
     ten_f, ten_y = ten_views["f"].float(), ten_views["y"]
     before = (predict(ten_f, weight, bias) == ten_y).float().mean().item()
-    pool_n = max(config.replay_per_class, config.calibration_per_class)
+    pool_n = config.pool_per_class
     if args.replay_from_data:  # as teach_class(replay=SketchData) samples them
         stored, key = replay_from_training_data(ckpt, ten, pool_n, config.seed), f"ten-pool-{pool_n}-s{config.seed}"
     else:
@@ -178,7 +171,7 @@ def main() -> None:
             rows = np.asarray(arr[np.sort(examples[:k])])
             new_f = feats.of(f"ten-aug-{name}-s{config.seed}-k{k}-n{config.new_samples}",
                              lambda: {"f": feats.augmented(rows, config), "idx": torch.from_numpy(examples[:k].copy())})
-            w, b = fit_and_calibrate(new_f["f"].float(), old_f, old_y, weight, bias, config)
+            w, b = row_from_pool(new_f["f"].float(), old_f, old_y, weight, bias, config)
             recall, cost = scores(w, b, weight, bias, held_views[name], ten_f, ten_y, before)
             ceiling = scores(w, bias_costing(MAX_COST, w, weight, bias, ten_f, ten_y, before), weight, bias,
                              held_views[name], ten_f, ten_y, before)[0]
@@ -275,11 +268,10 @@ def teach_sequence(ckpt, feats, config, files, held_views, ten_f, ten_y, before,
         rows = np.asarray(arr[np.sort(examples[:k])])
         new_f = feats.of(f"ten-aug-{name}-s{config.seed}-k{k}-n{config.new_samples}",
                          lambda: {"f": feats.augmented(rows, config), "idx": torch.from_numpy(examples[:k].copy())})
-        w, b = fit_and_calibrate(new_f["f"].float(), one_view(replay_views, config.seed), replay_y, weight, bias, config)
+        w, b = row_from_pool(new_f["f"].float(), one_view(replay_views, config.seed), replay_y, weight, bias, config)
         weight, bias = torch.cat([weight, w[None]]), torch.cat([bias, b.reshape(1)])
-        pool_n = max(config.replay_per_class, config.calibration_per_class)
-        replay_views = torch.cat([replay_views, feats.both_views(rows[:pool_n]).float()], dim=1)
-        replay_y = torch.cat([replay_y, torch.full((min(len(rows), pool_n),), len(weight) - 1)])
+        replay_views = torch.cat([replay_views, feats.both_views(rows[:config.pool_per_class]).float()], dim=1)
+        replay_y = torch.cat([replay_y, torch.full((min(len(rows), config.pool_per_class),), len(weight) - 1)])
         after = (predict(ten_f, weight, bias) == ten_y).float().mean().item()
         taught = SEQUENCE[:len(steps) + 1]
         recalls = {c: (predict(held_views[c], weight, bias) == len(ckpt.classes) + i).float().mean().item()
