@@ -511,10 +511,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "teach", help="teach a checkpoint a new class from a few drawings (or forget one)",
-        description="Add a class to a trained model from K >= 5 drawings: a new output row imprinted "
-                    "from the drawings' features and fine-tuned with replayed drawings of the old "
-                    "classes, in seconds on a CPU. Writes a new checkpoint; --forget removes a taught "
-                    "class again (the other weights exactly as before).")
+        description="Add a class to a trained model from K >= 5 drawings: a new output row (and two "
+                    "hidden units of its own) imprinted from the drawings' features and fine-tuned with "
+                    "replayed drawings of the old classes, in seconds on a CPU. Writes a new checkpoint; "
+                    "--forget removes a taught class again (the other weights exactly as before).")
     s.add_argument("checkpoint", help=f"checkpoint .pt, or {SHIPPED_MODELS_HELP}")
     s.add_argument("--name", type=class_name, help="the new class's name (one line of printable text)")
     s.add_argument("--drawings", nargs="+", metavar="FILE",
@@ -527,9 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "carry no replay drawings")
     s.add_argument("--seed", type=seed_value, default=0, help="seed for augmentation and replay (default 0)")
     s.add_argument("--threads", type=thread_count,
-                   help="torch CPU threads for teaching (default 1, the fastest measured; 0 = torch's choice)")
+                   help="torch CPU threads for teaching (default 0: torch's choice, all cores)")
     s.add_argument("--set", action="append", default=[], type=teach_override, metavar="KEY=VALUE",
-                   help="set a TeachConfig field, e.g. --set calibration_per_class=400 with --data DIR "
+                   help="set a TeachConfig field, e.g. --set read_body=false for the new output row only "
                         "(repeatable; README 'Teach it your own class')")
     s.set_defaults(func=cmd_teach, usage=s.error)
 

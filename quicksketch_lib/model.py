@@ -114,6 +114,16 @@ class SketchCNN(nn.Module):
         last Linear (dropout is off in eval mode)."""
         return self.classifier[:-1](self.features(x))
 
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolution blocks' pooled output, flattened: the 4096 numbers per drawing that the
+        hidden layer reads."""
+        return self.features(x).flatten(1)
+
+    @property
+    def hidden_layer(self) -> nn.Linear:
+        """Linear(4096 -> hidden): the layer between the body and the head."""
+        return self.classifier[1]
+
     @property
     def head(self) -> nn.Linear:
         """The output layer, Linear(hidden -> num_classes): one row of weights per class."""
@@ -129,6 +139,8 @@ class SketchCNN(nn.Module):
 
 # The head's parameters in a state dict: f"{HEAD_KEY}.weight", f"{HEAD_KEY}.bias".
 HEAD_KEY = "classifier.4"
+# The hidden layer's, Linear(4096 -> hidden): f"{HIDDEN_KEY}.weight", f"{HIDDEN_KEY}.bias".
+HIDDEN_KEY = "classifier.1"
 
 
 def build_model(config: ModelConfig | None, classes: Sequence[str]) -> SketchCNN:

@@ -9,32 +9,37 @@
 
 How (few-shot transfer learning on the model's own features):
 
-1. **Features.** The trained network up to its last layer turns a drawing into a 256-number
-   feature vector (the *penultimate* features). That body stays frozen.
-2. **A new output row.** The output layer gets one more row of 256 weights and a bias: the
-   new class's score is ``w · features + b``.
-3. **Imprinting.** The row starts as the mean of the examples' normalised feature vectors,
-   scaled like the other rows (weight imprinting); its bias is set so that the new class
-   scores on its examples as the old classes score on their own drawings.
-4. **Fine-tuning the row.** A few hundred full-batch Adam steps on cached features of the K
-   examples (each in many drawing-preserving augmented copies, see ``augment.py``) and of a
-   small, class-balanced replay of the old classes' drawings. The replay is what keeps the
-   old classes working: without it the new row learns "everything is the new class".
-5. **Bias calibration.** The bias is lowered, if needed, until the new class takes (comes within
-   ``margin`` logits of the old answer on) at most a set share of the replay drawings the old
-   classes answered right (``false_positive_rate``),
-   and at most a set share of any ONE old class's (``per_class_rate``, the guard: a new class
-   that looks like one old class must not empty it). An old drawing the new class takes is
-   what teaching costs the old classes; the bench (``scripts/teach_bench.py``, README) measures
-   it on every class of the data folder. ``calibration_per_class`` calibrates on a larger pool
-   of training drawings instead (it needs the training folder; README, "a larger replay pool").
-6. **Only the new row changes.** The old rows and the body are never updated, so forgetting a
-   class is exact: drop its row. What tuning more would gain and cost is measured in README
-   "Teach it your own class" (``scripts/teach_ablation.py``); it would make forgetting inexact.
+1. **Features.** The trained network's convolution blocks turn a drawing into 4096 numbers (the
+   *body* features, ``model.body``); its hidden layer turns those into 256 (the *penultimate*
+   features, ``model.embed``) that the output layer reads. The body and the hidden layer stay frozen.
+2. **A new class.** Its score is ``w · features + u · body + b``: a new output row over the 256
+   features, plus a linear read of the 4096 body features. The 256 were trained to tell the OLD
+   classes apart and may have dropped what tells the new one from them (a horse from a dog);
+   ``u`` lets it use what the body still sees. In the network, ``u · body`` is carried by two
+   hidden units of the class's own (``NewClass.hidden_units``: LeakyReLU(z) - LeakyReLU(-z) is
+   exactly (1 + slope) z), which every old row reads with weight 0. ``read_body=False``: the row only.
+3. **Imprinting.** The row starts as the mean of the examples' normalised features, scaled like
+   the other rows (weight imprinting), ``u`` at 0; the bias is set so that the new class scores
+   on its examples as the old classes score on their own drawings.
+4. **Fine-tuning.** Full-batch Adam on features computed once: the K examples (each in many
+   drawing-preserving augmented copies, see ``augment.py``) and a class-balanced replay of the
+   old classes' drawings, the new class weighted ``new_class_weight`` times one old class. The
+   replay is what keeps the old classes working: without it the new class learns "everything is
+   the new class". The loss is convex in ``(w, u, b)``.
+5. **Bias calibration.** On OTHER replay drawings than the fit saw (``split_pool``), the bias is
+   lowered, if needed, until the new class takes (beats the old answer on) at most a set share of
+   the ones the old classes answered right (``false_positive_rate``), and at most a set share of
+   any ONE old class's (``per_class_rate``, the guard: a new class that looks like one old class
+   must not empty it). An old drawing the new class takes is what teaching costs the old classes;
+   the bench (``scripts/teach_bench.py``, README) measures it on every class of the data folder.
+6. **Only the new class's parameters change.** The old rows, the hidden layer's old units and the
+   body are never updated, so forgetting a class is exact: drop its row and its two units. What
+   tuning more would gain and cost is measured in README "Teach it your own class"
+   (``scripts/teach_ablation.py``); it would make forgetting inexact.
 
 The result is an ordinary checkpoint with one more class. It records what was taught in
-``data["taught"]`` (name, example drawings, settings) and carries the replay drawings in
-``data["replay"]`` so that it can be taught again without its training data.
+``data["taught"]`` (name, example drawings, settings, its hidden units) and carries the replay
+drawings in ``data["replay"]`` so that it can be taught again without its training data.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ from .checkpoint import Checkpoint
 from .data import SketchData, load_folder, normalize_batch
 from .drawing import PIXELS, as_drawings, load_inputs, refuse_blank
 from .errors import QuickSketchError
-from .model import HEAD_KEY, SketchCNN
+from .model import HEAD_KEY, HIDDEN_KEY, SketchCNN
 
 
 class TeachError(QuickSketchError):
@@ -70,32 +75,35 @@ class TeachConfig:
     min_drawings: int = 5  # fewer examples than this is refused
     new_samples: int = 160  # augmented copies of the examples, in all (at least 2 per example)
     augment: float = 1.0  # drawing-preserving augmentation strength for those copies
-    replay_per_class: int = 50  # replayed drawings per old class (the shipped models carry 50)
-    steps: int = 200  # full-batch Adam steps on the new row
-    lr: float = 0.05
-    weight_decay: float = 1e-3  # L2 on the new row
-    new_class_weight: float = 1.0  # loss weight of the new class relative to one old class
-    false_positive_rate: float = 0.005  # bias calibration: at most this share of replay -> new (1 = off)
-    per_class_rate: float = 0.04  # guard: at most this share of any one old class's replay -> new (1 = off)
-    # A replay drawing counts as taken when the new class comes within this many logits of the old
-    # answer: replay drawings are training drawings, on which the old classes are surer than on
-    # drawings they never saw (0.75: the worst class's cost 1.78 -> 1.25 points, README table).
-    margin: float = 0.75
-    # Calibrate the bias on this many replay drawings per old class instead of on the ones the row
-    # is fit on (0). More drawings than a shipped model carries (50) need its training folder
-    # (replay=SketchData, CLI --data): a larger, unbiased sample lets the calibration hold the cost
-    # with a smaller margin (README "Teach it your own class", the pool experiment).
-    calibration_per_class: int = 0
+    # The new class also reads the body's 4096 features (linearly, through two hidden units of its
+    # own), not only the 256 hidden features trained to tell the OLD classes apart (False: its
+    # output row only). README "Teach it your own class".
+    read_body: bool = True
+    # Replay: the fit sees up to replay_per_class drawings of each old class, the bias calibration
+    # up to calibration_per_class OTHER ones (split_pool). The shipped ten carry 400 per class;
+    # fewer are split in the same proportion; calibration_per_class=0 calibrates on the fit's own.
+    replay_per_class: int = 200
+    calibration_per_class: int = 200
+    steps: int = 300  # full-batch Adam steps on the new class's parameters
+    lr: float = 0.01
+    weight_decay: float = 1e-3  # L2 on the new row and units
+    new_class_weight: float = 3.0  # loss weight of the new class relative to one old class
+    false_positive_rate: float = 0.01  # bias calibration: at most this share of replay -> new (1 = off)
+    per_class_rate: float = 0.08  # guard: at most this share of any one old class's replay -> new (1 = off)
+    # A calibration drawing counts as taken when the new class comes within this many logits of the
+    # old answer. 0: the calibration drawings are ones the fit never saw, as a user's will be.
+    margin: float = 0.0
     imprint: bool = True  # start the new row from the examples' features (False: from zeros)
     seed: int = 0
-    # Teaching's steps are small: one thread was the fastest measured (README "Teach it your own
-    # class"). 0 = torch's current setting.
-    num_threads: int = 1
+    # Threads for teaching; 0 = torch's current setting (all cores by default). Most of the time is
+    # the body's forward pass over the replay drawings, which two threads did faster than one, also
+    # beside another busy process (README "Teach it your own class", "Seconds").
+    num_threads: int = 0
 
     @property
     def pool_per_class(self) -> int:
-        """Replay drawings per old class teaching needs: for the fit and for the calibration."""
-        return max(self.replay_per_class, self.calibration_per_class)
+        """Replay drawings per old class teaching asks for: for the fit and for the calibration."""
+        return self.replay_per_class + self.calibration_per_class
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -208,13 +216,72 @@ def _replay_from_recorded_root(ckpt: Checkpoint, per_class: int, seed: int) -> d
     return replay_from_training_data(ckpt, data, per_class, seed)
 
 
-# --------------------------------------------------------------------------- features and the row
-@torch.no_grad()
+# --------------------------------------------------------------------------- features and the new class
 def penultimate_features(model: SketchCNN, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """The 256-d features the output layer reads, for a normalised batch ``(B, 1, 28, 28)``."""
+    """The features the output layer reads (``model.embed``), for a normalised batch ``(B, 1, 28, 28)``."""
+    return _in_batches(model, model.embed, x, batch_size)
+
+
+def body_features(model: SketchCNN, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """The 4096 numbers the hidden layer reads (``model.body``), for a normalised batch."""
+    return _in_batches(model, model.body, x, batch_size)
+
+
+@torch.no_grad()
+def _in_batches(model: SketchCNN, stage, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     model.eval().to(memory_format=torch.channels_last)  # faster on CPUs, same numbers
     x = x.contiguous(memory_format=torch.channels_last)
-    return torch.cat([model.embed(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    return torch.cat([stage(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+@dataclass
+class Seen:
+    """What the frozen model makes of some drawings: the body's features ``g`` (N, 4096), the
+    ``base`` hidden features (N, 256: the units the model was trained with, none a taught class's
+    own) and the logits of the classes it knows (N, C)."""
+
+    g: torch.Tensor
+    base: torch.Tensor
+    logits: torch.Tensor
+
+    def take(self, index) -> "Seen":
+        """The same for some of the drawings (an index, a slice or a mask)."""
+        return Seen(self.g[index], self.base[index], self.logits[index])
+
+    @staticmethod
+    def cat(parts: list["Seen"]) -> "Seen":
+        return Seen(*(torch.cat([getattr(p, f) for p in parts]) for f in ("g", "base", "logits")))
+
+
+@torch.no_grad()
+def seen_from_body(model: SketchCNN, g: torch.Tensor, base_units: int) -> Seen:
+    """:class:`Seen` from body features ``g``: the hidden layer and the head applied to them."""
+    h = F.leaky_relu(model.hidden_layer(g), model.config.negative_slope)
+    return Seen(g, h[:, :base_units], model.head(h))
+
+
+@dataclass
+class NewClass:
+    """A taught class. Its score for a drawing is ``w · base + u · g + b``: a row over the model's
+    own hidden features plus, when ``u`` is not empty, a linear read of the body's 4096 features,
+    which the 256 hidden features (trained to tell the OLD classes apart) may have left out."""
+
+    w: torch.Tensor
+    u: torch.Tensor  # (4096,), or (0,): the row only
+    b: torch.Tensor
+
+    def score(self, seen: Seen) -> torch.Tensor:
+        """The new class's logit without its bias, for every drawing of ``seen``."""
+        return seen.base @ self.w + (seen.g @ self.u if len(self.u) else 0)
+
+    def hidden_units(self, slope: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``u · g`` as hidden units of the class's own: weights (m, 4096), biases (m,) and their
+        weights in its row (m,). LeakyReLU(z) - LeakyReLU(-z) = (1 + slope) z for every z, so two
+        mirrored units carry ``u · g`` exactly through the hidden layer's activation (m = 2; 0 for
+        a row only)."""
+        if not len(self.u):
+            return torch.zeros(0, 0), torch.zeros(0), torch.zeros(0)
+        return torch.stack([self.u, -self.u]), torch.zeros(2), torch.tensor([1.0, -1.0]) / (1 + slope)
 
 
 def augmented_copies(rows: np.ndarray, n: int, strength: float, generator: torch.Generator) -> torch.Tensor:
@@ -233,47 +300,66 @@ def imprint_row(new_features: torch.Tensor, weight: torch.Tensor, bias: torch.Te
                 old_features: torch.Tensor, old_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Weight imprinting: the mean normalised feature, scaled to the old rows' mean norm; the
     bias makes the new score on its examples equal the old classes' mean score on their own."""
-    direction = F.normalize(F.normalize(new_features, dim=1).mean(0), dim=0)
-    w = direction * weight.norm(dim=1).mean()
+    w = imprint_weight(new_features, weight)
     if len(old_features) == 0:
         return w, bias.mean()
-    own = (old_features @ weight.T + bias).gather(1, old_labels[:, None]).mean()
-    b = own - (new_features @ w).mean()
-    return w, b
+    return w, imprint_bias(w, new_features, old_features @ weight.T + bias, old_labels)
 
 
-def fit_row(w: torch.Tensor, b: torch.Tensor, feats: torch.Tensor, labels: torch.Tensor,
-            weight: torch.Tensor, bias: torch.Tensor, sample_weight: torch.Tensor,
-            config: TeachConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Full-batch Adam on the new row only; the old rows' scores are fixed numbers."""
-    old_logits = feats @ weight.T + bias
-    w, b = w.clone().requires_grad_(True), b.clone().requires_grad_(True)
-    opt = torch.optim.Adam([w, b], lr=config.lr)
+def imprint_weight(new_features: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The examples' mean normalised feature vector, as long as the old rows are on average."""
+    direction = F.normalize(F.normalize(new_features, dim=1).mean(0), dim=0)
+    return direction * weight.norm(dim=1).mean()
+
+
+def imprint_bias(w: torch.Tensor, new_features: torch.Tensor, old_logits: torch.Tensor,
+                 old_labels: torch.Tensor) -> torch.Tensor:
+    """The bias at which the row ``w`` scores its examples, on average, as the old classes score
+    their own drawings (``old_logits``: the old classes' logits of those drawings; none: 0)."""
+    own = old_logits.gather(1, old_labels[:, None]).mean() if len(old_labels) else torch.zeros(())
+    return own - (new_features @ w).mean()
+
+
+def fit_class(start: NewClass, seen: Seen, labels: torch.Tensor, sample_weight: torch.Tensor,
+              config: TeachConfig) -> NewClass:
+    """Full-batch Adam on the new class's parameters only (``start``'s; its ``u`` starts at 0).
+    The old classes' logits are fixed numbers; ``labels == seen.logits.shape[1]`` marks the new
+    class's drawings. The loss is convex in the parameters (a logistic regression against fixed
+    competitors), so tiny changes of the input change the result little."""
+    params = [t.clone().requires_grad_(True) for t in (start.w, start.u, start.b)]
+    opt = torch.optim.Adam(params, lr=config.lr)
     for _ in range(config.steps):
-        logits = torch.cat([old_logits, (feats @ w + b)[:, None]], dim=1)
+        new = NewClass(*params)
+        logits = torch.cat([seen.logits, (new.score(seen) + new.b)[:, None]], dim=1)
         loss = (F.cross_entropy(logits, labels, reduction="none") * sample_weight).sum()
-        loss = loss + config.weight_decay * w.pow(2).sum()
+        loss = loss + config.weight_decay * (new.w.pow(2).sum() + new.u.pow(2).sum())
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return w.detach(), b.detach()
+    return NewClass(*(t.detach() for t in params))
 
 
 def calibrate_bias(w: torch.Tensor, b: torch.Tensor, old_feats: torch.Tensor, old_labels: torch.Tensor,
                    weight: torch.Tensor, bias: torch.Tensor, rate: float,
                    per_class_rate: float = 1.0, margin: float = 0.0) -> torch.Tensor:
-    """The bias, lowered if needed so that the new class takes at most ``rate`` of the replay
-    drawings the old classes answered right, and at most ``per_class_rate`` of any one old
-    class's (the guard: a new class must not empty one old class). A drawing the old classes
-    already got wrong costs nothing when the new class takes it, so it is not counted. "Takes"
-    means: the new class's score comes within ``margin`` of the old answer's (a safety margin
-    for drawings the model has not seen, on which the old answer is less sure)."""
-    if len(old_feats) == 0 or (rate >= 1 and per_class_rate >= 1):
+    """:func:`calibrate_scores` for a new row ``w`` over features ``old_feats`` (no hidden units
+    of its own), the old classes' rows being ``weight``, ``bias``."""
+    return calibrate_scores(b, old_feats @ w, old_feats @ weight.T + bias, old_labels, rate, per_class_rate, margin)
+
+
+def calibrate_scores(b: torch.Tensor, new_scores: torch.Tensor, old_logits: torch.Tensor, old_labels: torch.Tensor,
+                     rate: float, per_class_rate: float = 1.0, margin: float = 0.0) -> torch.Tensor:
+    """The bias, lowered if needed so that the new class (scoring ``new_scores + bias`` on the
+    old classes' drawings, whose logits are ``old_logits``) takes at most ``rate`` of the drawings
+    the old classes answered right, and at most ``per_class_rate`` of any one old class's (the
+    guard: a new class must not empty one old class). A drawing the old classes already got wrong
+    costs nothing when the new class takes it, so it is not counted. "Takes" means: the new
+    class's score comes within ``margin`` of the old answer's."""
+    if len(old_logits) == 0 or (rate >= 1 and per_class_rate >= 1):
         return b
-    old_logits = old_feats @ weight.T + bias
     right = old_logits.argmax(1) == old_labels
     # the new class takes a drawing where its bias exceeds this gap
-    gap = (old_logits.max(1).values - old_feats @ w)[right] - margin
+    gap = (old_logits.max(1).values - new_scores)[right] - margin
     labels = old_labels[right]
     limit = b
     if rate < 1:
@@ -312,44 +398,57 @@ def teach_class(ckpt: Checkpoint, name: str, drawings, *, replay=None,
     if config.num_threads > 0:
         torch.set_num_threads(config.num_threads)
     try:
-        w, b = _teach_row(ckpt, rows, replay_rows, config)
+        new = _teach(ckpt, rows, replay_rows, config)
     finally:
         torch.set_num_threads(previous_threads)
+    units = new.hidden_units(ckpt.model_config.negative_slope)
     entry = {"name": name, "drawings": torch.from_numpy(rows), "config": config.to_dict(),
-             "seconds": time.perf_counter() - t0}
-    return _with_row(ckpt, name, w, b, entry)
+             "hidden_units": len(units[2]), "seconds": time.perf_counter() - t0}
+    return _with_class(ckpt, name, new.w, units, new.b, entry)
 
 
-def _teach_row(ckpt: Checkpoint, rows: np.ndarray, replay_rows: dict[str, np.ndarray],
-               config: TeachConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def base_units(ckpt: Checkpoint) -> int:
+    """Hidden units the model was trained with (the first ones): ``hidden`` less the taught classes' own."""
+    return ckpt.model_config.hidden - sum(t.get("hidden_units", 0) for t in ckpt.data.get("taught", []))
+
+
+def _teach(ckpt: Checkpoint, rows: np.ndarray, replay_rows: dict[str, np.ndarray],
+           config: TeachConfig) -> NewClass:
     model = ckpt.build_model("cpu")
     old_x = torch.cat([normalize_batch(torch.from_numpy(replay_rows[c])) for c in ckpt.classes])
     old_y = torch.cat([torch.full((len(replay_rows[c]),), i) for i, c in enumerate(ckpt.classes)])
     old_x = torch.where(replay_flips(len(old_x), config.seed)[:, None, None, None], old_x.flip(-1), old_x)
     new_x = augmented_copies(rows, config.new_samples, config.augment, torch.Generator().manual_seed(config.seed))
-    feats = penultimate_features(model, torch.cat([old_x, new_x]))
-    weight, bias = (ckpt.model_state[f"{HEAD_KEY}.weight"].float(), ckpt.model_state[f"{HEAD_KEY}.bias"].float())
-    return row_from_pool(feats[len(old_x):], feats[:len(old_x)], old_y, weight, bias, config)
+    seen = seen_from_body(model, body_features(model, torch.cat([old_x, new_x])), base_units(ckpt))
+    head = model.head.weight.detach()[:, :base_units(ckpt)]
+    return class_from_pool(seen.take(slice(len(old_x), None)), seen.take(slice(len(old_x))), old_y, head, config)
 
 
-def row_from_pool(new_f: torch.Tensor, pool_f: torch.Tensor, pool_y: torch.Tensor, weight: torch.Tensor,
-                  bias: torch.Tensor, config: TeachConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`row_from_features` on a replay pool (``config.pool_per_class`` per class): the row
-    fit on the first ``replay_per_class`` of each class, its bias calibrated on the first
-    ``calibration_per_class`` (0: on the same drawings it was fit on)."""
-    fit = first_per_class(pool_y, config.replay_per_class)
-    cal = first_per_class(pool_y, config.calibration_per_class) if config.calibration_per_class else None
-    return row_from_features(new_f, pool_f[fit], pool_y[fit], weight, bias, config,
-                             calibration=None if cal is None else (pool_f[cal], pool_y[cal]))
+def _ranks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each item's rank among the items of its label, and how many items its label has."""
+    rank, count = torch.zeros_like(labels), torch.zeros_like(labels)
+    for c in labels.unique():
+        where = labels == c
+        rank[where] = torch.arange(int(where.sum()))
+        count[where] = int(where.sum())
+    return rank, count
 
 
 def first_per_class(labels: torch.Tensor, n: int) -> torch.Tensor:
     """Indices of the first ``n`` items of every label, in order."""
-    rank = torch.zeros_like(labels)
-    for c in labels.unique():
-        where = labels == c
-        rank[where] = torch.arange(int(where.sum()))
-    return torch.nonzero(rank < n).flatten()
+    return torch.nonzero(_ranks(labels)[0] < n).flatten()
+
+
+def split_pool(labels: torch.Tensor, fit_n: int, cal_n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the replay drawings to fit on and to calibrate on: of each class's, the first
+    ``fit_n`` and the next ``cal_n``; a class with fewer than ``fit_n + cal_n`` is split in the
+    same proportion (at least one to fit on, unless ``fit_n`` is 0). ``cal_n == 0``: calibrate on
+    the fit drawings."""
+    if cal_n == 0:
+        return first_per_class(labels, fit_n), first_per_class(labels, fit_n)
+    rank, count = _ranks(labels)
+    n_fit = torch.clamp(-(-count * fit_n // (fit_n + cal_n)), min=min(fit_n, 1), max=fit_n)
+    return torch.nonzero(rank < n_fit).flatten(), torch.nonzero((rank >= n_fit) & (rank < n_fit + cal_n)).flatten()
 
 
 def replay_flips(n: int, seed: int) -> torch.Tensor:
@@ -357,35 +456,51 @@ def replay_flips(n: int, seed: int) -> torch.Tensor:
     return torch.rand(n, generator=torch.Generator().manual_seed(seed)) < 0.5
 
 
-def row_from_features(new_f: torch.Tensor, old_f: torch.Tensor, old_y: torch.Tensor, weight: torch.Tensor,
-                      bias: torch.Tensor, config: TeachConfig,
-                      calibration: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The new row ``(w, b)`` from features alone: the examples' augmented copies ``new_f``,
-    the replay drawings' ``old_f`` with their classes ``old_y``, and the old head; the bias is
-    calibrated on ``calibration`` (features, classes) when given, else on the replay drawings."""
-    if config.imprint:
-        w, b = imprint_row(new_f, weight, bias, old_f, old_y)
+def class_from_pool(new: Seen, pool: Seen, pool_y: torch.Tensor, head_weight: torch.Tensor,
+                    config: TeachConfig) -> NewClass:
+    """The new class from what the frozen model makes of its examples' augmented copies (``new``)
+    and of the old classes' replay drawings (``pool``, classes ``pool_y``): fit on up to
+    ``replay_per_class`` drawings of each old class, its bias calibrated on up to
+    ``calibration_per_class`` OTHER ones (:func:`split_pool`). ``head_weight``: the output layer's
+    rows over the base hidden features (imprinting scales the new row like them)."""
+    fit, cal = split_pool(pool_y, config.replay_per_class, config.calibration_per_class)
+    old, old_y = pool.take(fit), pool_y[fit]
+    n_old = old.logits.shape[1]
+    if config.imprint:  # imprint_row, with the old classes' scores read from their logits
+        w = imprint_weight(new.base, head_weight)
+        b = imprint_bias(w, new.base, old.logits, old_y)
     else:
-        w, b = torch.zeros(weight.shape[1]), torch.zeros(())
-    feats = torch.cat([old_f, new_f])
-    labels = torch.cat([old_y, torch.full((len(new_f),), len(weight))])
-    counts = torch.bincount(labels, minlength=len(weight) + 1).float().clamp(min=1)
+        w, b = torch.zeros(new.base.shape[1]), torch.zeros(())
+    seen = Seen.cat([old, new])
+    labels = torch.cat([old_y, torch.full((len(new.g),), n_old)])
+    counts = torch.bincount(labels, minlength=n_old + 1).float().clamp(min=1)
     per_class = torch.ones_like(counts)
     per_class[-1] = config.new_class_weight
     sample_weight = (per_class / counts / per_class.sum())[labels]  # every class weighs the same
-    w, b = fit_row(w, b, feats, labels, weight, bias, sample_weight, config)
-    cal_f, cal_y = calibration if calibration is not None else (old_f, old_y)
-    return w, calibrate_bias(w, b, cal_f, cal_y, weight, bias, config.false_positive_rate, config.per_class_rate,
-                             config.margin)
-
-
-def _with_row(ckpt: Checkpoint, name: str, w: torch.Tensor, b: torch.Tensor, entry: dict) -> Checkpoint:
+    u = torch.zeros(new.g.shape[1] if config.read_body else 0)
+    fitted = fit_class(NewClass(w, u, b), seen, labels, sample_weight, config)
+    c = pool.take(cal)  # drawings the fit did not see
+    fitted.b = calibrate_scores(fitted.b, fitted.score(c), c.logits, pool_y[cal], config.false_positive_rate,
+                                config.per_class_rate, config.margin)
+    return fitted
+def _with_class(ckpt: Checkpoint, name: str, w: torch.Tensor, units: tuple, b: torch.Tensor,
+                entry: dict) -> Checkpoint:
+    """``ckpt`` with the new class: its hidden ``units`` (weights, biases, their weights in its
+    row) appended to the hidden layer, where every old row reads them with weight 0 (the old
+    classes' logits do not change), and its row (``w`` over the base units) to the head."""
+    units_w, units_b, v = units
     state = dict(ckpt.model_state)
-    state[f"{HEAD_KEY}.weight"] = torch.cat([state[f"{HEAD_KEY}.weight"].float(), w[None]])
+    if len(v):
+        state[f"{HIDDEN_KEY}.weight"] = torch.cat([state[f"{HIDDEN_KEY}.weight"].float(), units_w])
+        state[f"{HIDDEN_KEY}.bias"] = torch.cat([state[f"{HIDDEN_KEY}.bias"].float(), units_b])
+    head, m = state[f"{HEAD_KEY}.weight"].float(), len(v)
+    row = torch.zeros(head.shape[1] + m)
+    row[:len(w)], row[head.shape[1]:] = w, v  # 0 for other taught classes' units: forgetting stays exact
+    state[f"{HEAD_KEY}.weight"] = torch.cat([F.pad(head, (0, m)), row[None]])
     state[f"{HEAD_KEY}.bias"] = torch.cat([state[f"{HEAD_KEY}.bias"].float(), b.reshape(1)])
     out = copy.copy(ckpt)
     out.model_state = state
-    out.model_config = replace(ckpt.model_config, num_classes=len(ckpt.classes) + 1)
+    out.model_config = replace(ckpt.model_config, num_classes=len(ckpt.classes) + 1, hidden=head.shape[1] + m)
     out.classes = [*ckpt.classes, name]
     out.data = {**ckpt.data, "taught": [*ckpt.data.get("taught", []), entry]}
     out.train_state, out.path = None, None
@@ -393,26 +508,31 @@ def _with_row(ckpt: Checkpoint, name: str, w: torch.Tensor, b: torch.Tensor, ent
 
 
 def forget_class(ckpt: Checkpoint, name: str) -> Checkpoint:
-    """A NEW checkpoint without the taught class ``name``: its output row and record removed,
-    every other weight exactly as it was (teaching changes nothing else)."""
+    """A NEW checkpoint without the taught class ``name``: its output row, its own hidden units
+    and its record removed, every other weight exactly as it was (teaching changes nothing else)."""
     names = taught_classes(ckpt)
     if name not in names:
         known = f"taught classes: {', '.join(names)}" if names else "no class was taught to it"
         original = " (it is one of the classes the model was trained on)" if name in ckpt.classes else ""
         raise TeachError(f"cannot forget '{name}'{original}; {known}")
-    row = ckpt.classes.index(name)
-    keep = [i for i in range(len(ckpt.classes)) if i != row]
+    taught, which = ckpt.data["taught"], names.index(name)
+    first = base_units(ckpt) + sum(t.get("hidden_units", 0) for t in taught[:which])
+    units = set(range(first, first + taught[which].get("hidden_units", 0)))
+    kept_units = [i for i in range(ckpt.model_config.hidden) if i not in units]
+    keep = [i for i, c in enumerate(ckpt.classes) if c != name]
     state = dict(ckpt.model_state)
-    state[f"{HEAD_KEY}.weight"] = state[f"{HEAD_KEY}.weight"][keep].clone()
+    state[f"{HIDDEN_KEY}.weight"] = state[f"{HIDDEN_KEY}.weight"][kept_units].clone()
+    state[f"{HIDDEN_KEY}.bias"] = state[f"{HIDDEN_KEY}.bias"][kept_units].clone()
+    state[f"{HEAD_KEY}.weight"] = state[f"{HEAD_KEY}.weight"][keep][:, kept_units].clone()
     state[f"{HEAD_KEY}.bias"] = state[f"{HEAD_KEY}.bias"][keep].clone()
     out = copy.copy(ckpt)
     out.model_state = state
-    out.model_config = replace(ckpt.model_config, num_classes=len(keep))
+    out.model_config = replace(ckpt.model_config, num_classes=len(keep), hidden=len(kept_units))
     out.classes = [ckpt.classes[i] for i in keep]
-    taught = [t for t in ckpt.data.get("taught", []) if t["name"] != name]
+    rest = [t for i, t in enumerate(taught) if i != which]
     out.data = {k: v for k, v in ckpt.data.items() if k != "taught"}
-    if taught:
-        out.data["taught"] = taught
+    if rest:
+        out.data["taught"] = rest
     out.train_state, out.path = None, None
     return out
 

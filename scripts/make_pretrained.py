@@ -4,7 +4,7 @@ The shipped models were made with (README "Pretrained model", seed 0, any CUDA G
 
     quicksketch train --data data/quickdraw --classes airplane banana bicycle bird book cat \\
         clock dog flower house --recipe quicksketch --epochs 20 --seed 0 --out models/ten.pt
-    python scripts/make_pretrained.py models/ten.pt --data data/quickdraw                  # -> sketchcnn_ten.pt
+    python scripts/make_pretrained.py models/ten.pt --data data/quickdraw --max-mb 8       # -> sketchcnn_ten.pt
 
     quicksketch train --data data/quickdraw --recipe game --epochs 15 --seed 0 --out models/sketchcnn_54.pt
     python scripts/make_pretrained.py models/sketchcnn_54.pt --name pretrained-54 --data data/quickdraw \\
@@ -22,13 +22,18 @@ exactly the drawings it was trained on, checked by their SHA-256):
   4 bytes a drawing), so a copy or a subset of them in any folder is left out of an evaluation.
 
 It adds ``--replay-per-class`` seeded drawings per class from the TRAINING part of the folder
-(never the recorded held-out split) so that ``quicksketch teach`` needs no data folder; a
+(never the recorded held-out split) so that ``quicksketch teach`` needs no data folder (400, as
+many as ``TeachConfig`` fits and calibrates on: README "Teach it your own class"); a
 checkpoint that already carries replay drawings (re-packaging a shipped model) keeps them
-unchanged. The file must fit in ``--max-mb`` (default 6 MB), or nothing is written and the
+unchanged unless ``--new-replay`` is given. The file must fit in ``--max-mb`` (default 6 MB), or nothing is written and the
 sizes of its parts are printed. Re-packaging the shipped model of the ten changes nothing
 but the new records::
 
     python scripts/make_pretrained.py pretrained --data DIR_OF_THE_TEN      # DIR: the ten class files
+
+The ten's 400 replay drawings per class were added that way, to the model that carried 50::
+
+    python scripts/make_pretrained.py pretrained --data data/quickdraw --new-replay --max-mb 8
 """
 
 from __future__ import annotations
@@ -43,9 +48,9 @@ import torch
 from quicksketch_lib.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from quicksketch_lib.data import RowFingerprints, SketchData, load_folder
 from quicksketch_lib.locations import PRETRAINED, PRETRAINED_MODELS
-from quicksketch_lib.teach import attach_replay, replay_from_training_data
+from quicksketch_lib.teach import TeachConfig, attach_replay, replay_from_training_data
 
-REPLAY_PER_CLASS = 50  # drawings per class kept for teach_class's replay (the ten: 0.4 MB)
+REPLAY_PER_CLASS = TeachConfig().pool_per_class  # replay drawings per class (400; the ten: 3.1 MB)
 MAX_MB = 6.0  # the most a shipped model may weigh (issue 19: at most 6 MB)
 
 
@@ -82,16 +87,18 @@ def drop_resume_state_and_halve(ckpt: Checkpoint) -> None:
     ckpt.model_state = {k: v.half() if v.is_floating_point() else v for k, v in ckpt.model_state.items()}
 
 
-def package(ckpt: Checkpoint, data: SketchData, replay_per_class: int) -> tuple[Checkpoint, str]:
+def package(ckpt: Checkpoint, data: SketchData, replay_per_class: int,
+            new_replay: bool = False) -> tuple[Checkpoint, str]:
     """The shipped form of ``ckpt`` and what was done to its replay drawings."""
     check_training_data(ckpt, data)
     rows = training_fingerprints(ckpt, data)
-    if ckpt.data.get("replay"):
+    had = bool(ckpt.data.get("replay"))
+    if had and not new_replay:
         kept = "kept the replay drawings it carries"
     else:
         attach_replay(ckpt, replay_from_training_data(ckpt, data, replay_per_class),
                       f"{replay_per_class} per class, seed 0, from the training part of data/quickdraw")
-        kept = f"added {replay_per_class} replay drawings per class"
+        kept = f"{'replaced its replay drawings with' if had else 'added'} {replay_per_class} replay drawings per class"
     drop_resume_state_and_halve(ckpt)
     ckpt.data = {**ckpt.data, "root": "data/quickdraw",  # where the README's download puts the data
                  "sha256": data.digests, "train_rows": rows.to_dict()}
@@ -120,11 +127,13 @@ def main() -> None:
                         "its training drawings and the replay drawings; only the checkpoint's classes are read")
     p.add_argument("--replay-per-class", type=int, default=REPLAY_PER_CLASS,
                    help=f"replay drawings per class to add (default {REPLAY_PER_CLASS}; 784 bytes each)")
+    p.add_argument("--new-replay", action="store_true",
+                   help="replace the replay drawings the checkpoint carries (default: keep them)")
     p.add_argument("--max-mb", type=float, default=MAX_MB, help=f"refuse a file above this size (default {MAX_MB:g} MB)")
     args = p.parse_args()
     ckpt = load_checkpoint(args.checkpoint)
     data = load_folder(args.data, classes=ckpt.trained_on, per_class=ckpt.data.get("per_class"))
-    ckpt, kept = package(ckpt, data, args.replay_per_class)
+    ckpt, kept = package(ckpt, data, args.replay_per_class, args.new_replay)
     size = sizes(ckpt)
     parts = ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in size.items() if k != "file")
     if size["file"] > args.max_mb * 1e6:

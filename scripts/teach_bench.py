@@ -7,39 +7,36 @@ drawings, and three classes are taught one after another. For each::
     recall   the new class's recall on its held-out drawings (test-time flip, as the model's recipe)
     cost     the points of held-out accuracy the ten lose (the pretrained model's recorded
              held-out split of 4,000 drawings, test-time flip)
-    ceiling  an analysis, not a method: the recall of the same row with the bias at which the ten
-             lose exactly 1.5 points, found on the split the cost is measured on. No bias rule
-             can do better with that row: a class whose ceiling is below 60 % needs a better
-             row (more examples, a better body), not a better calibration.
+    ceiling  an analysis, not a method: the recall of the same class with the bias at which the
+             ten lose exactly 1.5 points, found on the split the cost is measured on. No bias rule
+             can do better with that class's weights: a class whose ceiling is below 60 % needs
+             better weights (more examples, a better body), not a better calibration.
 
 Split of a new class (seeded, ``--seed``): its examples are the first K of a seeded order of its
 file (K = 10 is part of K = 20); its held-out drawings are the first ``--held-out`` rows of the file
 without the 20 examples.
 
-How it is fast enough for 44 classes: teaching changes only the new output row (forgetting is
-exact), so everything before the last layer is a fixed function of a drawing. The frozen body's
-features are computed once per drawing (``--cache DIR`` keeps them, as float16, between runs):
-the ten's held-out split, the replay drawings the checkpoint carries, each class's held-out
-drawings and the augmented copies of its examples, made exactly as ``teach_class`` makes them
-(same seed). The row is then fit by ``teach.row_from_pool``, the same function
-``teach_class`` calls after its forward pass. ``--check N`` runs the real ``teach_class`` on the
-first N classes and prints how far its row's results are from the cached path's.
+How it is fast enough for 44 classes: teaching changes only the new class's parameters (forgetting
+is exact), so the body (the convolution blocks) is a fixed function of a drawing. Its 4096 features
+are computed once per drawing (``--cache DIR`` keeps them, as float16, between runs): the ten's
+held-out split, the replay drawings the checkpoint carries, each class's held-out drawings and the
+augmented copies of its examples, made exactly as ``teach_class`` makes them (same seed). The class
+is then fit by ``teach.class_from_pool``, the same function ``teach_class`` calls after its forward
+pass. The three-in-a-row case and ``--check N`` (the first N classes) run the real ``teach_class``
+and score the taught model itself; ``--check`` prints how far it is from the cached path.
 
-Run (first run: about 90,000 drawings through the body; 2-4 hours of one loaded core, minutes
-with a cache)::
+Run (first run: about 90,000 drawings through the body, about 0.8 GB of cache; an hour or more of
+one loaded core, minutes with a cache)::
 
-    nice -n 5 .venv/bin/python scripts/teach_bench.py --data data/quickdraw --cache artifacts/teach_cache
+    nice -n 5 .venv/bin/python scripts/teach_bench.py --data data/quickdraw --cache artifacts/teach_cache_body --check 3
 
 It writes ``notebooks/runs/teach_bench.json`` (``--out``): per class and K the recall and the cost,
-the worst beside the median, the three-in-a-row case, the config, the CPU and the load.
+the worst beside the median, the three-in-a-row case, the config, the CPU and the load. With
+``--set read_body=false`` (any ``TeachConfig`` field can be set) it measures the row only
+(``notebooks/runs/teach_bench_row.json``).
 
 ``--replay-from-data`` replays drawings from the training part of ``--data`` (as ``teach_class``
-with ``replay=SketchData``, CLI ``--data``) instead of the 50 per class the model carries: what a
-larger pool (``--set replay_per_class=200 calibration_per_class=400``) is worth::
-
-    .venv/bin/python scripts/teach_bench.py --data data/quickdraw --cache artifacts/teach_cache \
-        --replay-from-data --set replay_per_class=200 calibration_per_class=400 new_class_weight=5 \
-        margin=0 false_positive_rate=0.01 per_class_rate=0.08 --out notebooks/runs/teach_bench_pool.json
+with ``replay=SketchData``, CLI ``--data``) instead of the ones the model carries.
 """
 
 from __future__ import annotations
@@ -52,7 +49,7 @@ import statistics
 import sys
 import time
 import typing
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -60,21 +57,22 @@ import torch
 
 from quicksketch_lib.checkpoint import load_checkpoint
 from quicksketch_lib.data import load_folder, normalize_batch, open_class_file, select_class_files
-from quicksketch_lib.evaluation import evaluation_set
-from quicksketch_lib.model import HEAD_KEY
+from quicksketch_lib.evaluation import class_probabilities, evaluation_set
 from quicksketch_lib.recipes import parse_field
-from quicksketch_lib.teach import (TeachConfig, augmented_copies, first_per_class, penultimate_features,
-                                   replay_flips, replay_from_training_data, row_from_pool, teach_class)
+from quicksketch_lib.teach import (NewClass, Seen, TeachConfig, augmented_copies, base_units, body_features,
+                                   class_from_pool, first_per_class, replay_flips, replay_from_training_data,
+                                   seen_from_body, teach_class)
 
 SEQUENCE = ["apple", "fish", "umbrella"]
 MAX_COST = 1.5  # issue 20: points of the ten's held-out accuracy one class may cost
 
 
 class Features:
-    """The frozen body's features of drawings, computed once and kept in ``folder`` (float16)."""
+    """The frozen body's features of drawings (``teach.body_features``, 4096 a drawing), computed
+    once and kept in ``folder`` (float16)."""
 
     def __init__(self, model, folder: str | None):
-        self.model, self.folder = model, Path(folder) if folder else None
+        self.model, self.folder = model.eval(), Path(folder) if folder else None
 
     def of(self, name: str, compute):
         path = self.folder / f"{name}.pt" if self.folder else None
@@ -87,18 +85,26 @@ class Features:
         return value
 
     def both_views(self, rows: np.ndarray) -> torch.Tensor:
-        """``(2, N, 256)``: each drawing and its mirror image (test-time flip's two views)."""
+        """``(2, N, 4096)``: each drawing and its mirror image (test-time flip's two views)."""
         x = normalize_batch(torch.from_numpy(np.ascontiguousarray(rows)))
-        return torch.stack([penultimate_features(self.model, x), penultimate_features(self.model, x.flip(-1))]).half()
+        return torch.stack([body_features(self.model, x), body_features(self.model, x.flip(-1))]).half()
 
     def augmented(self, rows: np.ndarray, config: TeachConfig) -> torch.Tensor:
         x = augmented_copies(rows, config.new_samples, config.augment, torch.Generator().manual_seed(config.seed))
-        return penultimate_features(self.model, x).half()
+        return body_features(self.model, x).half()
+
+    def seen(self, g: torch.Tensor) -> Seen:
+        """What the model of the ten makes of body features ``g`` (one view)."""
+        return seen_from_body(self.model, g.float(), self.model.config.hidden)
 
 
-def predict(views: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """The answers with test-time flip: the mean of the two views' probabilities."""
-    return ((views[0] @ weight.T + bias).softmax(1) + (views[1] @ weight.T + bias).softmax(1)).argmax(1)
+def predict(views: list[Seen], new: NewClass | None = None) -> torch.Tensor:
+    """The answers with test-time flip: the mean of the two views' probabilities (with the taught
+    class's logit last when ``new`` is given)."""
+    def proba(seen: Seen) -> torch.Tensor:
+        logits = seen.logits if new is None else torch.cat([seen.logits, (new.score(seen) + new.b)[:, None]], 1)
+        return logits.softmax(1)
+    return (proba(views[0]) + proba(views[1])).argmax(1)
 
 
 def class_split(n: int, k_max: int, held_out: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -134,60 +140,59 @@ def main() -> None:
     t0, load_before = time.perf_counter(), os.getloadavg()
 
     ckpt = load_checkpoint("pretrained")
-    weight, bias = ckpt.model_state[f"{HEAD_KEY}.weight"].float(), ckpt.model_state[f"{HEAD_KEY}.bias"].float()
     feats = Features(ckpt.build_model(), args.cache)
     ten = load_folder(args.data, classes=list(ckpt.classes))
     images, labels, _ = evaluation_set(ckpt, ten)
-    ten_views = feats.of("ten-eval", lambda: {"f": feats.both_views(images), "y": torch.from_numpy(np.asarray(labels))})
-    ten_f, ten_y = ten_views["f"].float(), ten_views["y"]
-    before = (predict(ten_f, weight, bias) == ten_y).float().mean().item()
+    ten_g = feats.of("ten-eval", lambda: feats.both_views(images))
+    ten_views, ten_y = [feats.seen(ten_g[i]) for i in range(2)], torch.from_numpy(np.asarray(labels))
+    before = (predict(ten_views) == ten_y).float().mean().item()
     pool_n = config.pool_per_class
     if args.replay_from_data:  # as teach_class(replay=SketchData) samples them
         stored, key = replay_from_training_data(ckpt, ten, pool_n, config.seed), f"ten-pool-{pool_n}-s{config.seed}"
     else:
         stored, key = ckpt.data["replay"]["drawings"], "ten-replay"
-    replay = feats.of(key, lambda: {
-        "f": feats.both_views(np.concatenate([np.asarray(stored[c]) for c in ckpt.classes])),
-        "y": torch.cat([torch.full((len(stored[c]),), i) for i, c in enumerate(ckpt.classes)])})
-    pick = first_per_class(replay["y"], pool_n)
-    replay_views, old_y = replay["f"][:, pick].float(), replay["y"][pick]
-    old_f = one_view(replay_views, config.seed)
+    replay_g = feats.of(key, lambda: feats.both_views(np.concatenate([np.asarray(stored[c]) for c in ckpt.classes])))
+    replay_y = torch.cat([torch.full((len(stored[c]),), i) for i, c in enumerate(ckpt.classes)])
+    pick = first_per_class(replay_y, pool_n)
+    pool, pool_y = feats.seen(one_view(replay_g[:, pick], config.seed)), replay_y[pick]
+    head = feats.model.head.weight.detach()[:, :base_units(ckpt)]
     print(f"TeachConfig: {config}")
-    print(f"the ten: {before:.2%} on {len(ten_y):,} held-out drawings; replay {len(old_y)} drawings")
+    print(f"the ten: {before:.2%} on {len(ten_y):,} held-out drawings; replay {len(pool_y)} drawings")
 
     files = select_class_files(args.data)
     classes = args.classes or sorted(c for c in files if c not in ckpt.classes)
     k_max = max(args.ks)
-    results, held_views = [], {}
+    results = []
     print(f"\n{'class':<16} {'K':>3} {'recall':>7} {'cost':>6} {'ceiling':>8}")
     for name in classes:
         arr = open_class_file(files[name])
         examples, held = class_split(len(arr), k_max, args.held_out, config.seed)
         views = feats.of(f"ten-new-{name}", lambda: feats.both_views(np.asarray(arr[:args.held_out])))
-        held_views[name] = views[:, torch.from_numpy(held)].float()
-        answers = predict(held_views[name], weight, bias).bincount(minlength=len(ckpt.classes)) / len(held)
+        held_views = [feats.seen(views[i, torch.from_numpy(held)]) for i in range(2)]
+        answers = predict(held_views).bincount(minlength=len(ckpt.classes)) / len(held)
         taken_as = {ckpt.classes[i]: answers[i].item() for i in answers.argsort(descending=True)[:3].tolist()}
         for k in args.ks:
             rows = np.asarray(arr[np.sort(examples[:k])])
-            new_f = feats.of(f"ten-aug-{name}-s{config.seed}-k{k}-n{config.new_samples}",
-                             lambda: {"f": feats.augmented(rows, config), "idx": torch.from_numpy(examples[:k].copy())})
-            w, b = row_from_pool(new_f["f"].float(), old_f, old_y, weight, bias, config)
-            recall, cost = scores(w, b, weight, bias, held_views[name], ten_f, ten_y, before)
-            ceiling = scores(w, bias_costing(MAX_COST, w, weight, bias, ten_f, ten_y, before), weight, bias,
-                             held_views[name], ten_f, ten_y, before)[0]
+            new_g = feats.of(f"ten-aug-{name}-s{config.seed}-k{k}-n{config.new_samples}",
+                             lambda: feats.augmented(rows, config))
+            new = class_from_pool(feats.seen(new_g), pool, pool_y, head, config)
+            recall, cost = scores(new, held_views, ten_views, ten_y, before)
+            ceiling = scores(replace(new, b=bias_costing(MAX_COST, new, ten_views, ten_y, before)),
+                             held_views, ten_views, ten_y, before)[0]
             results.append({"class": name, "k": k, "recall": recall, "cost": cost, "ceiling": ceiling,
                             "taken_as": taken_as})  # the ten's answers to its drawings before teaching
             print(f"{name:<16} {k:>3} {recall:>7.1%} {cost:>6.2f} {ceiling:>8.1%}", flush=True)
 
     summary = summarise(results, args.ks)
-    sequence = teach_sequence(ckpt, feats, config, files, held_views, ten_f, ten_y, before, replay_views, old_y,
-                              args.held_out, min(args.ks)) if set(SEQUENCE) <= set(held_views) else None
-    checks = [check_real(ckpt, name, files, config, args.held_out, k_max, ten_f, ten_y, results, held_views,
-                         ten if args.replay_from_data else None) for name in classes[:args.check]]
+    replay = ten if args.replay_from_data else None
+    real = RealTeaching(ckpt, files, config, args.held_out, images, np.asarray(labels), before, replay)
+    sequence = real.sequence(min(args.ks), k_max) if set(SEQUENCE) <= set(classes) else None
+    checks = [real.check(name, k_max, results) for name in classes[:args.check]]
     record = {
         "command": " ".join(["python scripts/teach_bench.py", *sys.argv[1:]]),
         "replay": "training part of --data" if args.replay_from_data else "the drawings the model carries",
         "config": asdict(config), "the_ten_before": before, "ten_held_out": len(ten_y),
+        "replay_drawings": len(pool_y),
         "max_cost": MAX_COST, "summary": summary, "sequence": sequence, "checks": checks,
         # the same summary on two halves of the classes (alternate ones, sorted by name): does what
         # holds on all of them hold on each half, which a setting chosen on one half would face?
@@ -204,26 +209,25 @@ def main() -> None:
     print(f"\nwrote {args.out}")
 
 
-def scores(w, b, weight, bias, held, ten_f, ten_y, before) -> tuple[float, float]:
-    """(recall of the new class, points the ten lose) with the new row ``(w, b)`` added."""
-    w_all, b_all = torch.cat([weight, w[None]]), torch.cat([bias, b.reshape(1)])
-    recall = (predict(held, w_all, b_all) == len(weight)).float().mean().item()
-    return recall, cost_to_the_ten(w_all, b_all, ten_f, ten_y, before)
+def scores(new: NewClass, held: list[Seen], ten_views: list[Seen], ten_y, before) -> tuple[float, float]:
+    """(recall of the new class, points the ten lose) with the new class added."""
+    recall = (predict(held, new) == len(ten_views[0].logits[0])).float().mean().item()
+    return recall, cost_to_the_ten(new, ten_views, ten_y, before)
 
 
-def cost_to_the_ten(w_all, b_all, ten_f, ten_y, before) -> float:
-    """Points of held-out accuracy the ten lose with the output layer ``(w_all, b_all)``."""
-    return 100 * (before - (predict(ten_f, w_all, b_all) == ten_y).float().mean().item())
+def cost_to_the_ten(new: NewClass, ten_views: list[Seen], ten_y, before) -> float:
+    """Points of held-out accuracy the ten lose with the new class added."""
+    return 100 * (before - (predict(ten_views, new) == ten_y).float().mean().item())
 
 
-def bias_costing(points: float, w, weight, bias, ten_f, ten_y, before, steps: int = 30) -> torch.Tensor:
-    """The largest bias of the row ``w`` at which the ten lose at most ``points`` on their held-out
+def bias_costing(points: float, new: NewClass, ten_views, ten_y, before, steps: int = 30) -> torch.Tensor:
+    """The largest bias of the new class at which the ten lose at most ``points`` on their held-out
     split (bisection). An ANALYSIS, not a method: it reads the held-out split that the cost is
-    measured on. The recall at this bias is the most any bias calibration could give this row."""
-    w_all, lo, hi = torch.cat([weight, w[None]]), -100.0, 100.0
+    measured on. The recall at this bias is the most any bias calibration could give this class."""
+    lo, hi = -100.0, 100.0
     for _ in range(steps):
         mid = (lo + hi) / 2
-        if cost_to_the_ten(w_all, torch.cat([bias, torch.tensor([mid])]), ten_f, ten_y, before) > points:
+        if cost_to_the_ten(replace(new, b=torch.tensor(mid)), ten_views, ten_y, before) > points:
             hi = mid
         else:
             lo = mid
@@ -255,47 +259,50 @@ def summarise(results: list[dict], ks: list[int]) -> dict:
     return out
 
 
-def teach_sequence(ckpt, feats, config, files, held_views, ten_f, ten_y, before, replay_views, replay_y,
-                   held_out, k) -> dict:
-    """SEQUENCE taught one after another (K each): each taught class is replayed from its own
-    examples when the next is taught, and a seeded half of all replay drawings is mirrored, as
-    ``teach_class`` does."""
-    weight, bias = ckpt.model_state[f"{HEAD_KEY}.weight"].float(), ckpt.model_state[f"{HEAD_KEY}.bias"].float()
-    steps = []
-    for name in SEQUENCE:
-        arr = open_class_file(files[name])
-        examples, _ = class_split(len(arr), k, held_out, config.seed)
-        rows = np.asarray(arr[np.sort(examples[:k])])
-        new_f = feats.of(f"ten-aug-{name}-s{config.seed}-k{k}-n{config.new_samples}",
-                         lambda: {"f": feats.augmented(rows, config), "idx": torch.from_numpy(examples[:k].copy())})
-        w, b = row_from_pool(new_f["f"].float(), one_view(replay_views, config.seed), replay_y, weight, bias, config)
-        weight, bias = torch.cat([weight, w[None]]), torch.cat([bias, b.reshape(1)])
-        replay_views = torch.cat([replay_views, feats.both_views(rows[:config.pool_per_class]).float()], dim=1)
-        replay_y = torch.cat([replay_y, torch.full((min(len(rows), config.pool_per_class),), len(weight) - 1)])
-        after = (predict(ten_f, weight, bias) == ten_y).float().mean().item()
-        taught = SEQUENCE[:len(steps) + 1]
-        recalls = {c: (predict(held_views[c], weight, bias) == len(ckpt.classes) + i).float().mean().item()
-                   for i, c in enumerate(taught) if c in held_views}
-        steps.append({"taught": name, "cost": 100 * (before - after), "recall": recalls})
-        print(f"+ {name:<10} the ten lose {steps[-1]['cost']:.2f} points; recall "
-              + ", ".join(f"{c} {r:.1%}" for c, r in recalls.items()))
-    return {"classes": SEQUENCE, "k": k, "steps": steps, "cost": steps[-1]["cost"]}
+class RealTeaching:
+    """The real ``teach_class`` on the command's classes, scored with the taught model itself
+    (``evaluation.class_probabilities``, test-time flip): the three-in-a-row case and ``--check``."""
 
+    def __init__(self, ckpt, files, config, held_out, ten_images, ten_labels, before, replay):
+        self.ckpt, self.files, self.config, self.held_out = ckpt, files, config, held_out
+        self.ten_images, self.ten_labels, self.before, self.replay = ten_images, ten_labels, before, replay
 
-def check_real(ckpt, name, files, config, held_out, k_max, ten_f, ten_y, results, held_views, replay=None) -> dict:
-    """The real teach_class on ``name`` at K = k_max: its row's recall and cost beside the cached path's."""
-    arr = open_class_file(files[name])
-    examples, _ = class_split(len(arr), k_max, held_out, config.seed)
-    taught = teach_class(ckpt, name, np.asarray(arr[np.sort(examples[:k_max])]), replay=replay, config=config)
-    w, b = taught.model_state[f"{HEAD_KEY}.weight"][-1].float(), taught.model_state[f"{HEAD_KEY}.bias"][-1].float()
-    weight, bias = ckpt.model_state[f"{HEAD_KEY}.weight"].float(), ckpt.model_state[f"{HEAD_KEY}.bias"].float()
-    before = (predict(ten_f, weight, bias) == ten_y).float().mean().item()
-    recall, cost = scores(w, b, weight, bias, held_views[name], ten_f, ten_y, before)
-    cached = next(r for r in results if r["class"] == name and r["k"] == k_max)
-    print(f"check {name} K={k_max}: real teach_class recall {recall:.1%} cost {cost:.2f}; "
-          f"cached features {cached['recall']:.1%} {cached['cost']:.2f}")
-    return {"class": name, "k": k_max, "real": {"recall": recall, "cost": cost},
-            "cached": {"recall": cached["recall"], "cost": cached["cost"]}}
+    def examples_and_held(self, name: str, k: int, k_max: int) -> tuple[np.ndarray, np.ndarray]:
+        arr = open_class_file(self.files[name])
+        examples, held = class_split(len(arr), k_max, self.held_out, self.config.seed)
+        return np.asarray(arr[np.sort(examples[:k])]), np.asarray(arr[:self.held_out])[held]
+
+    def answers(self, ckpt, images: np.ndarray) -> np.ndarray:
+        return np.asarray(class_probabilities(ckpt.build_model(), images, tta_flip=True)).argmax(1)
+
+    def cost(self, ckpt) -> float:
+        return 100 * (self.before - (self.answers(ckpt, self.ten_images) == self.ten_labels).mean())
+
+    def sequence(self, k: int, k_max: int) -> dict:
+        """SEQUENCE taught one after another (K each), each to the model the previous one made:
+        the taught classes are replayed from their own examples, as ``teach_class`` does."""
+        ckpt, steps = self.ckpt, []
+        for name in SEQUENCE:
+            rows, _ = self.examples_and_held(name, k, k_max)
+            ckpt = teach_class(ckpt, name, rows, replay=self.replay, config=self.config)
+            recalls = {c: float((self.answers(ckpt, self.examples_and_held(c, k, k_max)[1]) == ckpt.classes.index(c)).mean())
+                       for c in SEQUENCE[:len(steps) + 1]}
+            steps.append({"taught": name, "cost": self.cost(ckpt), "recall": recalls})
+            print(f"+ {name:<10} the ten lose {steps[-1]['cost']:.2f} points; recall "
+                  + ", ".join(f"{c} {r:.1%}" for c, r in recalls.items()), flush=True)
+        return {"classes": SEQUENCE, "k": k, "steps": steps, "cost": steps[-1]["cost"]}
+
+    def check(self, name: str, k_max: int, results: list[dict]) -> dict:
+        """The real teach_class on ``name`` at K = k_max beside the cached path's row."""
+        rows, held = self.examples_and_held(name, k_max, k_max)
+        taught = teach_class(self.ckpt, name, rows, replay=self.replay, config=self.config)
+        recall = float((self.answers(taught, held) == len(self.ckpt.classes)).mean())
+        cost = self.cost(taught)
+        cached = next(r for r in results if r["class"] == name and r["k"] == k_max)
+        print(f"check {name} K={k_max}: real teach_class recall {recall:.1%} cost {cost:.2f}; "
+              f"cached features {cached['recall']:.1%} {cached['cost']:.2f}", flush=True)
+        return {"class": name, "k": k_max, "real": {"recall": recall, "cost": cost},
+                "cached": {"recall": cached["recall"], "cost": cached["cost"]}}
 
 
 def cpu_flags() -> str:

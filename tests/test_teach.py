@@ -7,14 +7,15 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from quicksketch_lib.checkpoint import load_checkpoint, save_checkpoint
 from quicksketch_lib.cli import main
 from quicksketch_lib.data import load_folder
-from quicksketch_lib.model import HEAD_KEY
-from quicksketch_lib.teach import (TeachConfig, TeachError, calibrate_bias, first_per_class, forget_class,
-                                   load_drawings, replay_from_training_data, row_from_features, taught_classes,
-                                   teach_class)
+from quicksketch_lib.model import HEAD_KEY, HIDDEN_KEY
+from quicksketch_lib.teach import (NewClass, Seen, TeachConfig, TeachError, calibrate_bias, class_from_pool,
+                                   first_per_class, forget_class, load_drawings, replay_from_training_data,
+                                   split_pool, taught_classes, teach_class)
 
 from conftest import THE_TEN
 
@@ -46,13 +47,23 @@ def taught(shapes):
     return teach_class(ckpt, "triangle", triangles(), replay=data, config=FAST)
 
 
-def test_teach_adds_one_output_row_and_records_what_was_taught(shapes, taught):
+def test_teach_adds_one_output_row_and_two_hidden_units_and_records_what_was_taught(shapes, taught):
     ckpt, _ = shapes
+    hidden = ckpt.model_config.hidden
     assert taught.classes == [*ckpt.classes, "triangle"]
-    assert taught.model_config.num_classes == 4
-    assert taught.model_state[f"{HEAD_KEY}.weight"].shape == (4, ckpt.model_config.hidden)
-    for k, v in ckpt.model_state.items():  # only the new row is new
-        assert torch.equal(taught.model_state[k][:3] if k.startswith(HEAD_KEY) else taught.model_state[k], v), k
+    assert taught.model_config.num_classes == 4 and taught.model_config.hidden == hidden + 2
+    assert taught.model_state[f"{HEAD_KEY}.weight"].shape == (4, hidden + 2)
+    for k, v in ckpt.model_state.items():  # only the new row and the new units are new
+        new = taught.model_state[k]
+        if k == f"{HEAD_KEY}.weight":
+            assert torch.equal(new[:3, :hidden], v) and not new[:3, hidden:].any(), k  # old rows: 0 on the units
+        elif k.startswith(HEAD_KEY):
+            assert torch.equal(new[:3], v), k
+        elif k.startswith(HIDDEN_KEY):
+            assert torch.equal(new[:hidden], v), k
+        else:
+            assert torch.equal(new, v), k
+    assert taught.data["taught"][0]["hidden_units"] == 2
     assert taught_classes(taught) == ["triangle"]
     assert np.array_equal(taught.data["taught"][0]["drawings"].numpy(), triangles())
     assert taught_classes(ckpt) == []  # the original is untouched
@@ -86,9 +97,16 @@ def test_forget_restores_the_weights_exactly(shapes, taught):
     assert back.classes == ckpt.classes and back.model_config == ckpt.model_config
     assert all(torch.equal(back.model_state[k], v) for k, v in ckpt.model_state.items())
     assert "taught" not in back.data
-    only_blob = forget_class(both, "triangle")
+    only_blob = forget_class(both, "triangle")  # the FIRST taught class: its row and its two units go
     assert only_blob.classes == [*ckpt.classes, "blob"]
-    assert torch.equal(only_blob.model_state[f"{HEAD_KEY}.weight"][3], both.model_state[f"{HEAD_KEY}.weight"][4])
+    hidden = ckpt.model_config.hidden
+    assert only_blob.model_config.hidden == hidden + 2
+    kept = [*range(hidden), hidden + 2, hidden + 3]  # blob's units, after triangle's
+    assert torch.equal(only_blob.model_state[f"{HEAD_KEY}.weight"], both.model_state[f"{HEAD_KEY}.weight"][[0, 1, 2, 4]][:, kept])
+    x = torch.from_numpy(triangles(8, seed=5)).float().view(-1, 1, 28, 28) / 127.5 - 1
+    with torch.no_grad():  # every other class's logit is what it was (to float rounding: a shorter sum)
+        assert torch.allclose(only_blob.build_model().eval()(x), both.build_model().eval()(x)[:, [0, 1, 2, 4]],
+                              atol=1e-5)
 
 
 def test_a_taught_class_is_replayed_when_teaching_the_next(shapes, taught):
@@ -140,22 +158,56 @@ def test_first_per_class_keeps_the_first_n_of_every_label_in_order():
     assert first_per_class(labels, 9).tolist() == list(range(6))
 
 
-def test_the_bias_is_calibrated_on_the_calibration_set_when_one_is_given():
+def test_split_pool_fits_and_calibrates_on_different_drawings_of_every_class():
+    labels = torch.tensor([0] * 10 + [1] * 4 + [2])
+    fit, cal = split_pool(labels, 3, 5)
+    assert fit.tolist() == [0, 1, 2, 10, 11, 14] and cal.tolist() == [3, 4, 5, 6, 7, 12, 13]
+    # class 1 has 4 of the 8 asked for: split 3 : 5 as near as can be (2 and 2); class 2 has 1: fit on it
+    assert not set(fit.tolist()) & set(cal.tolist())
+    fit0, cal0 = split_pool(labels, 3, 0)  # no calibration drawings asked for: calibrate on the fit's own
+    assert fit0.tolist() == cal0.tolist() == [0, 1, 2, 10, 11, 12, 14]
+    fit_none, cal_all = split_pool(labels, 0, 5)  # no replay in the fit ("no replay" in teach_ablation.py)
+    assert fit_none.tolist() == [] and cal_all.tolist() == [0, 1, 2, 3, 4, 10, 11, 12, 13, 14]
+
+
+def test_the_old_logits_do_not_change_and_the_new_one_is_the_new_class_score(shapes, taught):
+    """The two mirrored hidden units carry u . g exactly: the taught model's new logit is
+    ``NewClass.score + b``, and the old classes' logits are what they were."""
+    ckpt, _ = shapes
+    x = torch.from_numpy(np.concatenate([triangles(6, seed=3), ckpt.data["replay"]["drawings"][ckpt.classes[0]][:6].numpy()
+                                         if ckpt.data.get("replay") else triangles(6, seed=4)])).float()
+    x = x.view(-1, 1, 28, 28) / 127.5 - 1
+    before, after = ckpt.build_model().eval(), taught.build_model().eval()
+    with torch.no_grad():
+        old, new = before(x), after(x)
+        g, hidden = after.body(x), ckpt.model_config.hidden
+        state = taught.model_state
+        w, u_rows = state[f"{HEAD_KEY}.weight"][-1, :hidden], state[f"{HIDDEN_KEY}.weight"][hidden:]
+        base = before.embed(x)
+        expected = base @ w + g @ u_rows[0] + state[f"{HEAD_KEY}.bias"][-1]
+    assert torch.allclose(new[:, :3], old, atol=1e-5)
+    assert torch.equal(u_rows[1], -u_rows[0])  # the mirrored pair
+    assert torch.allclose(new[:, 3], expected, atol=1e-4)
+
+
+def test_the_bias_is_calibrated_on_drawings_the_fit_did_not_see():
     torch.manual_seed(0)
-    weight, bias = torch.randn(3, 8), torch.zeros(3)
-    new_f, old_f = torch.randn(20, 8) + 2, torch.randn(60, 8)
-    old_y = (old_f @ weight.T).argmax(1)  # every replay drawing answered right
-    config = TeachConfig(steps=20, margin=0.0, false_positive_rate=0.0, per_class_rate=1.0)
-    w, b = row_from_features(new_f, old_f, old_y, weight, bias, config)
-    same = row_from_features(new_f, old_f, old_y, weight, bias, config, calibration=(old_f, old_y))
-    assert torch.equal(w, same[0]) and torch.equal(b, same[1])  # the default: the replay drawings themselves
-    # a calibration set holding one drawing the new row scores far above its old answer: the bias
-    # is lowered until the new class takes none of it (rate 0)
-    hard = new_f[:1]
-    hard_y = (hard @ weight.T).argmax(1)
-    w2, b2 = row_from_features(new_f, old_f, old_y, weight, bias, config, calibration=(hard, hard_y))
-    assert torch.equal(w2, w) and b2 < b
-    assert (hard @ w2 + b2).item() <= (hard @ weight.T + bias).max().item() + 1e-4  # at most level with it
+    weight = torch.randn(3, 8)
+    new_f = torch.randn(20, 8) + 2
+    y = torch.arange(3).repeat_interleave(40)  # per class: 20 to fit on, then 20 to calibrate on
+    feats = torch.randn(120, 8)
+    feats[20] = new_f[0]  # class 0's first calibration drawing looks like the new class
+    logits = F.one_hot(y, 3).float() * 3  # every replay drawing answered right, by 3 logits
+    pool = Seen(torch.zeros(120, 0), feats, logits)
+    config = TeachConfig(steps=20, read_body=False, false_positive_rate=0.0, per_class_rate=1.0,
+                         replay_per_class=20, calibration_per_class=20)
+    with_cal = class_from_pool(Seen(torch.zeros(20, 0), new_f, new_f @ weight.T), pool, y, weight, config)
+    fit_part = first_per_class(y, 20)
+    own = class_from_pool(Seen(torch.zeros(20, 0), new_f, new_f @ weight.T), pool.take(fit_part), y[fit_part],
+                          weight, TeachConfig(**{**config.to_dict(), "calibration_per_class": 0}))
+    assert isinstance(with_cal, NewClass) and torch.equal(with_cal.w, own.w)  # the same fit
+    assert with_cal.b < own.b  # lowered for the drawing only the calibration part holds
+    assert (feats[20] @ with_cal.w + with_cal.b).item() <= 3 + 1e-4  # at most level with its old answer
 
 
 def test_teach_calibrates_on_a_larger_pool_of_the_training_data(shapes):
@@ -177,7 +229,7 @@ def test_the_margin_keeps_the_new_class_that_far_below_the_old_answers():
     safe = calibrate_bias(w, torch.tensor(10.0), feats, labels, weight, bias, rate=0.05, margin=0.75)
     assert float(safe) == pytest.approx(float(plain) - 0.75)
     assert taken(feats, labels, weight, bias, w, safe + 0.75).sum() <= 10  # 5 % of 200, m logits higher
-    assert TeachConfig().margin == 0.75  # the measured default (README table)
+    assert TeachConfig().margin == 0.0  # the default: it calibrates on drawings the fit never saw
 
 
 def test_the_per_class_guard_keeps_one_old_class_from_being_emptied():
