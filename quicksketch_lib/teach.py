@@ -27,10 +27,10 @@ How (few-shot transfer learning on the model's own features):
    replay is what keeps the old classes working: without it the new class learns "everything is
    the new class". The loss is convex in ``(w, u, b)``.
 5. **Bias calibration.** On OTHER replay drawings than the fit saw (``split_pool``), the bias is
-   lowered, if needed, until the new class takes (beats the old answer on) at most a set share of
-   the ones the old classes answered right (``false_positive_rate``), and at most a set share of
-   any ONE old class's (``per_class_rate``, the guard: a new class that looks like one old class
-   must not empty it). An old drawing the new class takes is what teaching costs the old classes;
+   lowered, if needed, until, of the ones the old classes answered right, the new class takes
+   (beats the old answer on) at most a set share of all of them (``false_positive_rate``) and of
+   any ONE old class's at most a set share of that class's (``per_class_rate``, the guard: a new
+   class that looks like one old class must not empty it). An old drawing the new class takes is what teaching costs the old classes;
    the bench (``scripts/teach_bench.py``, README) measures it on every class of the data folder.
 6. **Only the new class's parameters change.** The old rows, the hidden layer's old units and the
    body are never updated, so forgetting a class is exact: drop its row and its two units. What
@@ -350,9 +350,9 @@ def calibrate_bias(w: torch.Tensor, b: torch.Tensor, old_feats: torch.Tensor, ol
 def calibrate_scores(b: torch.Tensor, new_scores: torch.Tensor, old_logits: torch.Tensor, old_labels: torch.Tensor,
                      rate: float, per_class_rate: float = 1.0, margin: float = 0.0) -> torch.Tensor:
     """The bias, lowered if needed so that the new class (scoring ``new_scores + bias`` on the
-    old classes' drawings, whose logits are ``old_logits``) takes at most ``rate`` of the drawings
-    the old classes answered right, and at most ``per_class_rate`` of any one old class's (the
-    guard: a new class must not empty one old class). A drawing the old classes already got wrong
+    old classes' drawings, whose logits are ``old_logits``) takes, of the drawings the old classes
+    answered right, at most ``rate`` times the number of drawings, and of one old class's at most
+    ``per_class_rate`` times that class's number (the guard: a new class must not empty one old class). A drawing the old classes already got wrong
     costs nothing when the new class takes it, so it is not counted. "Takes" means: the new
     class's score comes within ``margin`` of the old answer's."""
     if len(old_logits) == 0 or (rate >= 1 and per_class_rate >= 1):
