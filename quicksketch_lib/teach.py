@@ -45,6 +45,7 @@ drawings in ``data["replay"]`` so that it can be taught again without its traini
 from __future__ import annotations
 
 import copy
+import hashlib
 import time
 import warnings
 from dataclasses import asdict, dataclass, fields, replace
@@ -59,6 +60,7 @@ from .augment import augment_batch
 from .categories import check_class_name
 from .checkpoint import Checkpoint
 from .data import SketchData, load_folder, normalize_batch
+from .device import torch_threads
 from .drawing import PIXELS, as_drawings, load_inputs, refuse_blank
 from .errors import QuickSketchError
 from .model import HEAD_KEY, HIDDEN_KEY, SketchCNN
@@ -95,9 +97,9 @@ class TeachConfig:
     margin: float = 0.0
     imprint: bool = True  # start the new row from the examples' features (False: from zeros)
     seed: int = 0
-    # Threads for teaching; 0 = torch's current setting (all cores by default). Most of the time is
-    # the body's forward pass over the replay drawings, which two threads did faster than one, also
-    # beside another busy process (README "Teach it your own class", "Seconds").
+    # Threads for the body's forward pass over the replay drawings, most of teaching's time; 0 = torch's
+    # current setting (all cores by default): two threads did it faster than one, also beside another
+    # busy process. The Adam steps always run on one (README "Teach it your own class", "Seconds").
     num_threads: int = 0
 
     @property
@@ -225,6 +227,24 @@ def penultimate_features(model: SketchCNN, x: torch.Tensor, batch_size: int = 51
 def body_features(model: SketchCNN, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """The 4096 numbers the hidden layer reads (``model.body``), for a normalised batch."""
     return _in_batches(model, model.body, x, batch_size)
+
+
+_BODY_CACHE: dict[str, torch.Tensor] = {}  # the last replay's body features, by digest of body and drawings
+
+
+def cached_body_features(model: SketchCNN, x: torch.Tensor) -> torch.Tensor:
+    """:func:`body_features`, remembered for the last ``(body weights, drawings)`` pair: teaching
+    the same model again with the same replay skips most of the work. The key is a digest of
+    every number of the body's state and of ``x``, so a changed weight or drawing is never served
+    stale features."""
+    digest = hashlib.blake2b(digest_size=16)
+    for t in [*model.features.state_dict().values(), x]:
+        digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+    key = digest.hexdigest()
+    if key not in _BODY_CACHE:
+        _BODY_CACHE.clear()  # one entry: 4096 floats a drawing
+        _BODY_CACHE[key] = body_features(model, x)
+    return _BODY_CACHE[key]
 
 
 @torch.no_grad()
@@ -394,13 +414,8 @@ def teach_class(ckpt: Checkpoint, name: str, drawings, *, replay=None,
     name = check_name(ckpt, name)
     rows = check_drawings(drawings, config.min_drawings)
     replay_rows = _replay_for(ckpt, replay, config.pool_per_class, config.seed)
-    previous_threads = torch.get_num_threads()
-    if config.num_threads > 0:
-        torch.set_num_threads(config.num_threads)
-    try:
+    with torch_threads(config.num_threads or torch.get_num_threads()):
         new = _teach(ckpt, rows, replay_rows, config)
-    finally:
-        torch.set_num_threads(previous_threads)
     units = new.hidden_units(ckpt.model_config.negative_slope)
     entry = {"name": name, "drawings": torch.from_numpy(rows), "config": config.to_dict(),
              "hidden_units": len(units[2]), "seconds": time.perf_counter() - t0}
@@ -419,9 +434,15 @@ def _teach(ckpt: Checkpoint, rows: np.ndarray, replay_rows: dict[str, np.ndarray
     old_y = torch.cat([torch.full((len(replay_rows[c]),), i) for i, c in enumerate(ckpt.classes)])
     old_x = torch.where(replay_flips(len(old_x), config.seed)[:, None, None, None], old_x.flip(-1), old_x)
     new_x = augmented_copies(rows, config.new_samples, config.augment, torch.Generator().manual_seed(config.seed))
-    seen = seen_from_body(model, body_features(model, torch.cat([old_x, new_x])), base_units(ckpt))
+    # the original classes' replay comes first (taught classes are appended); the same model taught
+    # again with the same replay reuses its body features (the widget, a notebook's K loop)
+    n_original = sum(len(replay_rows[c]) for c in ckpt.classes if c not in taught_classes(ckpt))
+    g = torch.cat([cached_body_features(model, old_x[:n_original]),
+                   body_features(model, torch.cat([old_x[n_original:], new_x]))])
+    seen = seen_from_body(model, g, base_units(ckpt))
     head = model.head.weight.detach()[:, :base_units(ckpt)]
-    return class_from_pool(seen.take(slice(len(old_x), None)), seen.take(slice(len(old_x))), old_y, head, config)
+    with torch_threads(1):  # the Adam steps are small: more threads only add overhead (README "Seconds")
+        return class_from_pool(seen.take(slice(len(old_x), None)), seen.take(slice(len(old_x))), old_y, head, config)
 
 
 def _ranks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -374,3 +375,25 @@ def test_pretrained_learns_a_real_class_and_keeps_the_ten(quickdraw_dir):
     before = class_probabilities(ckpt.build_model(), images[pick], tta_flip=True).argmax(1) == labels[pick]
     after = class_probabilities(taught.build_model(), images[pick], tta_flip=True).argmax(1) == labels[pick]
     assert after.mean() >= before.mean() - 0.03
+
+
+def test_teaching_the_same_model_again_reuses_the_replays_body_features(shapes, monkeypatch):
+    """The second teaching with the same replay runs the body only on its own drawings, and
+    gives exactly the same class; a changed body weight is a cache miss, never stale features."""
+    import quicksketch_lib.teach as teach
+
+    ckpt, data = shapes
+    replay = teach.replay_from_training_data(ckpt, data, FAST.pool_per_class)
+    teach._BODY_CACHE.clear()
+    seen_rows = []
+    real = teach.body_features
+    monkeypatch.setattr(teach, "body_features", lambda model, x, *a: seen_rows.append(len(x)) or real(model, x, *a))
+    first = teach_class(ckpt, "triangle", triangles(), replay=replay, config=FAST)
+    again = teach_class(ckpt, "triangle", triangles(), replay=replay, config=FAST)
+    n_replay, n_new = sum(len(v) for v in replay.values()), 4 * len(triangles())  # 40 copies: 4 of each of 12
+    assert seen_rows == [n_replay, n_new, n_new]  # the replay's features once
+    assert all(torch.equal(first.model_state[k], again.model_state[k]) for k in first.model_state)
+    changed = copy.deepcopy(ckpt)
+    changed.model_state["features.0.0.weight"] = changed.model_state["features.0.0.weight"] * 1.001
+    teach_class(changed, "triangle", triangles(), replay=replay, config=FAST)
+    assert seen_rows[3:] == [n_replay, n_new]
