@@ -30,8 +30,9 @@ How (few-shot transfer learning on the model's own features):
    lowered, if needed, until, of the ones the old classes answered right, the new class takes
    (beats the old answer on) at most a set share of all of them (``false_positive_rate``) and of
    any ONE old class's at most a set share of that class's (``per_class_rate``, the guard: a new
-   class that looks like one old class must not empty it). An old drawing the new class takes is what teaching costs the old classes;
-   the bench (``scripts/teach_bench.py``, README) measures it on every class of the data folder.
+   class that looks like one old class must not empty it). An old drawing the new class takes is
+   what teaching costs the old classes; the bench (``scripts/teach_bench.py``, README) measures
+   it on every class of the data folder.
 6. **Only the new class's parameters change.** The old rows, the hidden layer's old units and the
    body are never updated, so forgetting a class is exact: drop its row and its two units. What
    tuning more would gain and cost is measured in README "Teach it your own class"
@@ -294,6 +295,10 @@ class NewClass:
         """The new class's logit without its bias, for every drawing of ``seen``."""
         return seen.base @ self.w + (seen.g @ self.u if len(self.u) else 0)
 
+    def logits(self, seen: Seen) -> torch.Tensor:
+        """The logits of the model with the new class added: the old classes', then its own."""
+        return torch.cat([seen.logits, (self.score(seen) + self.b)[:, None]], dim=1)
+
     def hidden_units(self, slope: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``u · g`` as hidden units of the class's own: weights (m, 4096), biases (m,) and their
         weights in its row (m,). LeakyReLU(z) - LeakyReLU(-z) = (1 + slope) z for every z, so two
@@ -350,8 +355,7 @@ def fit_class(start: NewClass, seen: Seen, labels: torch.Tensor, sample_weight: 
     opt = torch.optim.Adam(params, lr=config.lr)
     for _ in range(config.steps):
         new = NewClass(*params)
-        logits = torch.cat([seen.logits, (new.score(seen) + new.b)[:, None]], dim=1)
-        loss = (F.cross_entropy(logits, labels, reduction="none") * sample_weight).sum()
+        loss = (F.cross_entropy(new.logits(seen), labels, reduction="none") * sample_weight).sum()
         loss = loss + config.weight_decay * (new.w.pow(2).sum() + new.u.pow(2).sum())
         opt.zero_grad()
         loss.backward()
@@ -372,8 +376,9 @@ def calibrate_scores(b: torch.Tensor, new_scores: torch.Tensor, old_logits: torc
     """The bias, lowered if needed so that the new class (scoring ``new_scores + bias`` on the
     old classes' drawings, whose logits are ``old_logits``) takes, of the drawings the old classes
     answered right, at most ``rate`` times the number of drawings, and of one old class's at most
-    ``per_class_rate`` times that class's number (the guard: a new class must not empty one old class). A drawing the old classes already got wrong
-    costs nothing when the new class takes it, so it is not counted. "Takes" means: the new
+    ``per_class_rate`` times that class's number (the guard: a new class must not empty one old
+    class). A drawing the old classes already got wrong costs nothing when the new class takes
+    it, so it is not counted. "Takes" means: the new
     class's score comes within ``margin`` of the old answer's."""
     if len(old_logits) == 0 or (rate >= 1 and per_class_rate >= 1):
         return b
@@ -416,10 +421,9 @@ def teach_class(ckpt: Checkpoint, name: str, drawings, *, replay=None,
     replay_rows = _replay_for(ckpt, replay, config.pool_per_class, config.seed)
     with torch_threads(config.num_threads or torch.get_num_threads()):
         new = _teach(ckpt, rows, replay_rows, config)
-    units = new.hidden_units(ckpt.model_config.negative_slope)
     entry = {"name": name, "drawings": torch.from_numpy(rows), "config": config.to_dict(),
-             "hidden_units": len(units[2]), "seconds": time.perf_counter() - t0}
-    return _with_class(ckpt, name, new.w, units, new.b, entry)
+             "seconds": time.perf_counter() - t0}
+    return _with_class(ckpt, name, new, entry)
 
 
 def base_units(ckpt: Checkpoint) -> int:
@@ -439,10 +443,11 @@ def _teach(ckpt: Checkpoint, rows: np.ndarray, replay_rows: dict[str, np.ndarray
     n_original = sum(len(replay_rows[c]) for c in ckpt.classes if c not in taught_classes(ckpt))
     g = torch.cat([cached_body_features(model, old_x[:n_original]),
                    body_features(model, torch.cat([old_x[n_original:], new_x]))])
-    seen = seen_from_body(model, g, base_units(ckpt))
-    head = model.head.weight.detach()[:, :base_units(ckpt)]
+    base = base_units(ckpt)
+    seen = seen_from_body(model, g, base)
+    new, old = seen.take(slice(len(old_x), None)), seen.take(slice(len(old_x)))
     with torch_threads(1):  # the Adam steps are small: more threads only add overhead (README "Seconds")
-        return class_from_pool(seen.take(slice(len(old_x), None)), seen.take(slice(len(old_x))), old_y, head, config)
+        return class_from_pool(new, old, old_y, model.head.weight.detach()[:, :base], config)
 
 
 def _ranks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -504,12 +509,15 @@ def class_from_pool(new: Seen, pool: Seen, pool_y: torch.Tensor, head_weight: to
     fitted.b = calibrate_scores(fitted.b, fitted.score(c), c.logits, pool_y[cal], config.false_positive_rate,
                                 config.per_class_rate, config.margin)
     return fitted
-def _with_class(ckpt: Checkpoint, name: str, w: torch.Tensor, units: tuple, b: torch.Tensor,
-                entry: dict) -> Checkpoint:
-    """``ckpt`` with the new class: its hidden ``units`` (weights, biases, their weights in its
-    row) appended to the hidden layer, where every old row reads them with weight 0 (the old
-    classes' logits do not change), and its row (``w`` over the base units) to the head."""
-    units_w, units_b, v = units
+
+
+def _with_class(ckpt: Checkpoint, name: str, new: NewClass, entry: dict) -> Checkpoint:
+    """``ckpt`` with the new class: its hidden units (``NewClass.hidden_units``) appended to the
+    hidden layer, where every old row reads them with weight 0 (the old classes' logits do not
+    change), and its row (``w`` over the base units, then its units) to the head; ``entry``
+    (recorded in ``data["taught"]``) gains how many units it has."""
+    units_w, units_b, v = new.hidden_units(ckpt.model_config.negative_slope)
+    w, b = new.w, new.b
     state = dict(ckpt.model_state)
     if len(v):
         state[f"{HIDDEN_KEY}.weight"] = torch.cat([state[f"{HIDDEN_KEY}.weight"].float(), units_w])
@@ -523,7 +531,7 @@ def _with_class(ckpt: Checkpoint, name: str, w: torch.Tensor, units: tuple, b: t
     out.model_state = state
     out.model_config = replace(ckpt.model_config, num_classes=len(ckpt.classes) + 1, hidden=head.shape[1] + m)
     out.classes = [*ckpt.classes, name]
-    out.data = {**ckpt.data, "taught": [*ckpt.data.get("taught", []), entry]}
+    out.data = {**ckpt.data, "taught": [*ckpt.data.get("taught", []), {**entry, "hidden_units": m}]}
     out.train_state, out.path = None, None
     return out
 

@@ -102,8 +102,7 @@ def predict(views: list[Seen], new: NewClass | None = None) -> torch.Tensor:
     """The answers with test-time flip: the mean of the two views' probabilities (with the taught
     class's logit last when ``new`` is given)."""
     def proba(seen: Seen) -> torch.Tensor:
-        logits = seen.logits if new is None else torch.cat([seen.logits, (new.score(seen) + new.b)[:, None]], 1)
-        return logits.softmax(1)
+        return (seen.logits if new is None else new.logits(seen)).softmax(1)
     return (proba(views[0]) + proba(views[1])).argmax(1)
 
 
@@ -285,8 +284,8 @@ class RealTeaching:
         for name in SEQUENCE:
             rows, _ = self.examples_and_held(name, k, k_max)
             ckpt = teach_class(ckpt, name, rows, replay=self.replay, config=self.config)
-            recalls = {c: float((self.answers(ckpt, self.examples_and_held(c, k, k_max)[1]) == ckpt.classes.index(c)).mean())
-                       for c in SEQUENCE[:len(steps) + 1]}
+            recalls = {c: float((self.answers(ckpt, self.examples_and_held(c, k, k_max)[1])
+                                 == ckpt.classes.index(c)).mean()) for c in SEQUENCE[:len(steps) + 1]}
             steps.append({"taught": name, "cost": self.cost(ckpt), "recall": recalls})
             print(f"+ {name:<10} the ten lose {steps[-1]['cost']:.2f} points; recall "
                   + ", ".join(f"{c} {r:.1%}" for c, r in recalls.items()), flush=True)
